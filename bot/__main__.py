@@ -1,0 +1,118 @@
+"""``python -m bot``: run the bot; ``python -m bot invite --client-id ID``: print its invite link.
+
+Exit status: 0 after a clean shutdown (SIGINT or SIGTERM), 1 when Discord
+refuses the bot (a rejected token, intents not enabled) or cannot be reached, 2 when a setting
+or the database needs fixing first. Those cases print one line, never a
+traceback, and never the token.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import aiohttp
+import discord
+from dotenv import load_dotenv
+
+from bot.client import KakehashiBot, invite_url
+from bot.config import Settings, SettingsError, load_settings, parse_snowflake
+from bot.storage import StorageError
+
+log = logging.getLogger("bot")
+
+EXIT_OK = 0
+EXIT_REFUSED = 1
+EXIT_CONFIG = 2
+
+
+class Refused(Exception):
+    """Discord would not let the bot in, or could not be reached; the message says what to do."""
+
+
+def _fail(message: str, status: int) -> int:
+    print(f"kakehashi: {message}", file=sys.stderr)
+    return status
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bot", description="Kakehashi, the Discord bot.")
+    commands = parser.add_subparsers(dest="command", metavar="{run,invite}")
+    commands.add_parser("run", help="run the bot (the default)")
+    invite = commands.add_parser("invite", help="print the link that adds the bot to a server")
+    invite.add_argument("--client-id", required=True,
+                        help="the application id (Developer Portal → your application → General Information)")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.command == "invite":
+        try:
+            client_id = parse_snowflake(args.client_id, "--client-id")
+        except SettingsError as exc:
+            return _fail(str(exc), EXIT_CONFIG)
+        print(invite_url(client_id))
+        return EXIT_OK
+
+    # Values already in the environment win over .env, as usual.
+    load_dotenv(Path.cwd() / ".env", override=False)
+    try:
+        settings = load_settings(os.environ)
+    except SettingsError as exc:
+        return _fail(str(exc), EXIT_CONFIG)
+    discord.utils.setup_logging(level=settings.log_level, root=True)
+    try:
+        asyncio.run(run(settings))
+    except Refused as exc:
+        return _fail(str(exc), EXIT_REFUSED)
+    except StorageError as exc:
+        return _fail(f"database: {exc}.", EXIT_CONFIG)
+    return EXIT_OK
+
+
+async def run(settings: Settings, *, bot: KakehashiBot | None = None) -> None:
+    """Run until Discord stops us or a signal asks us to stop; always close the database."""
+    bot = bot or KakehashiBot(settings)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    runner = asyncio.create_task(bot.start(settings.token), name="kakehashi-bot")
+    stopper = asyncio.create_task(stop.wait(), name="kakehashi-stop")
+    try:
+        await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if stopper.done():
+            log.info("Shutting down")
+            await bot.close()
+        await _outcome(runner)
+    finally:
+        stopper.cancel()
+        if not bot.is_closed():
+            await bot.close()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+
+
+async def _outcome(runner: asyncio.Task[None]) -> None:
+    try:
+        await runner
+    except discord.LoginFailure:
+        raise Refused("Discord rejected DISCORD_TOKEN: reset the token in the Developer Portal "
+                      "(your application → Bot → Reset Token) and put the new one in .env.") from None
+    except discord.PrivilegedIntentsRequired:
+        raise Refused("Discord refused the privileged intents: enable Server Members Intent and "
+                      "Message Content Intent (Developer Portal → your application → Bot).") from None
+    except (aiohttp.ClientError, OSError) as exc:
+        raise Refused(f"cannot reach Discord ({type(exc).__name__}: {exc}); check the network "
+                      "and try again.") from None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

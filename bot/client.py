@@ -1,0 +1,132 @@
+"""The bot: storage opened, cogs loaded, commands synced only when they changed."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from typing import Any, Final
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.clock import Clock, SystemClock
+from bot.config import Settings
+from bot.guilds.rules import all_required_permissions
+from bot.guilds.service import GuildConfig
+from bot.guilds.store import GuildSettingsStore
+from bot.i18n import Catalog, default_catalog
+from bot.interactions import report_error
+from bot.storage import Storage
+from bot.sync.store import CommandSyncStore
+from bot.translator import CatalogTranslator
+
+log = logging.getLogger(__name__)
+
+# Every feature's cog, in load order. Each cog's setup() registers its own
+# persistent (dynamic) buttons, so they work again right after a restart.
+EXTENSIONS: Final = ("cogs.config",)
+
+# Exactly what the invite link asks for: what the channels' purposes need.
+REQUIRED_PERMISSIONS: Final = discord.Permissions(**dict.fromkeys(sorted(all_required_permissions()), True))
+INVITE_SCOPES: Final = ("bot", "applications.commands")
+
+
+def required_intents() -> discord.Intents:
+    intents = discord.Intents.none()
+    intents.guilds = True
+    intents.members = True  # privileged: welcomes, reminders, leaving members
+    intents.guild_messages = True
+    intents.message_content = True  # privileged: reading introductions members write
+    return intents
+
+
+def invite_url(client_id: int) -> str:
+    return discord.utils.oauth_url(client_id, permissions=REQUIRED_PERMISSIONS, scopes=INVITE_SCOPES)
+
+
+class KakehashiTree(app_commands.CommandTree["KakehashiBot"]):
+    async def on_error(self, interaction: discord.Interaction[KakehashiBot], error: app_commands.AppCommandError,
+                       /) -> None:
+        await report_error(interaction, error)
+
+
+class KakehashiBot(commands.Bot):
+    def __init__(self, settings: Settings, *, clock: Clock | None = None, catalog: Catalog | None = None) -> None:
+        super().__init__(
+            # No text commands: every command is a slash command.
+            command_prefix=commands.when_mentioned,
+            help_command=None,
+            intents=required_intents(),
+            allowed_mentions=discord.AllowedMentions.none(),
+            tree_cls=KakehashiTree,
+        )
+        self.settings = settings
+        self.clock: Clock = clock or SystemClock()
+        self.catalog = catalog or default_catalog()
+        self._storage: Storage | None = None
+        self._guild_config: GuildConfig | None = None
+
+    @property
+    def storage(self) -> Storage:
+        if self._storage is None:
+            raise RuntimeError("storage is opened in setup_hook; the bot has not started")
+        return self._storage
+
+    @property
+    def guild_config(self) -> GuildConfig:
+        if self._guild_config is None:
+            raise RuntimeError("the bot has not started")
+        return self._guild_config
+
+    async def setup_hook(self) -> None:
+        self._storage = await Storage.open(self.settings.database_path)
+        self._guild_config = GuildConfig(GuildSettingsStore(self._storage), self.clock)
+        await self.tree.set_translator(CatalogTranslator(self.catalog))
+        for extension in EXTENSIONS:
+            await self.load_extension(extension)
+        await self.sync_commands()
+
+    async def sync_commands(self) -> None:
+        """Send the command tree to Discord only if it differs from what was last sent.
+
+        Global commands are rate-limited and take a while to spread, so syncing on
+        every start is wasteful; the hash of the payload (translations included)
+        is kept per scope in the database. With DEV_GUILD_ID set, commands go to
+        that one server instead, where changes show at once.
+        """
+        guild = discord.Object(self.settings.dev_guild_id) if self.settings.dev_guild_id else None
+        if guild is not None:
+            self.tree.copy_global_to(guild=guild)
+            scope = f"guild:{self.application_id}:{guild.id}"
+        else:
+            scope = f"global:{self.application_id}"
+        translator = self.tree.translator
+        payload: list[dict[str, Any]] = []
+        for command in self.tree.get_commands(guild=guild):
+            if translator is not None:
+                payload.append(await command.get_translated_payload(self.tree, translator))
+            else:
+                payload.append(command.to_dict(self.tree))
+        digest = hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+        store = CommandSyncStore(self.storage)
+        if await store.last_hash(scope) == digest:
+            log.info("Commands unchanged since the last sync (%s); not syncing", scope)
+            return
+        synced = await self.tree.sync(guild=guild)
+        await store.record(scope, digest, self.clock.now())
+        log.info("Synced %d commands (%s)", len(synced), scope)
+
+    async def on_ready(self) -> None:
+        assert self.user is not None
+        log.info("Ready as %s (id %s) in %d servers", self.user, self.user.id, len(self.guilds))
+
+    async def close(self) -> None:
+        try:
+            await super().close()
+        finally:
+            if self._storage is not None:
+                await self._storage.close()
+                self._storage = None
+                log.info("Database closed")

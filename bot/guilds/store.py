@@ -1,0 +1,108 @@
+"""The SQL of server settings and their audit trail; nothing else runs it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from types import MappingProxyType
+
+from bot.clock import from_text, to_text
+from bot.guilds.model import AuditEntry, Change, GuildSettings, Purpose, Setting
+from bot.storage import Storage, Transaction
+
+SELECT_SETTINGS = "SELECT language, timezone FROM guild_settings WHERE guild_id = ?"
+SELECT_CHANNELS = "SELECT purpose, channel_id FROM guild_channels WHERE guild_id = ?"
+ENSURE_SETTINGS = """
+INSERT INTO guild_settings (guild_id, updated_at) VALUES (?, ?)
+ON CONFLICT (guild_id) DO NOTHING
+"""
+# One statement a column: column names never come from a variable.
+UPDATE_LANGUAGE = "UPDATE guild_settings SET language = ?, updated_at = ? WHERE guild_id = ?"
+UPDATE_TIMEZONE = "UPDATE guild_settings SET timezone = ?, updated_at = ? WHERE guild_id = ?"
+SELECT_LANGUAGE = "SELECT language FROM guild_settings WHERE guild_id = ?"
+SELECT_TIMEZONE = "SELECT timezone FROM guild_settings WHERE guild_id = ?"
+SELECT_CHANNEL = "SELECT channel_id FROM guild_channels WHERE guild_id = ? AND purpose = ?"
+UPSERT_CHANNEL = """
+INSERT INTO guild_channels (guild_id, purpose, channel_id) VALUES (?, ?, ?)
+ON CONFLICT (guild_id, purpose) DO UPDATE SET channel_id = excluded.channel_id
+"""
+DELETE_CHANNEL = "DELETE FROM guild_channels WHERE guild_id = ? AND purpose = ?"
+TOUCH_SETTINGS = "UPDATE guild_settings SET updated_at = ? WHERE guild_id = ?"
+INSERT_AUDIT = """
+INSERT INTO config_audit (guild_id, actor_id, setting, old_value, new_value, changed_at)
+VALUES (?, ?, ?, ?, ?, ?)
+"""
+SELECT_AUDIT = """
+SELECT guild_id, actor_id, setting, old_value, new_value, changed_at
+FROM config_audit WHERE guild_id = ? ORDER BY changed_at DESC, id DESC LIMIT ?
+"""
+
+_COLUMNS = {
+    Setting.LANGUAGE: (SELECT_LANGUAGE, UPDATE_LANGUAGE),
+    Setting.TIMEZONE: (SELECT_TIMEZONE, UPDATE_TIMEZONE),
+}
+
+
+class GuildSettingsStore:
+    def __init__(self, storage: Storage) -> None:
+        self._storage = storage
+
+    async def get(self, guild_id: int) -> GuildSettings:
+        row = await self._storage.fetch_one(SELECT_SETTINGS, (guild_id,))
+        channel_rows = await self._storage.fetch_all(SELECT_CHANNELS, (guild_id,))
+        channels = {Purpose(r["purpose"]): int(r["channel_id"]) for r in channel_rows if r["purpose"] in Purpose}
+        return GuildSettings(
+            guild_id=guild_id,
+            language=row["language"] if row else None,
+            timezone=row["timezone"] if row else None,
+            channels=MappingProxyType(channels),
+        )
+
+    async def set_value(
+        self, guild_id: int, setting: Setting, value: str | None, *, actor_id: int, now: datetime
+    ) -> Change:
+        """Store one setting and, if it changed, who changed it; both or neither."""
+        select, update = _COLUMNS[setting]
+        async with self._storage.transaction() as tx:
+            await tx.execute(ENSURE_SETTINGS, (guild_id, to_text(now)))
+            row = await tx.fetch_one(select, (guild_id,))
+            change = Change(setting.value, row[0] if row else None, value)
+            if change.changed:
+                await tx.execute(update, (value, to_text(now), guild_id))
+                await _audit(tx, guild_id, actor_id, change, now)
+        return change
+
+    async def set_channel(
+        self, guild_id: int, purpose: Purpose, channel_id: int | None, *, actor_id: int, now: datetime
+    ) -> Change:
+        """Point a purpose at a channel (or at none); audited like every change."""
+        async with self._storage.transaction() as tx:
+            await tx.execute(ENSURE_SETTINGS, (guild_id, to_text(now)))
+            row = await tx.fetch_one(SELECT_CHANNEL, (guild_id, purpose.value))
+            old = str(row[0]) if row else None
+            change = Change(Setting.channel(purpose), old, None if channel_id is None else str(channel_id))
+            if change.changed:
+                if channel_id is None:
+                    await tx.execute(DELETE_CHANNEL, (guild_id, purpose.value))
+                else:
+                    await tx.execute(UPSERT_CHANNEL, (guild_id, purpose.value, channel_id))
+                await tx.execute(TOUCH_SETTINGS, (to_text(now), guild_id))
+                await _audit(tx, guild_id, actor_id, change, now)
+        return change
+
+    async def recent_changes(self, guild_id: int, limit: int = 5) -> list[AuditEntry]:
+        rows = await self._storage.fetch_all(SELECT_AUDIT, (guild_id, limit))
+        return [
+            AuditEntry(
+                guild_id=int(r["guild_id"]),
+                actor_id=int(r["actor_id"]),
+                setting=r["setting"],
+                old=r["old_value"],
+                new=r["new_value"],
+                changed_at=from_text(r["changed_at"]),
+            )
+            for r in rows
+        ]
+
+
+async def _audit(tx: Transaction, guild_id: int, actor_id: int, change: Change, now: datetime) -> None:
+    await tx.execute(INSERT_AUDIT, (guild_id, actor_id, change.setting, change.old, change.new, to_text(now)))

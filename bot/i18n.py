@@ -1,0 +1,141 @@
+"""Message catalogs (data/locales/<language>.toml) and the choice of language.
+
+Every text a member sees is a key here, in English and Japanese. A message is
+a :class:`Text`: a key and its parameters, rendered late, in the language of
+whoever reads it. Parameters may themselves be :class:`Text` (a purpose's
+name inside a sentence), or lists of them, and are rendered in the same
+language.
+
+This module is plain Python; the discord.py translator that feeds command
+descriptions to Discord lives in ``bot/translator.py``.
+"""
+
+from __future__ import annotations
+
+import logging
+import string
+import tomllib
+from collections.abc import Iterator, Mapping
+from functools import cache
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Final
+
+from bot import DATA_DIR
+
+log = logging.getLogger(__name__)
+
+LANGUAGES: Final = ("en", "ja")
+DEFAULT_LANGUAGE: Final = "en"
+LOCALES_DIR = DATA_DIR / "locales"
+
+
+class Text:
+    """A message to render later: a catalog key and its parameters."""
+
+    __slots__ = ("key", "params")
+
+    def __init__(self, key: str, /, **params: Any) -> None:
+        self.key = key
+        self.params: Mapping[str, Any] = MappingProxyType(params)
+
+    def __repr__(self) -> str:
+        return f"Text({self.key!r}, **{dict(self.params)!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Text) and (self.key, dict(self.params)) == (other.key, dict(other.params))
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+
+def _flatten(table: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, str]]:
+    for name, value in table.items():
+        key = f"{prefix}{name}"
+        if isinstance(value, Mapping):
+            yield from _flatten(value, f"{key}.")
+        elif isinstance(value, str):
+            yield key, value
+        else:
+            raise ValueError(f"{key}: messages must be strings, not {type(value).__name__}")
+
+
+def placeholders(template: str) -> frozenset[str]:
+    """The ``{names}`` a template expects."""
+    return frozenset(name for _, name, _, _ in string.Formatter().parse(template) if name)
+
+
+class Catalog:
+    def __init__(self, messages: Mapping[str, Mapping[str, str]]) -> None:
+        missing = [language for language in LANGUAGES if language not in messages]
+        if missing:
+            raise ValueError(f"no catalog for {', '.join(missing)}")
+        self._messages = {language: dict(table) for language, table in messages.items()}
+
+    @classmethod
+    def load(cls, folder: Path = LOCALES_DIR) -> Catalog:
+        messages: dict[str, dict[str, str]] = {}
+        for language in LANGUAGES:
+            path = folder / f"{language}.toml"
+            with path.open("rb") as handle:
+                messages[language] = dict(_flatten(tomllib.load(handle)))
+        return cls(messages)
+
+    def keys(self, language: str) -> frozenset[str]:
+        return frozenset(self._messages[language])
+
+    def template(self, language: str, key: str) -> str | None:
+        return self._messages.get(language, {}).get(key)
+
+    def render(self, language: str, text: Text | str, /) -> str:
+        """The text in ``language``; English if the key is missing there, the key itself as a last resort."""
+        if isinstance(text, str):
+            return text
+        template = self.template(language, text.key)
+        if template is None:
+            log.error("message %r is missing in %r", text.key, language)
+            template = self.template(DEFAULT_LANGUAGE, text.key) or text.key
+        values = {name: self._value(language, value) for name, value in text.params.items()}
+        try:
+            return template.format_map(values)
+        except (KeyError, IndexError, ValueError):
+            log.exception("message %r in %r does not fit its parameters %r", text.key, language, sorted(values))
+            return template
+
+
+    def _value(self, language: str, value: Any) -> Any:
+        if isinstance(value, Text):
+            return self.render(language, value)
+        if isinstance(value, list | tuple):
+            return list_names(language, [str(self._value(language, item)) for item in value])
+        return value
+
+
+@cache
+def default_catalog() -> Catalog:
+    """The bundled catalog, read once: it is read-only data shipped with the code."""
+    return Catalog.load()
+
+
+def language_of_locale(locale: str | None) -> str | None:
+    """The catalog language for a Discord locale ("ja", "en-US", "en-GB"), or None if we have none."""
+    if not locale:
+        return None
+    base = locale.split("-", 1)[0].lower()
+    return base if base in LANGUAGES else None
+
+
+def pick_language(user_locale: str | None, server_language: str | None) -> str:
+    """Replies follow the member's client language, then the server's language, then English."""
+    return language_of_locale(user_locale) or language_of_locale(server_language) or DEFAULT_LANGUAGE
+
+
+def list_names(language: str, names: list[str]) -> str:
+    """Join names the way each language lists them."""
+    return ("、" if language == "ja" else ", ").join(names)
+
+
+def shorten(text: str, limit: int = 80) -> str:
+    """Member input echoed back: one line, bounded, so a reply never outgrows a message."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"

@@ -1,0 +1,184 @@
+"""The database: one aiosqlite connection, its pragmas, and its migrations.
+
+Stores (``bot/<feature>/store.py``) hold the SQL; this module only runs it.
+All access goes through one lock, because a single SQLite connection shares
+one transaction between every coroutine that uses it: without the lock, a
+statement from one handler could land inside another handler's transaction
+and be rolled back with it.
+
+Migrations are ``bot/migrations/NNNN_name.sql``, applied in order, each in its
+own transaction together with the ``PRAGMA user_version`` that records it, so
+a failed migration leaves the database exactly as it was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+BUSY_TIMEOUT_MS = 5000
+_MIGRATION_NAME = re.compile(r"(?P<version>[0-9]{4})_(?P<name>[a-z0-9_]+)\.sql")
+
+Row = sqlite3.Row
+Params = Sequence[Any]
+
+
+class StorageError(Exception):
+    """The database cannot be used; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+def load_migrations(folder: Path = MIGRATIONS_DIR) -> list[Migration]:
+    """Every migration in ``folder``, checked to be numbered 1, 2, 3… without gaps."""
+    found: list[Migration] = []
+    for path in sorted(folder.glob("*.sql")):
+        match = _MIGRATION_NAME.fullmatch(path.name)
+        if match is None:
+            raise StorageError(f"migration file {path.name} is not named NNNN_name.sql")
+        found.append(Migration(int(match["version"]), match["name"], path.read_text(encoding="utf-8")))
+    for expected, migration in enumerate(found, start=1):
+        if migration.version != expected:
+            raise StorageError(f"migrations must be numbered without gaps: expected {expected:04d}, "
+                               f"found {migration.version:04d}_{migration.name}")
+    return found
+
+
+class Transaction:
+    """Statements inside one BEGIN IMMEDIATE … COMMIT."""
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        """Run one statement; the number of rows it changed."""
+        async with self._conn.execute(sql, params) as cursor:
+            return cursor.rowcount
+
+    async def insert(self, sql: str, params: Params = ()) -> int:
+        """Run one INSERT; the new row's id."""
+        async with self._conn.execute(sql, params) as cursor:
+            rowid = cursor.lastrowid
+        if rowid is None:
+            raise StorageError("INSERT returned no row id")
+        return rowid
+
+    async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
+        async with self._conn.execute(sql, params) as cursor:
+            row: Row | None = await cursor.fetchone()
+            return row
+
+    async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
+        async with self._conn.execute(sql, params) as cursor:
+            return list(await cursor.fetchall())
+
+
+class Storage:
+    def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
+        self._conn = conn
+        self._lock = asyncio.Lock()
+        self.path = path
+
+    @classmethod
+    async def open(
+        cls,
+        path: Path,
+        *,
+        migrations: Iterable[Migration] | None = None,
+    ) -> Storage:
+        """Open (or create) the database and bring it up to the newest migration."""
+        steps = list(migrations) if migrations is not None else load_migrations()
+        try:
+            conn = await aiosqlite.connect(path, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot open the database {path}: {exc}") from None
+        conn.row_factory = sqlite3.Row
+        storage = cls(conn, path)
+        try:
+            await storage._configure()
+            await storage._migrate(steps)
+        except BaseException:
+            await conn.close()
+            raise
+        return storage
+
+    async def _configure(self) -> None:
+        try:
+            await self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            async with self._conn.execute("PRAGMA journal_mode = WAL") as cursor:
+                row = await cursor.fetchone()
+            await self._conn.execute("PRAGMA foreign_keys = ON")
+            await self._conn.execute("PRAGMA synchronous = NORMAL")
+        except sqlite3.DatabaseError as exc:
+            raise StorageError(f"{self.path} is not a usable SQLite database ({exc}): "
+                               "move it away or point DATABASE_PATH at another file") from None
+        if row is None or str(row[0]).lower() not in {"wal", "memory"}:
+            raise StorageError(f"cannot switch {self.path} to WAL journaling")
+
+    async def version(self) -> int:
+        async with self._lock, self._conn.execute("PRAGMA user_version") as cursor:
+            row = await cursor.fetchone()
+        return int(row[0]) if row is not None else 0
+
+    async def _migrate(self, steps: list[Migration]) -> None:
+        current = await self.version()
+        newest = steps[-1].version if steps else 0
+        if current > newest:
+            raise StorageError(
+                f"{self.path} was written by a newer Kakehashi (schema {current}, this one knows {newest}): "
+                "run the newer version or restore a backup"
+            )
+        for step in steps:
+            if step.version <= current:
+                continue
+            # executescript() runs the whole file; wrapping it in BEGIN/COMMIT with
+            # the version bump makes schema and recorded version change together.
+            script = f"BEGIN IMMEDIATE;\n{step.sql}\n;\nPRAGMA user_version = {step.version};\nCOMMIT;\n"
+            async with self._lock:
+                try:
+                    await self._conn.executescript(script)
+                except sqlite3.Error as exc:
+                    if self._conn.in_transaction:
+                        await self._conn.execute("ROLLBACK")
+                    raise StorageError(
+                        f"migration {step.version:04d}_{step.name} failed and was rolled back: {exc}"
+                    ) from None
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        """Several statements that succeed or fail together."""
+        async with self._lock:
+            await self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield Transaction(self._conn)
+            except BaseException:
+                await self._conn.execute("ROLLBACK")
+                raise
+            else:
+                await self._conn.execute("COMMIT")
+
+    async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
+        async with self._lock:
+            return await Transaction(self._conn).fetch_one(sql, params)
+
+    async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
+        async with self._lock:
+            return await Transaction(self._conn).fetch_all(sql, params)
+
+    async def close(self) -> None:
+        async with self._lock:
+            await self._conn.close()

@@ -1,0 +1,1 @@
+"""What the bot last told Discord about its commands, so it syncs only on change."""

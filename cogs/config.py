@@ -1,0 +1,212 @@
+"""``/config``: server settings for admins. Parses, calls bot.guilds, renders."""
+
+from __future__ import annotations
+
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.checks import AdminGroup
+from bot.client import KakehashiBot
+from bot.guilds import rules
+from bot.guilds.model import AuditEntry, ChannelKind, GuildSettings, Purpose, Setting
+from bot.i18n import DEFAULT_LANGUAGE, Text, language_of_locale
+from bot.interactions import Localizer, localizer_for, reply, send
+from bot.translator import described
+
+CHANNEL_KINDS: dict[discord.ChannelType, ChannelKind] = {
+    discord.ChannelType.text: ChannelKind.TEXT,
+    discord.ChannelType.news: ChannelKind.ANNOUNCEMENT,
+    discord.ChannelType.forum: ChannelKind.FORUM,
+    discord.ChannelType.media: ChannelKind.MEDIA,
+    discord.ChannelType.voice: ChannelKind.VOICE,
+    discord.ChannelType.stage_voice: ChannelKind.STAGE,
+    discord.ChannelType.category: ChannelKind.CATEGORY,
+    discord.ChannelType.public_thread: ChannelKind.THREAD,
+    discord.ChannelType.private_thread: ChannelKind.THREAD,
+    discord.ChannelType.news_thread: ChannelKind.THREAD,
+}
+PURPOSE_CHOICES = [
+    app_commands.Choice(name=described(f"choices.purpose.{purpose.value}"), value=purpose.value)
+    for purpose in Purpose
+]
+LANGUAGE_CHOICES = [
+    app_commands.Choice(name=described(f"language.{code}"), value=code) for code in ("en", "ja")
+]
+
+
+class AnyChannel(app_commands.Transformer):
+    """A channel option that offers text, announcement and forum channels.
+
+    Whatever kind arrives is passed on as it is, so the purpose's own rule can
+    refuse it with a message that names the kinds it accepts.
+    """
+
+    @property
+    def type(self) -> discord.AppCommandOptionType:
+        return discord.AppCommandOptionType.channel
+
+    @property
+    def channel_types(self) -> list[discord.ChannelType]:
+        return [discord.ChannelType.text, discord.ChannelType.news, discord.ChannelType.forum]
+
+    async def transform(self, interaction: discord.Interaction[Any], value: Any, /) -> Any:
+        return value
+
+
+class Config(commands.Cog):
+    config = AdminGroup(name="config", description=described("commands.config.description"))
+
+    def __init__(self, bot: KakehashiBot) -> None:
+        self.bot = bot
+
+    @config.command(name="show", description=described("commands.config.show.description"))
+    async def show(self, interaction: discord.Interaction[KakehashiBot]) -> None:
+        guild = _guild(interaction)
+        settings = await self.bot.guild_config.settings(guild.id)
+        changes = await self.bot.guild_config.recent_changes(guild.id)
+        localize = await localizer_for(interaction)
+        await send(interaction, None, embed=_settings_embed(localize, guild, settings, changes))
+
+    @config.command(name="channel", description=described("commands.config.channel.description"))
+    @app_commands.describe(
+        purpose=described("commands.config.channel.purpose"),
+        channel=described("commands.config.channel.channel"),
+    )
+    @app_commands.choices(purpose=PURPOSE_CHOICES)
+    async def channel(
+        self,
+        interaction: discord.Interaction[KakehashiBot],
+        purpose: str,
+        channel: app_commands.Transform[app_commands.AppCommandChannel | None, AnyChannel] = None,
+    ) -> None:
+        guild = _guild(interaction)
+        chosen = rules.parse_purpose(purpose)
+        target = None
+        if channel is not None:
+            target = (channel.id, CHANNEL_KINDS.get(channel.type, ChannelKind.OTHER), channel.mention)
+        change = await self.bot.guild_config.set_channel(guild.id, chosen, target, actor_id=interaction.user.id)
+        purpose_name = Text(f"purpose.{chosen.value}")
+        if channel is None:
+            key = "config.channel.cleared" if change.changed else "config.channel.unchanged_unset"
+            await reply(interaction, Text(key, purpose=purpose_name, old=_value(change.setting, change.old)))
+            return
+        key = "config.channel.set" if change.changed else "config.channel.unchanged"
+        lines = [Text(key, purpose=purpose_name, channel=channel.mention, old=_value(change.setting, change.old))]
+        missing = rules.missing_permissions(chosen, _bot_permissions(guild, channel.id))
+        if missing:
+            lines.append(Text("config.channel.missing_permissions", channel=channel.mention,
+                              permissions=[Text(f"permissions.{name}") for name in missing]))
+        localize = await localizer_for(interaction)
+        await send(interaction, "\n".join(localize(line) for line in lines))
+
+    @config.command(name="timezone", description=described("commands.config.timezone.description"))
+    @app_commands.describe(name=described("commands.config.timezone.name"))
+    async def timezone(
+        self, interaction: discord.Interaction[KakehashiBot], name: app_commands.Range[str, 1, 64]
+    ) -> None:
+        guild = _guild(interaction)
+        change = await self.bot.guild_config.set_timezone(guild.id, name, actor_id=interaction.user.id)
+        assert change.new is not None
+        local_time = self.bot.clock.now().astimezone(ZoneInfo(change.new)).strftime("%Y-%m-%d %H:%M")
+        key = "config.timezone.set" if change.changed else "config.timezone.unchanged"
+        await reply(interaction, Text(key, name=change.new, old=_value(change.setting, change.old),
+                                      local_time=local_time))
+
+    @timezone.autocomplete("name")
+    async def timezone_autocomplete(
+        self, interaction: discord.Interaction[KakehashiBot], current: str
+    ) -> list[app_commands.Choice[str]]:
+        return [app_commands.Choice(name=name, value=name) for name in rules.timezone_choices(current)]
+
+    @config.command(name="language", description=described("commands.config.language.description"))
+    @app_commands.describe(code=described("commands.config.language.code"))
+    @app_commands.choices(code=LANGUAGE_CHOICES)
+    async def language(self, interaction: discord.Interaction[KakehashiBot], code: str) -> None:
+        guild = _guild(interaction)
+        change = await self.bot.guild_config.set_language(guild.id, code, actor_id=interaction.user.id)
+        key = "config.language.set" if change.changed else "config.language.unchanged"
+        await reply(interaction, Text(key, language=_value(change.setting, change.new),
+                                      old=_value(change.setting, change.old)))
+
+
+def _guild(interaction: discord.Interaction[Any]) -> discord.Guild:
+    # The group is guild-only and AdminGroup refuses DMs; a missing guild is a bug.
+    if interaction.guild is None:
+        raise app_commands.NoPrivateMessage()
+    return interaction.guild
+
+
+def _bot_permissions(guild: discord.Guild, channel_id: int) -> set[str]:
+    channel = guild.get_channel(channel_id)
+    if channel is None:
+        return set()
+    return {name for name, granted in channel.permissions_for(guild.me) if granted}
+
+
+def _value(setting: str, value: str | None) -> Text | str:
+    """A stored value as a member reads it: a channel mention, a language's name, or "not set"."""
+    if value is None:
+        return Text("config.not_set")
+    if setting.startswith("channel."):
+        return f"<#{value}>"
+    if setting == Setting.LANGUAGE:
+        return Text(f"language.{value}")
+    return value
+
+
+def _settings_embed(
+    localize: Localizer, guild: discord.Guild, settings: GuildSettings, changes: list[AuditEntry]
+) -> discord.Embed:
+    embed = discord.Embed(title=localize(Text("config.show.title", guild=guild.name)), color=0x3B82F6)
+    if settings.language:
+        language = localize(Text(f"language.{settings.language}"))
+    else:
+        fallback = language_of_locale(guild.preferred_locale.value) or DEFAULT_LANGUAGE
+        language = localize(Text("config.show.default", value=Text(f"language.{fallback}")))
+    embed.add_field(name=localize(Text("config.show.language")), value=language, inline=True)
+    timezone = settings.timezone or localize(Text("config.show.default", value=settings.timezone_name))
+    embed.add_field(name=localize(Text("config.show.timezone")), value=timezone, inline=True)
+
+    lines = []
+    for purpose in Purpose:
+        channel_id = settings.channel(purpose)
+        name = localize(Text(f"purpose.{purpose.value}"))
+        if channel_id is None:
+            value = localize(Text("config.not_set"))
+        elif guild.get_channel(channel_id) is None:
+            value = localize(Text("config.show.channel_gone", channel=f"<#{channel_id}>"))
+        else:
+            missing = rules.missing_permissions(purpose, _bot_permissions(guild, channel_id))
+            value = f"<#{channel_id}>"
+            if missing:
+                value += " " + localize(Text("config.show.channel_missing_permissions",
+                                             permissions=[Text(f"permissions.{p}") for p in missing]))
+        lines.append(f"**{name}**: {value}")
+    embed.add_field(name=localize(Text("config.show.channels")), value="\n".join(lines), inline=False)
+
+    history = [_change_line(localize, entry) for entry in changes] or [localize(Text("config.show.no_changes"))]
+    embed.add_field(name=localize(Text("config.show.recent")), value="\n".join(history)[:1024], inline=False)
+    return embed
+
+
+def _change_line(localize: Localizer, entry: AuditEntry) -> str:
+    if entry.setting.startswith("channel."):
+        setting: Text = Text("config.setting.channel", purpose=Text(f"purpose.{entry.setting.split('.', 1)[1]}"))
+    else:
+        setting = Text(f"config.setting.{entry.setting}")
+    return localize(Text(
+        "config.show.change",
+        when=f"<t:{int(entry.changed_at.timestamp())}:R>",
+        actor=f"<@{entry.actor_id}>",
+        setting=setting,
+        old=_value(entry.setting, entry.old),
+        new=_value(entry.setting, entry.new),
+    ))
+
+
+async def setup(bot: KakehashiBot) -> None:
+    await bot.add_cog(Config(bot))

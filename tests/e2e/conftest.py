@@ -1,0 +1,133 @@
+"""Fixtures that start the fake Discord and the real bot against it, in this process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from discord.ext import commands
+
+from bot.client import KakehashiBot
+from bot.config import Settings
+from tests.fakeclock import FakeClock
+from tests.fakediscord import ChannelType, FakeDiscord, Guild, Member, Perm
+
+
+@dataclass
+class World:
+    """The default community: one Japanese-speaking server, one English one."""
+
+    guild: Guild
+    other: Guild
+    admin: Member
+    member: Member
+    ja_member: Member
+    other_admin: Member
+
+
+def build_world(server: FakeDiscord) -> World:
+    guild = server.add_guild("Nihonjin Professionals", locale="en-US")
+    admin_role = server.add_role(guild, "Admin", Perm.MANAGE_GUILD)
+    for name in ("general", "introductions", "matches", "welcome", "mod-log"):
+        server.add_channel(guild, name)
+    server.add_channel(guild, "announcements", ChannelType.ANNOUNCEMENT)
+    server.add_channel(guild, "discussions", ChannelType.FORUM, tags=("Discussion", "議論"), require_tag=True)
+    server.add_channel(guild, "Lounge", ChannelType.VOICE)
+    server.add_channel(guild, "Community", ChannelType.CATEGORY)
+    admin = server.add_member(guild, "aiko", roles=(admin_role,))
+    member = server.add_member(guild, "ben")
+    ja_member = server.add_member(guild, "chie", locale="ja")
+
+    other = server.add_guild("Other Club")
+    other_admin_role = server.add_role(other, "Admin", Perm.MANAGE_GUILD)
+    server.add_channel(other, "general")
+    other_admin = server.add_member(other, "dan", roles=(other_admin_role,))
+    return World(guild, other, admin, member, ja_member, other_admin)
+
+
+class BotRunner:
+    """Starts and stops the real bot (KakehashiBot, unmodified) against the fake Discord."""
+
+    def __init__(self, server: FakeDiscord, database_path: Path, clock: FakeClock) -> None:
+        self.server = server
+        self.database_path = database_path
+        self.clock = clock
+        self.bot: KakehashiBot | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def settings(self, *, dev_guild_id: int | None = None) -> Settings:
+        return Settings(token=self.server.token, database_path=self.database_path,
+                        dev_guild_id=dev_guild_id, log_level=logging.INFO)
+
+    async def start(self, *, dev_guild_id: int | None = None,
+                    extra_cogs: tuple[type[commands.Cog], ...] = ()) -> KakehashiBot:
+        assert self.bot is None, "stop the running bot first"
+        bot = KakehashiBot(self.settings(dev_guild_id=dev_guild_id), clock=self.clock)
+        for cog in extra_cogs:
+            await bot.add_cog(cog(bot))  # type: ignore[call-arg]
+        identified = self.server.identify_count
+        self.bot = bot
+        self._task = asyncio.create_task(bot.start(self.server.token))
+        await self.server.wait_until(
+            lambda: self.server.identify_count > identified or self._task is None or self._task.done(),
+            10.0, "the bot to log in",
+        )
+        if self._task.done():
+            self._task.result()  # raise what stopped it
+        await self.server.wait_until_ready()
+        return bot
+
+    async def stop(self) -> None:
+        if self.bot is None:
+            return
+        await self.bot.close()
+        assert self._task is not None
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self.bot = None
+        self._task = None
+
+    async def restart(self, **options: object) -> KakehashiBot:
+        await self.stop()
+        return await self.start(**options)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def discord_server() -> AsyncIterator[FakeDiscord]:
+    server = FakeDiscord()
+    await server.start()
+    with server.pointed_at():
+        yield server
+    await server.stop()
+
+
+@pytest.fixture
+def world(discord_server: FakeDiscord) -> World:
+    return build_world(discord_server)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+async def bot_runner(discord_server: FakeDiscord, world: World, tmp_path: Path,
+                     clock: FakeClock) -> AsyncIterator[BotRunner]:
+    runner = BotRunner(discord_server, tmp_path / "kakehashi.db", clock)
+    yield runner
+    await runner.stop()
+    # Whatever the test did, the bot must not have called an API the fake does not know
+    # (a typo'd route, or one the fake must learn), nor left a member without an answer.
+    assert discord_server.unhandled_calls() == []
+    assert discord_server.unanswered_interactions() == []
+
+
+@pytest.fixture
+async def running_bot(bot_runner: BotRunner) -> KakehashiBot:
+    return await bot_runner.start()

@@ -1,0 +1,100 @@
+"""A cog used only by tests: commands that exercise the bot's shared machinery.
+
+It is loaded into the real bot next to the real cogs, so what it proves (the
+error path on deferred and expired interactions, modals, persistent buttons,
+gateway events) is proved for the machinery every feature uses. It holds no
+feature logic of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.client import KakehashiBot
+from bot.errors import UserError
+from bot.interactions import defer, send
+from bot.ui import Modal, RoutedItem
+
+
+class ProbeButton(RoutedItem, discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"probe:echo:(?P<n>[0-9]+)"):
+    def __init__(self, n: int) -> None:
+        super().__init__(discord.ui.Button(label=f"Echo {n}", custom_id=f"probe:echo:{n}"))
+        self.n = n
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any],
+                             match: re.Match[str], /) -> ProbeButton:
+        return cls(int(match["n"]))
+
+    async def run(self, interaction: discord.Interaction[Any]) -> None:
+        if self.n == 0:
+            raise UserError("errors.not_allowed")
+        await send(interaction, f"echo {self.n}")
+
+
+class ProbeModal(Modal, title="Probe"):
+    first = discord.ui.TextInput(label="First", max_length=20)
+    second = discord.ui.TextInput(label="Second", style=discord.TextStyle.paragraph, required=False)
+
+    async def on_submit(self, interaction: discord.Interaction[Any], /) -> None:
+        if self.first.value == "fail":
+            raise RuntimeError("probe modal failure")
+        await send(interaction, f"got {self.first.value!r} and {self.second.value!r}")
+
+
+class Probe(commands.Cog):
+    probe = app_commands.Group(name="probe", description="Test-only probes")
+
+    def __init__(self, bot: KakehashiBot) -> None:
+        self.bot = bot
+        self.events: list[tuple[str, Any]] = []
+
+    async def cog_load(self) -> None:
+        self.bot.add_dynamic_items(ProbeButton)
+
+    @probe.command(name="user-error", description="Raise a UserError, optionally after deferring")
+    async def user_error(self, interaction: discord.Interaction[KakehashiBot], deferred: bool = False) -> None:
+        if deferred:
+            await defer(interaction)
+        raise UserError("errors.not_allowed")
+
+    @probe.command(name="crash", description="Raise an unexpected error")
+    async def crash(self, interaction: discord.Interaction[KakehashiBot]) -> None:
+        raise RuntimeError("probe crash")
+
+    @probe.command(name="slow", description="Answer after some seconds")
+    async def slow(self, interaction: discord.Interaction[KakehashiBot], seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        await send(interaction, "finally")
+
+    @probe.command(name="say", description="Answer with some text")
+    async def say(self, interaction: discord.Interaction[KakehashiBot], text: str, public: bool = False) -> None:
+        await send(interaction, text, ephemeral=not public)
+
+    @probe.command(name="modal", description="Open a modal")
+    async def modal(self, interaction: discord.Interaction[KakehashiBot]) -> None:
+        await interaction.response.send_modal(ProbeModal())
+
+    @probe.command(name="button", description="Post a message with a persistent button")
+    async def button(self, interaction: discord.Interaction[KakehashiBot], n: int) -> None:
+        view = discord.ui.View(timeout=None)
+        view.add_item(ProbeButton(n))
+        assert isinstance(interaction.channel, discord.TextChannel)
+        await interaction.channel.send(f"button {n}", view=view)
+        await send(interaction, "posted")
+
+    @commands.Cog.listener()
+    async def on_member_join(self, member: discord.Member) -> None:
+        self.events.append(("join", member.id))
+
+    @commands.Cog.listener()
+    async def on_message(self, message: discord.Message) -> None:
+        if message.author.bot:
+            return
+        self.events.append(("message", (message.author.id, message.content)))

@@ -1,0 +1,455 @@
+"""The fake Discord's world: users, guilds, roles, channels, messages, and permissions.
+
+Plain data with ``payload()`` methods that produce what Discord's API v10
+sends, with the fields discord.py 2.7 requires (see tests/README.md).
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+DISCORD_EPOCH_MS = 1420070400000
+_increment = itertools.count(1)
+
+
+def snowflake(at: float | None = None) -> int:
+    """A Discord id whose timestamp is ``at`` (seconds since the Unix epoch, default now)."""
+    moment_ms = int((time.time() if at is None else at) * 1000)
+    return ((moment_ms - DISCORD_EPOCH_MS) << 22) | (next(_increment) % 4096)
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat()
+
+
+class ChannelType:
+    TEXT = 0
+    DM = 1
+    VOICE = 2
+    CATEGORY = 4
+    ANNOUNCEMENT = 5
+    ANNOUNCEMENT_THREAD = 10
+    PUBLIC_THREAD = 11
+    PRIVATE_THREAD = 12
+    STAGE = 13
+    FORUM = 15
+    MEDIA = 16
+    THREADS = frozenset({ANNOUNCEMENT_THREAD, PUBLIC_THREAD, PRIVATE_THREAD})
+
+
+class Perm:
+    """Permission bits (https://discord.com/developers/docs/topics/permissions)."""
+
+    CREATE_INSTANT_INVITE = 1 << 0
+    KICK_MEMBERS = 1 << 1
+    BAN_MEMBERS = 1 << 2
+    ADMINISTRATOR = 1 << 3
+    MANAGE_CHANNELS = 1 << 4
+    MANAGE_GUILD = 1 << 5
+    ADD_REACTIONS = 1 << 6
+    VIEW_CHANNEL = 1 << 10
+    SEND_MESSAGES = 1 << 11
+    MANAGE_MESSAGES = 1 << 13
+    EMBED_LINKS = 1 << 14
+    ATTACH_FILES = 1 << 15
+    READ_MESSAGE_HISTORY = 1 << 16
+    MENTION_EVERYONE = 1 << 17
+    USE_APPLICATION_COMMANDS = 1 << 31
+    MANAGE_THREADS = 1 << 34
+    CREATE_PUBLIC_THREADS = 1 << 35
+    CREATE_PRIVATE_THREADS = 1 << 36
+    SEND_MESSAGES_IN_THREADS = 1 << 38
+    ALL = (1 << 53) - 1
+    # What @everyone gets in a new server.
+    EVERYONE_DEFAULT = (
+        CREATE_INSTANT_INVITE | ADD_REACTIONS | VIEW_CHANNEL | SEND_MESSAGES | EMBED_LINKS | ATTACH_FILES
+        | READ_MESSAGE_HISTORY | USE_APPLICATION_COMMANDS | CREATE_PUBLIC_THREADS | CREATE_PRIVATE_THREADS
+        | SEND_MESSAGES_IN_THREADS
+    )
+
+
+@dataclass
+class User:
+    id: int
+    username: str
+    bot: bool = False
+    global_name: str | None = None
+    dm_open: bool = True
+    locale: str = "en-US"
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "id": str(self.id),
+            "username": self.username,
+            "discriminator": "0",
+            "global_name": self.global_name,
+            "avatar": None,
+            "bot": self.bot,
+            "system": False,
+            "public_flags": 0,
+            "flags": 0,
+        }
+
+
+@dataclass
+class Role:
+    id: int
+    name: str
+    permissions: int
+    position: int = 0
+    managed: bool = False
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "id": str(self.id),
+            "name": self.name,
+            "color": 0,
+            "colors": {"primary_color": 0, "secondary_color": None, "tertiary_color": None},
+            "hoist": False,
+            "icon": None,
+            "unicode_emoji": None,
+            "position": self.position,
+            "permissions": str(self.permissions),
+            "managed": self.managed,
+            "mentionable": False,
+            "flags": 0,
+        }
+
+
+@dataclass
+class Overwrite:
+    id: int
+    type: int  # 0 role, 1 member
+    allow: int = 0
+    deny: int = 0
+
+    def payload(self) -> dict[str, Any]:
+        return {"id": str(self.id), "type": self.type, "allow": str(self.allow), "deny": str(self.deny)}
+
+
+@dataclass
+class Member:
+    user: User
+    guild: Guild
+    role_ids: list[int] = field(default_factory=list)
+    joined_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    nick: str | None = None
+
+    @property
+    def id(self) -> int:
+        return self.user.id
+
+    @property
+    def mention(self) -> str:
+        return f"<@{self.id}>"
+
+    def payload(self, *, with_user: bool = True) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "roles": [str(r) for r in self.role_ids],
+            "joined_at": iso(self.joined_at),
+            "nick": self.nick,
+            "avatar": None,
+            "banner": None,
+            "deaf": False,
+            "mute": False,
+            "flags": 0,
+            "pending": False,
+            "premium_since": None,
+            "communication_disabled_until": None,
+        }
+        if with_user:
+            data["user"] = self.user.payload()
+        return data
+
+
+@dataclass
+class ForumTag:
+    id: int
+    name: str
+    moderated: bool = False
+
+    def payload(self) -> dict[str, Any]:
+        return {"id": str(self.id), "name": self.name, "moderated": self.moderated,
+                "emoji_id": None, "emoji_name": None}
+
+
+@dataclass
+class Channel:
+    id: int
+    type: int
+    name: str
+    guild: Guild | None = None
+    position: int = 0
+    parent_id: int | None = None
+    overwrites: list[Overwrite] = field(default_factory=list)
+    topic: str | None = None
+    available_tags: list[ForumTag] = field(default_factory=list)
+    flags: int = 0
+    recipients: list[User] = field(default_factory=list)  # DM channels
+    owner_id: int | None = None  # threads
+    thread_member_ids: set[int] = field(default_factory=set)
+    applied_tags: list[int] = field(default_factory=list)
+    archived: bool = False
+    last_message_id: int | None = None
+
+    REQUIRE_TAG = 1 << 4
+
+    @property
+    def mention(self) -> str:
+        return f"<#{self.id}>"
+
+    @property
+    def is_thread(self) -> bool:
+        return self.type in ChannelType.THREADS
+
+    def payload(self) -> dict[str, Any]:
+        if self.type == ChannelType.DM:
+            return {
+                "id": str(self.id),
+                "type": self.type,
+                "last_message_id": str(self.last_message_id) if self.last_message_id else None,
+                "recipients": [u.payload() for u in self.recipients],
+                "flags": 0,
+            }
+        assert self.guild is not None
+        data: dict[str, Any] = {
+            "id": str(self.id),
+            "type": self.type,
+            "guild_id": str(self.guild.id),
+            "name": self.name,
+            "position": self.position,
+            "parent_id": str(self.parent_id) if self.parent_id else None,
+            "permission_overwrites": [o.payload() for o in self.overwrites],
+            "nsfw": False,
+            "topic": self.topic,
+            "last_message_id": str(self.last_message_id) if self.last_message_id else None,
+            "rate_limit_per_user": 0,
+            "flags": self.flags,
+        }
+        if self.type in (ChannelType.VOICE, ChannelType.STAGE):
+            data.update(bitrate=64000, user_limit=0, rtc_region=None, video_quality_mode=1)
+        if self.type in (ChannelType.FORUM, ChannelType.MEDIA):
+            data.update(
+                available_tags=[t.payload() for t in self.available_tags],
+                default_reaction_emoji=None,
+                default_thread_rate_limit_per_user=0,
+                default_sort_order=None,
+                default_forum_layout=0,
+                default_auto_archive_duration=1440,
+            )
+        if self.is_thread:
+            data.update(
+                owner_id=str(self.owner_id) if self.owner_id else None,
+                member_count=len(self.thread_member_ids),
+                message_count=0,
+                total_message_sent=0,
+                applied_tags=[str(t) for t in self.applied_tags],
+                thread_metadata={
+                    "archived": self.archived,
+                    "auto_archive_duration": 1440,
+                    "archive_timestamp": iso(datetime.now(UTC)),
+                    "locked": False,
+                    "invitable": self.type != ChannelType.PRIVATE_THREAD,
+                    "create_timestamp": iso(datetime.now(UTC)),
+                },
+            )
+            data.pop("permission_overwrites")
+        return data
+
+
+@dataclass
+class Guild:
+    id: int
+    name: str
+    owner_id: int
+    preferred_locale: str = "en-US"
+    roles: dict[int, Role] = field(default_factory=dict)
+    members: dict[int, Member] = field(default_factory=dict)
+    channels: dict[int, Channel] = field(default_factory=dict)
+
+    @property
+    def everyone(self) -> Role:
+        return self.roles[self.id]
+
+    def channel_named(self, name: str) -> Channel:
+        for channel in self.channels.values():
+            if channel.name == name:
+                return channel
+        raise KeyError(f"no channel named {name!r} in {self.name}")
+
+    def role_named(self, name: str) -> Role:
+        for role in self.roles.values():
+            if role.name == name:
+                return role
+        raise KeyError(f"no role named {name!r} in {self.name}")
+
+    def base_permissions(self, member: Member) -> int:
+        if member.id == self.owner_id:
+            return Perm.ALL
+        perms = self.everyone.permissions
+        for role_id in member.role_ids:
+            perms |= self.roles[role_id].permissions
+        return Perm.ALL if perms & Perm.ADMINISTRATOR else perms
+
+    def permissions_in(self, member: Member, channel: Channel) -> int:
+        """Discord's algorithm: base permissions, then @everyone, role and member overwrites."""
+        perms = self.base_permissions(member)
+        if perms & Perm.ADMINISTRATOR or perms == Perm.ALL:
+            return Perm.ALL
+        if channel.is_thread and channel.parent_id is not None:
+            channel = self.channels[channel.parent_id]
+        by_id = {o.id: o for o in channel.overwrites}
+        everyone = by_id.get(self.id)
+        if everyone:
+            perms = (perms & ~everyone.deny) | everyone.allow
+        allow = deny = 0
+        for role_id in member.role_ids:
+            overwrite = by_id.get(role_id)
+            if overwrite and overwrite.type == 0:
+                allow |= overwrite.allow
+                deny |= overwrite.deny
+        perms = (perms & ~deny) | allow
+        own = by_id.get(member.id)
+        if own and own.type == 1:
+            perms = (perms & ~own.deny) | own.allow
+        if not perms & Perm.VIEW_CHANNEL:
+            return 0
+        return perms
+
+    def payload(self) -> dict[str, Any]:
+        threads = [c for c in self.channels.values() if c.is_thread]
+        return {
+            "id": str(self.id),
+            "name": self.name,
+            "icon": None,
+            "splash": None,
+            "discovery_splash": None,
+            "banner": None,
+            "description": None,
+            "owner_id": str(self.owner_id),
+            "afk_channel_id": None,
+            "afk_timeout": 300,
+            "verification_level": 0,
+            "default_message_notifications": 1,
+            "explicit_content_filter": 0,
+            "mfa_level": 0,
+            "nsfw_level": 0,
+            "premium_tier": 0,
+            "premium_subscription_count": 0,
+            "premium_progress_bar_enabled": False,
+            "system_channel_id": None,
+            "system_channel_flags": 0,
+            "rules_channel_id": None,
+            "public_updates_channel_id": None,
+            "safety_alerts_channel_id": None,
+            "vanity_url_code": None,
+            "application_id": None,
+            "max_members": 500000,
+            "max_video_channel_users": 25,
+            "preferred_locale": self.preferred_locale,
+            "features": ["COMMUNITY"] if any(c.type == ChannelType.FORUM for c in self.channels.values()) else [],
+            "roles": [r.payload() for r in self.roles.values()],
+            "emojis": [],
+            "stickers": [],
+            "joined_at": iso(datetime.now(UTC)),
+            "large": False,
+            "unavailable": False,
+            # discord.py asks for member chunks unless the count matches what is sent.
+            "member_count": len(self.members),
+            "members": [m.payload() for m in self.members.values()],
+            "channels": [c.payload() for c in self.channels.values() if not c.is_thread],
+            "threads": [t.payload() for t in threads if not t.archived],
+            "presences": [],
+            "voice_states": [],
+            "stage_instances": [],
+            "guild_scheduled_events": [],
+            "soundboard_sounds": [],
+        }
+
+
+@dataclass
+class Message:
+    """A message as Discord stores it; ``payload()`` is what the API returns."""
+
+    id: int
+    channel: Channel
+    author: User
+    content: str = ""
+    embeds: list[dict[str, Any]] = field(default_factory=list)
+    components: list[dict[str, Any]] = field(default_factory=list)
+    flags: int = 0
+    allowed_mentions: dict[str, Any] | None = None
+    attachments: list[dict[str, Any]] = field(default_factory=list)
+    interaction_id: int | None = None
+    webhook_id: int | None = None
+    message_reference: dict[str, Any] | None = None
+    edited: bool = False
+    deleted: bool = False
+    mentions: list[int] = field(default_factory=list)  # users actually pinged
+    mention_roles: list[int] = field(default_factory=list)
+    mention_everyone: bool = False
+
+    EPHEMERAL = 1 << 6
+    LOADING = 1 << 7
+
+    @property
+    def ephemeral(self) -> bool:
+        return bool(self.flags & self.EPHEMERAL)
+
+    @property
+    def text(self) -> str:
+        """Content and embed texts in one string, for assertions."""
+        parts = [self.content]
+        for embed in self.embeds:
+            parts.extend(str(embed.get(key, "")) for key in ("title", "description"))
+            for item in embed.get("fields", []):
+                parts.extend((str(item.get("name", "")), str(item.get("value", ""))))
+            if "footer" in embed:
+                parts.append(str(embed["footer"].get("text", "")))
+        return "\n".join(p for p in parts if p)
+
+    @property
+    def custom_ids(self) -> list[str]:
+        found: list[str] = []
+
+        def walk(items: list[dict[str, Any]]) -> None:
+            for item in items:
+                if "custom_id" in item:
+                    found.append(item["custom_id"])
+                walk(item.get("components", []))
+                if "component" in item:
+                    walk([item["component"]])
+
+        walk(self.components)
+        return found
+
+    def payload(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "id": str(self.id),
+            "channel_id": str(self.channel.id),
+            "type": 0 if self.message_reference is None else 19,
+            "author": self.author.payload(),
+            "content": self.content,
+            "timestamp": iso(datetime.fromtimestamp(((self.id >> 22) + DISCORD_EPOCH_MS) / 1000, UTC)),
+            "edited_timestamp": iso(datetime.now(UTC)) if self.edited else None,
+            "tts": False,
+            "mention_everyone": self.mention_everyone,
+            "mentions": [],
+            "mention_roles": [str(r) for r in self.mention_roles],
+            "attachments": self.attachments,
+            "embeds": self.embeds,
+            "components": self.components,
+            "pinned": False,
+            "flags": self.flags,
+        }
+        if self.channel.guild is not None:
+            data["guild_id"] = str(self.channel.guild.id)
+        if self.webhook_id is not None:
+            data["webhook_id"] = str(self.webhook_id)
+        if self.message_reference is not None:
+            data["message_reference"] = self.message_reference
+        return data

@@ -1,0 +1,1235 @@
+"""A small Discord on 127.0.0.1: REST API v10 and gateway v10, enough for discord.py.
+
+The real, unmodified discord.py client talks to it; only where it connects
+changes (``discord.http.Route.BASE`` and the gateway URL, see
+:meth:`FakeDiscord.pointed_at`). Tests build a world (guilds, channels,
+roles, members), inject what users do (slash commands, autocomplete, button
+clicks, modal submits, joins, messages) and assert on what the bot sent,
+which the server records call by call.
+
+It enforces what Discord enforces that matters to us: an interaction is
+answered within 3 s and only once, its token works for 15 minutes, messages
+hold at most 2,000 characters (embeds and components have their limits too),
+a command's ``default_member_permissions`` decides who may run it unless the
+server overrode it, DMs to a member who closed them fail with 50007, and
+the bot needs permissions in a channel to post there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+import secrets
+import time
+import zlib
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import yarl
+from aiohttp import WSMsgType, web
+
+from tests.fakediscord.model import (
+    Channel,
+    ChannelType,
+    ForumTag,
+    Guild,
+    Member,
+    Message,
+    Overwrite,
+    Perm,
+    Role,
+    User,
+    snowflake,
+)
+
+API_PREFIX = "/api/v10"
+INTERACTION_DEADLINE = 3.0  # seconds to send the initial response
+TOKEN_LIFETIME = 15 * 60.0  # seconds a token works for follow-ups
+
+# Gateway intents (https://discord.com/developers/docs/events/gateway#gateway-intents).
+INTENT_GUILDS = 1 << 0
+INTENT_GUILD_MEMBERS = 1 << 1
+INTENT_GUILD_MESSAGES = 1 << 9
+INTENT_DIRECT_MESSAGES = 1 << 12
+INTENT_MESSAGE_CONTENT = 1 << 15
+PRIVILEGED_INTENTS = INTENT_GUILD_MEMBERS | INTENT_MESSAGE_CONTENT | (1 << 8)
+
+# Interaction and callback types.
+PING, APPLICATION_COMMAND, MESSAGE_COMPONENT, AUTOCOMPLETE, MODAL_SUBMIT = 1, 2, 3, 4, 5
+CHANNEL_MESSAGE, DEFERRED_CHANNEL_MESSAGE, DEFERRED_UPDATE, UPDATE_MESSAGE = 4, 5, 6, 7
+AUTOCOMPLETE_RESULT, MODAL = 8, 9
+
+OPTION_SUBCOMMAND, OPTION_GROUP = 1, 2
+OPTION_STRING, OPTION_INTEGER, OPTION_BOOLEAN, OPTION_USER = 3, 4, 5, 6
+OPTION_CHANNEL, OPTION_ROLE, OPTION_MENTIONABLE, OPTION_NUMBER = 7, 8, 9, 10
+
+_NAME = re.compile(r"^[-_\w]{1,32}$")
+_LOCALES = frozenset(
+    "id da de en-GB en-US es-ES es-419 fr hr it lt hu nl no pl pt-BR ro fi sv-SE vi tr cs el bg ru uk "
+    "hi th zh-CN ja zh-TW ko".split()
+)
+
+
+class DiscordError(Exception):
+    """An error response in Discord's shape."""
+
+    def __init__(self, status: int, code: int, message: str, errors: dict[str, Any] | None = None) -> None:
+        super().__init__(f"{status} {code} {message}")
+        self.status, self.code, self.message, self.errors = status, code, message, errors
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"message": self.message, "code": self.code}
+        if self.errors:
+            body["errors"] = self.errors
+        return body
+
+
+def invalid_form(path: str, code: str, message: str) -> DiscordError:
+    """400/50035, with ``errors`` nested the way Discord nests them."""
+    errors: dict[str, Any] = {"_errors": [{"code": code, "message": message}]}
+    for part in reversed(path.split(".")):
+        errors = {part: errors}
+    return DiscordError(400, 50035, "Invalid Form Body", errors)
+
+
+class CommandNotAvailable(Exception):
+    """Discord would not show this command to this member, so it cannot be sent."""
+
+
+@dataclass
+class Call:
+    """One REST request the bot made, and how the fake answered it."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    json: Any
+    files: list[tuple[str, bytes]]
+    status: int = 0
+    handled: bool = True
+
+
+@dataclass
+class Interaction:
+    """An interaction the test injected, and everything the bot answered to it."""
+
+    server: FakeDiscord
+    id: int
+    token: str
+    type: int
+    user: User
+    member: Member | None
+    channel: Channel
+    payload: dict[str, Any]
+    created_monotonic: float
+    callback_type: int | None = None
+    original: Message | None = None
+    followups: list[Message] = field(default_factory=list)
+    modal_data: dict[str, Any] | None = None
+    choice_data: list[dict[str, Any]] | None = None
+    expect_no_answer: bool = False
+
+    @property
+    def answered(self) -> bool:
+        return self.callback_type is not None
+
+    @property
+    def messages(self) -> list[Message]:
+        return ([self.original] if self.original is not None else []) + self.followups
+
+    async def response(self, timeout: float = 5.0) -> Interaction:
+        """Wait for the initial response (of any type)."""
+        await self.server.wait_until(lambda: self.answered, timeout, f"a response to interaction {self.id}")
+        return self
+
+    async def reply(self, timeout: float = 5.0) -> Message:
+        """The first message that answers the interaction: the response itself, or what follows a defer."""
+
+        def first() -> Message | None:
+            return next((m for m in self.messages if not m.flags & Message.LOADING and not m.deleted), None)
+
+        await self.server.wait_until(lambda: first() is not None, timeout, f"a reply to interaction {self.id}")
+        message = first()
+        assert message is not None
+        return message
+
+    async def modal(self, timeout: float = 5.0) -> dict[str, Any]:
+        await self.server.wait_until(lambda: self.answered, timeout, f"a modal for interaction {self.id}")
+        if self.modal_data is None:
+            raise AssertionError(f"interaction {self.id} was answered with type {self.callback_type}, not a modal")
+        return self.modal_data
+
+    async def choices(self, timeout: float = 5.0) -> list[dict[str, Any]]:
+        await self.server.wait_until(lambda: self.answered, timeout, f"choices for interaction {self.id}")
+        if self.choice_data is None:
+            raise AssertionError(f"interaction {self.id} was answered with type {self.callback_type}, not choices")
+        return self.choice_data
+
+
+class GatewaySession:
+    def __init__(self, ws: web.WebSocketResponse, compress: str | None) -> None:
+        self.ws = ws
+        self.session_id = secrets.token_hex(16)
+        self.sequence = 0
+        self.intents = 0
+        self._zlib = zlib.compressobj() if compress == "zlib-stream" else None
+
+    async def send(self, payload: dict[str, Any]) -> None:
+        data = json.dumps(payload, ensure_ascii=False)
+        if self._zlib is None:
+            await self.ws.send_str(data)
+        else:
+            chunk = self._zlib.compress(data.encode()) + self._zlib.flush(zlib.Z_SYNC_FLUSH)
+            await self.ws.send_bytes(chunk)
+
+    async def dispatch(self, event: str, data: dict[str, Any]) -> None:
+        self.sequence += 1
+        await self.send({"op": 0, "t": event, "s": self.sequence, "d": data})
+
+
+Handler = Callable[[web.Request, "re.Match[str]", Any], Awaitable[Any]]
+
+
+class FakeDiscord:
+    def __init__(self, *, token: str | None = None, privileged_intents: bool = True) -> None:
+        self.token = token or f"fake.{secrets.token_urlsafe(24)}"
+        self.privileged_intents = privileged_intents
+        self.bot_user = User(snowflake(), "Kakehashi", bot=True)
+        self.application_id = self.bot_user.id
+        self.owner = User(snowflake(), "owner")
+        self.users: dict[int, User] = {self.bot_user.id: self.bot_user, self.owner.id: self.owner}
+        self.guilds: dict[int, Guild] = {}
+        self.channels: dict[int, Channel] = {}
+        self.messages: dict[int, Message] = {}
+        self.calls: list[Call] = []
+        self.global_commands: list[dict[str, Any]] = []
+        self.guild_commands: dict[int, list[dict[str, Any]]] = {}
+        # (guild id, command id) -> {role, member or guild (= @everyone) id: allowed}
+        self.command_permissions: dict[tuple[int, int], dict[int, bool]] = {}
+        self.interactions: dict[int, Interaction] = {}
+        self.session: GatewaySession | None = None
+        self.identify_count = 0
+        self.close_codes: list[int] = []
+        self._sessions: dict[str, GatewaySession] = {}
+        self._changed: asyncio.Condition | None = None
+        self._runner: web.AppRunner | None = None
+        self._sockets: set[web.WebSocketResponse] = set()
+        self.port = 0
+        self._routes: list[tuple[str, re.Pattern[str], Handler, bool]] = []
+        self._register_routes()
+
+    # ------------------------------------------------------------------ the world
+
+    def add_guild(self, name: str, *, locale: str = "en-US") -> Guild:
+        guild = Guild(id=snowflake(), name=name, owner_id=self.owner.id, preferred_locale=locale)
+        guild.roles[guild.id] = Role(guild.id, "@everyone", Perm.EVERYONE_DEFAULT)
+        bot_role = Role(snowflake(), "Kakehashi", Perm.EVERYONE_DEFAULT | Perm.MANAGE_THREADS, 1, managed=True)
+        guild.roles[bot_role.id] = bot_role
+        guild.members[self.owner.id] = Member(self.owner, guild)
+        guild.members[self.bot_user.id] = Member(self.bot_user, guild, [bot_role.id])
+        self.guilds[guild.id] = guild
+        return guild
+
+    def add_role(self, guild: Guild, name: str, permissions: int = 0) -> Role:
+        role = Role(snowflake(), name, permissions, position=len(guild.roles))
+        guild.roles[role.id] = role
+        return role
+
+    def add_user(self, name: str, *, locale: str = "en-US", dm_open: bool = True) -> User:
+        user = User(snowflake(), name, global_name=name, locale=locale, dm_open=dm_open)
+        self.users[user.id] = user
+        return user
+
+    def add_member(self, guild: Guild, name: str, *, roles: tuple[Role, ...] = (), locale: str = "en-US",
+                   dm_open: bool = True) -> Member:
+        """A member present before the bot connects (use :meth:`member_join` once it runs)."""
+        user = self.add_user(name, locale=locale, dm_open=dm_open)
+        member = Member(user, guild, [r.id for r in roles])
+        guild.members[user.id] = member
+        return member
+
+    def add_channel(self, guild: Guild, name: str, type: int = ChannelType.TEXT, *,
+                    overwrites: tuple[Overwrite, ...] = (), tags: tuple[str, ...] = (),
+                    require_tag: bool = False, parent: Channel | None = None) -> Channel:
+        channel = Channel(
+            id=snowflake(), type=type, name=name, guild=guild, position=len(guild.channels),
+            parent_id=parent.id if parent else None, overwrites=list(overwrites),
+            available_tags=[ForumTag(snowflake(), tag) for tag in tags],
+            flags=Channel.REQUIRE_TAG if require_tag else 0,
+        )
+        guild.channels[channel.id] = channel
+        self.channels[channel.id] = channel
+        return channel
+
+    def member(self, guild: Guild, name: str) -> Member:
+        for member in guild.members.values():
+            if member.user.username == name:
+                return member
+        raise KeyError(f"no member named {name!r} in {guild.name}")
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}{API_PREFIX}"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/gateway"
+
+    async def start(self) -> None:
+        self._changed = asyncio.Condition()
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_get("/gateway", self._gateway)
+        app.router.add_route("*", API_PREFIX + "/{tail:.*}", self._rest)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        server = site._server
+        assert server is not None and getattr(server, "sockets", None)
+        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    async def stop(self) -> None:
+        for ws in list(self._sockets):
+            await ws.close(code=1001)
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    @contextlib.contextmanager
+    def pointed_at(self) -> Iterator[None]:
+        """Make discord.py in this process connect here instead of to Discord."""
+        import discord.gateway
+        import discord.http
+
+        old_base = discord.http.Route.BASE
+        old_gateway = discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
+        discord.http.Route.BASE = self.rest_url
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(self.gateway_url)
+        try:
+            yield
+        finally:
+            discord.http.Route.BASE = old_base
+            discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = old_gateway
+
+    async def _notify(self) -> None:
+        assert self._changed is not None
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def wait_until(self, predicate: Callable[[], bool], timeout: float = 5.0, what: str = "a condition") -> None:
+        """Wait until ``predicate()`` holds: woken by every call the fake serves, and every 20 ms for
+        conditions on the bot's side (its logs, its caches)."""
+        assert self._changed is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not predicate():
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            async with self._changed:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), min(0.02, remaining))
+
+    async def wait_until_ready(self, timeout: float = 10.0) -> None:
+        """Until a bot has identified and received its guilds."""
+        await self.wait_until(lambda: self.session is not None and self.session.intents != 0, timeout,
+                              "the bot to connect to the gateway")
+
+    # ------------------------------------------------------------------ queries
+
+    def calls_to(self, method: str, pattern: str) -> list[Call]:
+        """Calls whose path matches ``pattern``; ``{app}`` stands for the application id."""
+        regex = re.compile(pattern.replace("{app}", str(self.application_id)) + r"$")
+        return [c for c in self.calls if c.method == method and regex.match(c.path)]
+
+    def unhandled_calls(self) -> list[Call]:
+        return [c for c in self.calls if not c.handled]
+
+    def unanswered_interactions(self) -> list[Interaction]:
+        """Interactions the bot never answered (users saw "The application did not respond")."""
+        return [i for i in self.interactions.values() if not i.answered and not i.expect_no_answer]
+
+    def channel_messages(self, channel: Channel) -> list[Message]:
+        return [m for m in self.messages.values() if m.channel.id == channel.id and not m.deleted]
+
+    def dm_channel(self, user: User) -> Channel | None:
+        return next((c for c in self.channels.values()
+                     if c.type == ChannelType.DM and c.recipients[0].id == user.id), None)
+
+    def dms(self, user: User) -> list[Message]:
+        channel = self.dm_channel(user)
+        return [] if channel is None else self.channel_messages(channel)
+
+    def commands_for(self, guild: Guild | None) -> list[dict[str, Any]]:
+        local = self.guild_commands.get(guild.id, []) if guild else []
+        return local + self.global_commands
+
+    # ------------------------------------------------------------------ what users do
+
+    def allow_command(self, guild: Guild, name: str, target_id: int, allowed: bool = True) -> None:
+        """A server admin's override in Server Settings → Integrations (target: role, member or the guild id
+        for @everyone)."""
+        command = self._find_command(guild, name)
+        self.command_permissions.setdefault((guild.id, int(command["id"])), {})[target_id] = allowed
+
+    async def slash(self, member: Member, command: str, *, channel: Channel | None = None,
+                    locale: str | None = None, age: float = 0.0, **options: Any) -> Interaction:
+        """Run ``/command`` ("config show") as ``member``; ``age`` makes it that many seconds old."""
+        data = self._command_data(member, command, options, focused=None)
+        return await self._interact(APPLICATION_COMMAND, member, channel, locale, data, age=age)
+
+    async def autocomplete(self, member: Member, command: str, focused: str, *, channel: Channel | None = None,
+                           locale: str | None = None, **options: Any) -> Interaction:
+        data = self._command_data(member, command, options, focused=focused)
+        return await self._interact(AUTOCOMPLETE, member, channel, locale, data, check_permission=False)
+
+    async def click(self, member: Member, message: Message, custom_id: str, *, locale: str | None = None,
+                    age: float = 0.0) -> Interaction:
+        if custom_id not in message.custom_ids:
+            raise AssertionError(f"message {message.id} has no component {custom_id!r}: {message.custom_ids}")
+        data = {"custom_id": custom_id, "component_type": 2}
+        return await self._interact(MESSAGE_COMPONENT, member, message.channel, locale, data,
+                                    message=message, age=age)
+
+    async def submit(self, opened: Interaction, values: dict[str, str], *, locale: str | None = None) -> Interaction:
+        """Fill in and submit the modal the bot answered ``opened`` with; keys are inputs' custom ids or labels."""
+        modal = await opened.modal()
+        rows = []
+        for row in modal["components"]:
+            if row["type"] == 18:  # a label wrapping one input
+                text_input, label = row["component"], row.get("label", "")
+            else:
+                text_input, label = row["components"][0], row["components"][0].get("label", "")
+            if text_input["type"] != 4:
+                raise AssertionError(f"the fake can only fill text inputs, not type {text_input['type']}")
+            key = text_input["custom_id"] if text_input["custom_id"] in values else label
+            value = values.get(key, text_input.get("value") or "")
+            self._check_text_input(text_input, label, value)
+            answer = {"type": 4, "custom_id": text_input["custom_id"], "value": value}
+            rows.append({"type": 18, "component": answer} if row["type"] == 18
+                        else {"type": 1, "components": [answer]})
+        data = {"custom_id": modal["custom_id"], "components": rows}
+        member = opened.member
+        assert member is not None
+        return await self._interact(MODAL_SUBMIT, member, opened.channel, locale or opened.payload["locale"], data)
+
+    async def member_join(self, guild: Guild, name: str, *, locale: str = "en-US", dm_open: bool = True) -> Member:
+        member = self.add_member(guild, name, locale=locale, dm_open=dm_open)
+        await self._dispatch("GUILD_MEMBER_ADD", {"guild_id": str(guild.id), **member.payload()},
+                             INTENT_GUILD_MEMBERS)
+        return member
+
+    async def member_leave(self, member: Member) -> None:
+        del member.guild.members[member.id]
+        await self._dispatch("GUILD_MEMBER_REMOVE", {"guild_id": str(member.guild.id), "user": member.user.payload()},
+                             INTENT_GUILD_MEMBERS)
+
+    async def send_message(self, member: Member, channel: Channel, content: str) -> Message:
+        """``member`` writes ``content`` in ``channel``; the bot receives MESSAGE_CREATE."""
+        message = Message(snowflake(), channel, member.user, content=content)
+        self._resolve_mentions(message, None)
+        self._store(message)
+        data = message.payload()
+        data["member"] = member.payload(with_user=False)
+        await self._dispatch_message("MESSAGE_CREATE", message, data)
+        return message
+
+    # ------------------------------------------------------------------ interactions
+
+    def _find_command(self, guild: Guild | None, name: str) -> dict[str, Any]:
+        for command in self.commands_for(guild):
+            if command["name"] == name and command.get("type", 1) == 1:
+                return command
+        raise AssertionError(f"/{name} is not registered (the bot has not synced it)")
+
+    def _command_data(self, member: Member, command: str, options: dict[str, Any],
+                      focused: str | None) -> dict[str, Any]:
+        names = command.split()
+        registered = self._find_command(member.guild, names[0])
+        resolved: dict[str, dict[str, Any]] = {}
+        leaf: dict[str, Any] = registered
+        top: list[dict[str, Any]] = []
+        holder = top
+        for name in names[1:]:
+            sub = next((o for o in leaf.get("options", []) if o["name"] == name
+                        and o["type"] in (OPTION_SUBCOMMAND, OPTION_GROUP)), None)
+            if sub is None:
+                raise AssertionError(f"/{command}: no subcommand {name!r}")
+            entry: dict[str, Any] = {"name": name, "type": sub["type"], "options": []}
+            holder.append(entry)
+            holder = entry["options"]
+            leaf = sub
+        declared = {o["name"]: o for o in leaf.get("options", [])}
+        for name, value in options.items():
+            if name not in declared:
+                raise AssertionError(f"/{command} has no option {name!r}; it has {sorted(declared)}")
+            option = declared[name]
+            entry = {"name": name, "type": option["type"], "value": self._option_value(option, value, resolved)}
+            if name == focused:
+                entry["focused"] = True
+            holder.append(entry)
+        if focused is None:
+            missing = [o["name"] for o in declared.values() if o.get("required") and o["name"] not in options]
+            if missing:
+                raise AssertionError(f"Discord would not send /{command} without {missing}")
+        data: dict[str, Any] = {"id": registered["id"], "name": registered["name"], "type": 1, "options": top}
+        if registered.get("guild_id"):
+            data["guild_id"] = registered["guild_id"]
+        if resolved:
+            data["resolved"] = resolved
+        return data
+
+    def _option_value(self, option: dict[str, Any], value: Any, resolved: dict[str, dict[str, Any]]) -> Any:
+        kind = option["type"]
+        if kind == OPTION_CHANNEL:
+            channel: Channel = value
+            assert channel.guild is not None
+            data = channel.payload()
+            data["permissions"] = str(Perm.ALL)
+            resolved.setdefault("channels", {})[str(channel.id)] = data
+            return str(channel.id)
+        if kind in (OPTION_USER, OPTION_MENTIONABLE) and isinstance(value, Member):
+            resolved.setdefault("users", {})[str(value.id)] = value.user.payload()
+            member_data = value.payload(with_user=False)
+            member_data["permissions"] = str(value.guild.base_permissions(value))
+            resolved.setdefault("members", {})[str(value.id)] = member_data
+            return str(value.id)
+        if kind in (OPTION_ROLE, OPTION_MENTIONABLE) and isinstance(value, Role):
+            resolved.setdefault("roles", {})[str(value.id)] = value.payload()
+            return str(value.id)
+        if kind == OPTION_INTEGER:
+            return int(value)
+        if kind == OPTION_NUMBER:
+            return float(value)
+        if kind == OPTION_BOOLEAN:
+            return bool(value)
+        return str(value)
+
+    def _may_use(self, member: Member, channel: Channel, command: dict[str, Any]) -> bool:
+        guild = member.guild
+        if guild.base_permissions(member) & Perm.ADMINISTRATOR:
+            return True
+        overrides = self.command_permissions.get((guild.id, int(command["id"])), {})
+        if member.id in overrides:
+            return overrides[member.id]
+        role_answers = [overrides[r] for r in member.role_ids if r in overrides]
+        if role_answers:
+            return any(role_answers)
+        if guild.id in overrides:
+            return overrides[guild.id]
+        required = command.get("default_member_permissions")
+        if required is None:
+            return True
+        needed = int(required)
+        return needed != 0 and guild.permissions_in(member, channel) & needed == needed
+
+    async def _interact(self, kind: int, member: Member, channel: Channel | None, locale: str | None,
+                        data: dict[str, Any], *, message: Message | None = None, age: float = 0.0,
+                        check_permission: bool = True) -> Interaction:
+        guild = member.guild
+        channel = channel or next(c for c in guild.channels.values() if c.type == ChannelType.TEXT)
+        if kind == APPLICATION_COMMAND and check_permission:
+            command = self._find_command(guild, data["name"])
+            if not self._may_use(member, channel, command):
+                raise CommandNotAvailable(f"{member.user.username} may not use /{data['name']} in {guild.name}")
+        interaction_id = snowflake(time.time() - age)
+        token = f"itoken.{secrets.token_urlsafe(32)}"
+        member_data = member.payload()
+        member_data["permissions"] = str(guild.permissions_in(member, channel))
+        channel_data = channel.payload()
+        channel_data["permissions"] = member_data["permissions"]
+        bot_member = guild.members[self.bot_user.id]
+        payload: dict[str, Any] = {
+            "id": str(interaction_id),
+            "application_id": str(self.application_id),
+            "type": kind,
+            "token": token,
+            "version": 1,
+            "guild_id": str(guild.id),
+            "guild": {"id": str(guild.id), "locale": guild.preferred_locale, "features": []},
+            "channel_id": str(channel.id),
+            "channel": channel_data,
+            "member": member_data,
+            "locale": locale or member.user.locale,
+            "guild_locale": guild.preferred_locale,
+            "app_permissions": str(guild.permissions_in(bot_member, channel)),
+            "entitlements": [],
+            "authorizing_integration_owners": {"0": str(guild.id)},
+            "context": 0,
+            "attachment_size_limit": 10 * 1024 * 1024,
+            "data": data,
+        }
+        if message is not None:
+            payload["message"] = message.payload()
+        interaction = Interaction(
+            server=self, id=interaction_id, token=token, type=kind, user=member.user, member=member,
+            channel=channel, payload=payload, created_monotonic=asyncio.get_running_loop().time() - age,
+        )
+        self.interactions[interaction_id] = interaction
+        await self._dispatch("INTERACTION_CREATE", payload, 0)
+        return interaction
+
+    # ------------------------------------------------------------------ gateway
+
+    async def _dispatch(self, event: str, data: dict[str, Any], intent: int) -> None:
+        session = self.session
+        if session is None:
+            raise AssertionError(f"no bot is connected to receive {event}")
+        if intent and not session.intents & intent:
+            return
+        await session.dispatch(event, data)
+
+    async def _dispatch_message(self, event: str, message: Message, data: dict[str, Any]) -> None:
+        session = self.session
+        if session is None:
+            return
+        in_guild = message.channel.guild is not None
+        intent = INTENT_GUILD_MESSAGES if in_guild else INTENT_DIRECT_MESSAGES
+        if not session.intents & intent:
+            return
+        if not session.intents & INTENT_MESSAGE_CONTENT and message.author.id != self.bot_user.id \
+                and self.bot_user.id not in message.mentions:
+            data = {**data, "content": "", "embeds": [], "attachments": [], "components": []}
+        await session.dispatch(event, data)
+
+    async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(autoping=True, max_msg_size=0)
+        await ws.prepare(request)
+        self._sockets.add(ws)
+        session = GatewaySession(ws, request.query.get("compress"))
+        try:
+            await session.send({"op": 10, "d": {"heartbeat_interval": 41250}, "s": None, "t": None})
+            async for frame in ws:
+                if frame.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+                    break
+                await self._gateway_op(session, json.loads(frame.data))
+        finally:
+            self._sockets.discard(ws)
+            if ws.close_code is not None:
+                self.close_codes.append(ws.close_code)
+            if self.session is session:
+                self.session = None
+            await self._notify()
+        return ws
+
+    async def _gateway_op(self, session: GatewaySession, payload: dict[str, Any]) -> None:
+        op, data = payload.get("op"), payload.get("d")
+        if op == 1:
+            await session.send({"op": 11, "d": None, "s": None, "t": None})
+        elif op == 2:
+            await self._identify(session, data)
+        elif op == 6:
+            known = self._sessions.get(data.get("session_id", ""))
+            if data.get("token") != self.token or known is None:
+                await session.send({"op": 9, "d": False, "s": None, "t": None})
+                return
+            session.session_id, session.sequence, session.intents = known.session_id, data["seq"], known.intents
+            self._sessions[session.session_id] = session
+            self.session = session
+            await session.dispatch("RESUMED", {})
+            await self._notify()
+        elif op == 8:
+            guild = self.guilds[int(data["guild_id"])]
+            await session.dispatch("GUILD_MEMBERS_CHUNK", {
+                "guild_id": str(guild.id), "members": [m.payload() for m in guild.members.values()],
+                "chunk_index": 0, "chunk_count": 1, "nonce": data.get("nonce"),
+            })
+
+    async def _identify(self, session: GatewaySession, data: dict[str, Any]) -> None:
+        if data.get("token") != self.token:
+            await session.ws.close(code=4004, message=b"Authentication failed.")
+            return
+        intents = int(data.get("intents", 0))
+        if intents & PRIVILEGED_INTENTS and not self.privileged_intents:
+            await session.ws.close(code=4014, message=b"Disallowed intent(s).")
+            return
+        session.intents = intents
+        self.identify_count += 1
+        self._sessions[session.session_id] = session
+        await session.dispatch("READY", {
+            "v": 10,
+            "user": {**self.bot_user.payload(), "verified": True, "mfa_enabled": False, "email": None},
+            "guilds": [{"id": str(g.id), "unavailable": True} for g in self.guilds.values()],
+            "session_id": session.session_id,
+            "resume_gateway_url": self.gateway_url,
+            "application": {"id": str(self.application_id), "flags": 0},
+            "private_channels": [],
+            "relationships": [],
+        })
+        if intents & INTENT_GUILDS:
+            for guild in self.guilds.values():
+                await session.dispatch("GUILD_CREATE", guild.payload())
+        self.session = session
+        await self._notify()
+
+    # ------------------------------------------------------------------ REST
+
+    def _route(self, method: str, pattern: str, handler: Handler, *, auth: bool = True) -> None:
+        regex = re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern) + "$")
+        self._routes.append((method, regex, handler, auth))
+
+    def _register_routes(self) -> None:
+        r = self._route
+        r("GET", "/users/@me", self._get_me)
+        r("GET", "/oauth2/applications/@me", self._get_application)
+        r("GET", "/applications/{app}/commands", self._get_commands)
+        r("PUT", "/applications/{app}/commands", self._put_commands)
+        r("GET", "/applications/{app}/guilds/{guild}/commands", self._get_commands)
+        r("PUT", "/applications/{app}/guilds/{guild}/commands", self._put_commands)
+        r("POST", "/interactions/{interaction}/{token}/callback", self._callback, auth=False)
+        r("POST", "/webhooks/{app}/{token}", self._followup, auth=False)
+        r("GET", "/webhooks/{app}/{token}/messages/{message}", self._get_webhook_message, auth=False)
+        r("PATCH", "/webhooks/{app}/{token}/messages/{message}", self._edit_webhook_message, auth=False)
+        r("DELETE", "/webhooks/{app}/{token}/messages/{message}", self._delete_webhook_message, auth=False)
+        r("POST", "/users/@me/channels", self._open_dm)
+        r("GET", "/channels/{channel}", self._get_channel)
+        r("GET", "/channels/{channel}/messages", self._get_messages)
+        r("POST", "/channels/{channel}/messages", self._post_message)
+        r("GET", "/channels/{channel}/messages/{message}", self._get_message)
+        r("PATCH", "/channels/{channel}/messages/{message}", self._edit_message)
+        r("DELETE", "/channels/{channel}/messages/{message}", self._delete_message)
+        r("GET", "/guilds/{guild}", self._get_guild)
+        r("GET", "/guilds/{guild}/channels", self._get_guild_channels)
+        r("GET", "/guilds/{guild}/members/{user}", self._get_member)
+
+    async def _rest(self, request: web.Request) -> web.Response:
+        path = "/" + request.match_info["tail"]
+        body, files = await self._read_body(request)
+        call = Call(request.method, path, dict(request.query), body, files)
+        self.calls.append(call)
+        try:
+            for method, regex, handler, auth in self._routes:
+                match = regex.match(path)
+                if match and method == request.method:
+                    if auth and request.headers.get("Authorization") != f"Bot {self.token}":
+                        raise DiscordError(401, 0, "401: Unauthorized")
+                    result = await handler(request, match, body)
+                    status = 204 if result is None else 200
+                    call.status = status
+                    return self._json(status, result)
+            call.handled = False
+            raise DiscordError(404, 0, "404: Not Found")
+        except DiscordError as error:
+            call.status = error.status
+            return self._json(error.status, error.body())
+        finally:
+            await self._notify()
+
+    @staticmethod
+    def _json(status: int, body: Any) -> web.Response:
+        if status == 204:
+            return web.Response(status=204)
+        # discord.py parses JSON only when the content type is exactly application/json.
+        return web.Response(status=status, body=json.dumps(body, ensure_ascii=False).encode(),
+                            headers={"Content-Type": "application/json"})
+
+    @staticmethod
+    async def _read_body(request: web.Request) -> tuple[Any, list[tuple[str, bytes]]]:
+        if not request.can_read_body:
+            return None, []
+        if request.content_type.startswith("multipart/"):
+            body: Any = None
+            files: list[tuple[str, bytes]] = []
+            reader = await request.multipart()
+            async for part in reader:
+                if part.name == "payload_json":
+                    body = json.loads(await part.text())  # type: ignore[union-attr]
+                else:
+                    files.append((part.filename or part.name or "", await part.read()))  # type: ignore[union-attr]
+            return body, files
+        raw = await request.read()
+        return (json.loads(raw) if raw else None), []
+
+    # -- application and commands
+
+    async def _get_me(self, request: web.Request, match: re.Match[str], body: Any) -> Any:
+        return {**self.bot_user.payload(), "verified": True, "mfa_enabled": False, "email": None}
+
+    async def _get_application(self, request: web.Request, match: re.Match[str], body: Any) -> Any:
+        return {
+            "id": str(self.application_id), "name": "Kakehashi", "icon": None, "description": "",
+            "summary": "", "bot_public": True, "bot_require_code_grant": False, "verify_key": "00" * 32,
+            "owner": self.owner.payload(), "team": None, "flags": 0, "rpc_origins": [],
+            "bot": self.bot_user.payload(),
+        }
+
+    def _check_app(self, match: re.Match[str]) -> Guild | None:
+        if match["app"] != str(self.application_id):
+            raise DiscordError(403, 50001, "Missing Access")
+        guild_id = match.groupdict().get("guild")
+        if guild_id is None:
+            return None
+        if int(guild_id) not in self.guilds:
+            raise DiscordError(403, 50001, "Missing Access")
+        return self.guilds[int(guild_id)]
+
+    async def _get_commands(self, request: web.Request, match: re.Match[str], body: Any) -> Any:
+        guild = self._check_app(match)
+        return self.guild_commands.get(guild.id, []) if guild else self.global_commands
+
+    async def _put_commands(self, request: web.Request, match: re.Match[str], body: Any) -> Any:
+        guild = self._check_app(match)
+        if not isinstance(body, list) or len(body) > 100:
+            raise invalid_form("_root", "BASE_TYPE_MAX_LENGTH", "Must be 100 or fewer in length.")
+        existing = {c["name"]: c for c in (self.guild_commands.get(guild.id, []) if guild else self.global_commands)}
+        stored = []
+        for index, command in enumerate(body):
+            _validate_command(command, str(index))
+            previous = existing.get(command["name"])
+            entry = {
+                "id": previous["id"] if previous else str(snowflake()),
+                "application_id": str(self.application_id),
+                "version": str(snowflake()),
+                "type": command.get("type", 1),
+                "name": command["name"],
+                "description": command.get("description", ""),
+                "options": command.get("options", []),
+                "default_member_permissions": command.get("default_member_permissions"),
+                "dm_permission": command.get("dm_permission", True),
+                "contexts": command.get("contexts"),
+                "integration_types": command.get("integration_types", [0]),
+                "nsfw": command.get("nsfw", False),
+                "name_localizations": command.get("name_localizations"),
+                "description_localizations": command.get("description_localizations"),
+            }
+            if guild:
+                entry["guild_id"] = str(guild.id)
+            stored.append(entry)
+        if guild:
+            self.guild_commands[guild.id] = stored
+        else:
+            self.global_commands = stored
+        return stored
+
+    # -- interaction responses
+
+    def _live(self, interaction_id: str, token: str) -> Interaction:
+        interaction = self.interactions.get(int(interaction_id))
+        if interaction is None or interaction.token != token:
+            raise DiscordError(404, 10062, "Unknown interaction")
+        return interaction
+
+    def _by_token(self, match: re.Match[str]) -> Interaction:
+        if match["app"] != str(self.application_id):
+            raise DiscordError(404, 10015, "Unknown Webhook")
+        interaction = next((i for i in self.interactions.values() if i.token == match["token"]), None)
+        if interaction is None or not interaction.answered:
+            raise DiscordError(404, 10015, "Unknown Webhook")
+        if asyncio.get_running_loop().time() - interaction.created_monotonic > TOKEN_LIFETIME:
+            raise DiscordError(401, 50027, "Invalid Webhook Token")
+        return interaction
+
+    async def _callback(self, request: web.Request, match: re.Match[str], body: Any) -> Any:
+        interaction = self._live(match["interaction"], match["token"])
+        if interaction.answered:
+            raise DiscordError(400, 40060, "Interaction has already been acknowledged.")
+        if asyncio.get_running_loop().time() - interaction.created_monotonic > INTERACTION_DEADLINE:
+            raise DiscordError(404, 10062, "Unknown interaction")
+        kind = body.get("type")
+        data = body.get("data") or {}
+        message: Message | None = None
+        if kind == CHANNEL_MESSAGE:
+            _validate_message(data, require_content=True)
+            message = self._response_message(interaction, data, data.get("flags", 0))
+        elif kind == DEFERRED_CHANNEL_MESSAGE:
+            flags = (data.get("flags", 0) & Message.EPHEMERAL) | Message.LOADING
+            message = self._response_message(interaction, {}, flags)
+        elif kind in (DEFERRED_UPDATE, UPDATE_MESSAGE):
+            if interaction.type not in (MESSAGE_COMPONENT, MODAL_SUBMIT):
+                raise invalid_form("type", "INTERACTION_RESPONSE_TYPE_INVALID", "Invalid interaction response type")
+            if kind == UPDATE_MESSAGE:
+                _validate_message(data, require_content=False)
+                target = self.messages[int(interaction.payload["message"]["id"])]
+                self._apply_edit(target, data)
+                message = target
+        elif kind == AUTOCOMPLETE_RESULT:
+            if interaction.type != AUTOCOMPLETE:
+                raise invalid_form("type", "INTERACTION_RESPONSE_TYPE_INVALID", "Invalid interaction response type")
+            choices = data.get("choices", [])
+            _validate_choices(choices, "data.choices")
+            interaction.choice_data = choices
+        elif kind == MODAL:
+            if interaction.type == MODAL_SUBMIT:
+                raise invalid_form("type", "INTERACTION_RESPONSE_TYPE_INVALID", "A modal cannot open a modal")
+            _validate_modal(data)
+            interaction.modal_data = data
+        else:
+            raise invalid_form("type", "BASE_TYPE_CHOICES", f"Value must be one of (4, 5, 6, 7, 8, 9), not {kind}")
+        interaction.callback_type = kind
+        if message is not None and kind != UPDATE_MESSAGE:
+            interaction.original = message
+        result: dict[str, Any] = {"interaction": {
+            "id": str(interaction.id), "type": interaction.type,
+            "response_message_id": str(message.id) if message else None,
+            "response_message_loading": kind == DEFERRED_CHANNEL_MESSAGE,
+            "response_message_ephemeral": bool(message and message.ephemeral),
+        }}
+        if message is not None:
+            result["resource"] = {"type": kind, "message": message.payload()}
+        return result
+
+    def _response_message(self, interaction: Interaction, data: dict[str, Any], flags: int) -> Message:
+        message = Message(
+            snowflake(), interaction.channel, self.bot_user, content=data.get("content") or "",
+            embeds=data.get("embeds") or [], components=data.get("components") or [],
+            flags=flags & (Message.EPHEMERAL | Message.LOADING | (1 << 15) | (1 << 12)),
+            allowed_mentions=data.get("allowed_mentions"), interaction_id=interaction.id,
+            webhook_id=self.application_id,
+        )
+        self._resolve_mentions(message, data.get("allowed_mentions"))
+        self._store(message, dispatch_to_bot=False)
+        return message
+
+    async def _followup(self, request: web.Request, match: re.Match[str], body: Any) -> Any:
+        interaction = self._by_token(match)
+        body = body or {}
+        _validate_message(body, require_content=True, files=bool(request.content_type.startswith("multipart/")))
+        original = interaction.original
+        if original is not None and original.flags & Message.LOADING:
+            # The first follow-up after a "thinking" defer replaces the loading message;
+            # whether it is ephemeral was decided by the defer.
+            self._apply_edit(original, body)
+            original.flags &= ~Message.LOADING
+            return original.payload()
+        message = self._response_message(interaction, body, body.get("flags", 0))
+        interaction.followups.append(message)
+        return message.payload()
+
+    def _webhook_target(self, interaction: Interaction, message_id: str) -> Message:
+        if message_id == "@original":
+            if interaction.original is None or interaction.original.deleted:
+                raise DiscordError(404, 10008, "Unknown Message")
+            return interaction.original
+        for message in interaction.messages:
+            if str(message.id) == message_id and not message.deleted:
+                return message
+        raise DiscordError(404, 10008, "Unknown Message")
+
+    async def _get_webhook_message(self, request: web.Request, match: re.Match[str], body: Any) -> Any:
+        return self._webhook_target(self._by_token(match), match["message"]).payload()
+
+    async def _edit_webhook_message(self, request: web.Request, match: re.Match[str], body: Any) -> Any:
+        target = self._webhook_target(self._by_token(match), match["message"])
+        _validate_message(body or {}, require_content=False)
+        self._apply_edit(target, body or {})
+        target.flags &= ~Message.LOADING
+        return target.payload()
+
+    async def _delete_webhook_message(self, request: web.Request, match: re.Match[str], body: Any) -> Any:
+        self._webhook_target(self._by_token(match), match["message"]).deleted = True
+        return None
+
+    # -- channels and messages
+
+    def _channel(self, channel_id: str) -> Channel:
+        channel = self.channels.get(int(channel_id))
+        if channel is None:
+            raise DiscordError(404, 10003, "Unknown Channel")
+        return channel
+
+    def _bot_permissions(self, channel: Channel) -> int:
+        if channel.guild is None:
+            return Perm.ALL
+        return channel.guild.permissions_in(channel.guild.members[self.bot_user.id], channel)
+
+    def _require(self, channel: Channel, needed: int) -> None:
+        granted = self._bot_permissions(channel)
+        if not granted & Perm.VIEW_CHANNEL:
+            raise DiscordError(403, 50001, "Missing Access")
+        if granted & needed != needed:
+            raise DiscordError(403, 50013, "Missing Permissions")
+
+    async def _open_dm(self, request: web.Request, match: re.Match[str], body: Any) -> Any:
+        user = self.users.get(int(body["recipient_id"]))
+        if user is None:
+            raise invalid_form("recipient_id", "NUMBER_TYPE_COERCE", "Value is not a known user.")
+        channel = self.dm_channel(user)
+        if channel is None:
+            channel = Channel(id=snowflake(), type=ChannelType.DM, name="", recipients=[user])
+            self.channels[channel.id] = channel
+        return channel.payload()
+
+    async def _get_channel(self, request: web.Request, match: re.Match[str], body: Any) -> Any:
+        channel = self._channel(match["channel"])
+        if channel.guild is not None:
+            self._require(channel, Perm.VIEW_CHANNEL)
+        return channel.payload()
+
+    async def _get_messages(self, request: web.Request, match: re.Match[str], body: Any) -> Any:
+        channel = self._channel(match["channel"])
+        self._require(channel, Perm.VIEW_CHANNEL | Perm.READ_MESSAGE_HISTORY)
+        limit = max(1, min(100, int(request.query.get("limit", 50))))
+        found = sorted((m for m in self.channel_messages(channel) if not m.ephemeral), key=lambda m: -m.id)
+        if "before" in request.query:
+            found = [m for m in found if m.id < int(request.query["before"])]
+        if "after" in request.query:
+            found = sorted((m for m in found if m.id > int(request.query["after"])), key=lambda m: m.id)
+        return [m.payload() for m in found[:limit]]
+
+    async def _post_message(self, request: web.Request, match: re.Match[str], body: Any) -> Any:
+        channel = self._channel(match["channel"])
+        body = body or {}
+        if channel.type == ChannelType.DM:
+            if not channel.recipients[0].dm_open:
+                raise DiscordError(403, 50007, "Cannot send messages to this user")
+        elif channel.type in (ChannelType.VOICE, ChannelType.CATEGORY, ChannelType.FORUM, ChannelType.MEDIA,
+                              ChannelType.STAGE):
+            raise DiscordError(400, 50008, "Cannot send messages in a non-text channel")
+        else:
+            needed = Perm.SEND_MESSAGES_IN_THREADS if channel.is_thread else Perm.SEND_MESSAGES
+            self._require(channel, needed)
+        has_files = request.content_type.startswith("multipart/")
+        _validate_message(body, require_content=True, files=has_files)
+        message = Message(
+            snowflake(), channel, self.bot_user, content=body.get("content") or "",
+            embeds=body.get("embeds") or [], components=body.get("components") or [],
+            flags=body.get("flags", 0) & ((1 << 2) | (1 << 12) | (1 << 15)),
+            allowed_mentions=body.get("allowed_mentions"), message_reference=body.get("message_reference"),
+        )
+        self._resolve_mentions(message, body.get("allowed_mentions"))
+        self._store(message)
+        await self._dispatch_message("MESSAGE_CREATE", message, message.payload())
+        return message.payload()
+
+    def _message(self, channel: Channel, message_id: str) -> Message:
+        message = self.messages.get(int(message_id))
+        if message is None or message.channel.id != channel.id or message.deleted:
+            raise DiscordError(404, 10008, "Unknown Message")
+        return message
+
+    async def _get_message(self, request: web.Request, match: re.Match[str], body: Any) -> Any:
+        channel = self._channel(match["channel"])
+        if channel.guild is not None:
+            self._require(channel, Perm.VIEW_CHANNEL | Perm.READ_MESSAGE_HISTORY)
+        return self._message(channel, match["message"]).payload()
+
+    async def _edit_message(self, request: web.Request, match: re.Match[str], body: Any) -> Any:
+        channel = self._channel(match["channel"])
+        message = self._message(channel, match["message"])
+        if message.author.id != self.bot_user.id:
+            raise DiscordError(403, 50005, "Cannot edit a message authored by another user")
+        _validate_message(body or {}, require_content=False)
+        self._apply_edit(message, body or {})
+        await self._dispatch_message("MESSAGE_UPDATE", message, message.payload())
+        return message.payload()
+
+    async def _delete_message(self, request: web.Request, match: re.Match[str], body: Any) -> Any:
+        channel = self._channel(match["channel"])
+        message = self._message(channel, match["message"])
+        if message.author.id != self.bot_user.id and channel.guild is not None:
+            self._require(channel, Perm.MANAGE_MESSAGES)
+        message.deleted = True
+        data = {"id": str(message.id), "channel_id": str(channel.id)}
+        if channel.guild is not None:
+            data["guild_id"] = str(channel.guild.id)
+        await self._dispatch_message("MESSAGE_DELETE", message, data)
+        return None
+
+    def _apply_edit(self, message: Message, body: dict[str, Any]) -> None:
+        for key in ("content", "embeds", "components"):
+            if key in body and body[key] is not None:
+                setattr(message, key, body[key])
+        if "allowed_mentions" in body:
+            message.allowed_mentions = body["allowed_mentions"]
+        message.edited = True
+        self._resolve_mentions(message, message.allowed_mentions)
+
+    def _store(self, message: Message, *, dispatch_to_bot: bool = True) -> None:
+        self.messages[message.id] = message
+        message.channel.last_message_id = message.id
+
+    def _resolve_mentions(self, message: Message, allowed: dict[str, Any] | None) -> None:
+        """Who this message pings, by Discord's rules for ``allowed_mentions`` (absent: everything)."""
+        parse = ["users", "roles", "everyone"] if allowed is None else allowed.get("parse", [])
+        users = {int(u) for u in re.findall(r"<@!?(\d+)>", message.content)}
+        roles = {int(r) for r in re.findall(r"<@&(\d+)>", message.content)}
+        if "users" not in parse:
+            users &= {int(u) for u in (allowed or {}).get("users", [])}
+        if "roles" not in parse:
+            roles &= {int(r) for r in (allowed or {}).get("roles", [])}
+        message.mentions = sorted(users)
+        message.mention_roles = sorted(roles)
+        message.mention_everyone = "everyone" in parse and bool(re.search(r"@(everyone|here)\b", message.content))
+
+    # -- guilds
+
+    def _guild(self, guild_id: str) -> Guild:
+        guild = self.guilds.get(int(guild_id))
+        if guild is None:
+            raise DiscordError(404, 10004, "Unknown Guild")
+        return guild
+
+    async def _get_guild(self, request: web.Request, match: re.Match[str], body: Any) -> Any:
+        data = self._guild(match["guild"]).payload()
+        for key in ("members", "channels", "threads", "presences", "voice_states", "joined_at", "large"):
+            data.pop(key, None)
+        return data
+
+    async def _get_guild_channels(self, request: web.Request, match: re.Match[str], body: Any) -> Any:
+        guild = self._guild(match["guild"])
+        return [c.payload() for c in guild.channels.values() if not c.is_thread]
+
+    async def _get_member(self, request: web.Request, match: re.Match[str], body: Any) -> Any:
+        guild = self._guild(match["guild"])
+        member = guild.members.get(int(match["user"]))
+        if member is None:
+            raise DiscordError(404, 10007, "Unknown Member")
+        return member.payload()
+
+    # -- helpers for modals
+
+    @staticmethod
+    def _check_text_input(text_input: dict[str, Any], label: str, value: str) -> None:
+        """What the Discord client itself refuses to submit."""
+        if text_input.get("required", True) and not value:
+            raise AssertionError(f"Discord will not submit the modal: {label!r} is required")
+        if value and len(value) < text_input.get("min_length", 0):
+            raise AssertionError(f"Discord will not submit the modal: {label!r} is under its min_length")
+        if len(value) > text_input.get("max_length", 4000):
+            raise AssertionError(f"Discord will not submit the modal: {label!r} is over its max_length")
+
+
+# ---------------------------------------------------------------------- validation
+
+
+def _length(value: Any, path: str, low: int, high: int) -> None:
+    if not isinstance(value, str) or not low <= len(value) <= high:
+        raise invalid_form(path, "BASE_TYPE_BAD_LENGTH", f"Must be between {low} and {high} in length.")
+
+
+def _validate_localizations(values: dict[str, str] | None, path: str, high: int, name: bool) -> None:
+    for locale, text in (values or {}).items():
+        if locale not in _LOCALES:
+            raise invalid_form(f"{path}.{locale}", "LOCALE_INVALID", f"Invalid locale {locale!r}")
+        _length(text, f"{path}.{locale}", 1, high)
+        if name and not _NAME.match(text):
+            raise invalid_form(f"{path}.{locale}", "APPLICATION_COMMAND_INVALID_NAME", "Invalid name")
+
+
+def _validate_command(command: dict[str, Any], path: str) -> None:
+    kind = command.get("type", 1)
+    _length(command.get("name"), f"{path}.name", 1, 32)
+    _validate_localizations(command.get("name_localizations"), f"{path}.name_localizations", 32, kind == 1)
+    if kind == 1:
+        if not _NAME.match(command["name"]) or command["name"] != command["name"].lower():
+            raise invalid_form(f"{path}.name", "APPLICATION_COMMAND_INVALID_NAME", "Invalid command name")
+        _length(command.get("description"), f"{path}.description", 1, 100)
+        _validate_localizations(command.get("description_localizations"), f"{path}.description_localizations",
+                                100, False)
+        _validate_options(command.get("options", []), f"{path}.options", depth=0)
+
+
+def _validate_options(options: list[dict[str, Any]], path: str, depth: int) -> None:
+    if len(options) > 25:
+        raise invalid_form(path, "BASE_TYPE_MAX_LENGTH", "Must be 25 or fewer in length.")
+    seen_optional = False
+    names = set()
+    for index, option in enumerate(options):
+        where = f"{path}.{index}"
+        name = option.get("name", "")
+        if not _NAME.match(name) or name != name.lower() or name in names:
+            raise invalid_form(f"{where}.name", "APPLICATION_COMMAND_INVALID_NAME", "Invalid or duplicate name")
+        names.add(name)
+        _length(option.get("description"), f"{where}.description", 1, 100)
+        _validate_localizations(option.get("description_localizations"), f"{where}.description_localizations",
+                                100, False)
+        _validate_localizations(option.get("name_localizations"), f"{where}.name_localizations", 32, True)
+        if option["type"] in (OPTION_SUBCOMMAND, OPTION_GROUP):
+            if depth >= (1 if option["type"] == OPTION_GROUP else 2):
+                raise invalid_form(where, "APPLICATION_COMMAND_OPTIONS_TYPE_INVALID", "Subcommands nest too deep")
+            _validate_options(option.get("options", []), f"{where}.options", depth + 1)
+            continue
+        if option.get("required"):
+            if seen_optional:
+                raise invalid_form(where, "APPLICATION_COMMAND_OPTIONS_REQUIRED_INVALID",
+                                   "Required options must be placed before non-required options")
+        else:
+            seen_optional = True
+        if option.get("choices") and option.get("autocomplete"):
+            raise invalid_form(where, "APPLICATION_COMMAND_OPTION_CHOICES_AUTOCOMPLETE", "Choices or autocomplete")
+        _validate_choices(option.get("choices") or [], f"{where}.choices")
+
+
+def _validate_choices(choices: list[dict[str, Any]], path: str) -> None:
+    if len(choices) > 25:
+        raise invalid_form(path, "BASE_TYPE_MAX_LENGTH", "Must be 25 or fewer in length.")
+    for index, choice in enumerate(choices):
+        _length(choice.get("name"), f"{path}.{index}.name", 1, 100)
+        _validate_localizations(choice.get("name_localizations"), f"{path}.{index}.name_localizations", 100, False)
+        if isinstance(choice.get("value"), str):
+            _length(choice["value"], f"{path}.{index}.value", 1, 100)
+
+
+def _validate_message(body: dict[str, Any], *, require_content: bool, files: bool = False) -> None:
+    content = body.get("content")
+    if content is not None and len(content) > 2000:
+        raise invalid_form("content", "BASE_TYPE_MAX_LENGTH", "Must be 2000 or fewer in length.")
+    embeds = body.get("embeds") or []
+    if len(embeds) > 10:
+        raise invalid_form("embeds", "BASE_TYPE_MAX_LENGTH", "Must be 10 or fewer in length.")
+    total = 0
+    for index, embed in enumerate(embeds):
+        where = f"embeds.{index}"
+        for key, limit in (("title", 256), ("description", 4096)):
+            if key in embed:
+                _length(embed[key], f"{where}.{key}", 1 if key == "title" else 0, limit)
+                total += len(embed[key])
+        fields = embed.get("fields", [])
+        if len(fields) > 25:
+            raise invalid_form(f"{where}.fields", "BASE_TYPE_MAX_LENGTH", "Must be 25 or fewer in length.")
+        for number, item in enumerate(fields):
+            _length(item.get("name"), f"{where}.fields.{number}.name", 1, 256)
+            _length(item.get("value"), f"{where}.fields.{number}.value", 1, 1024)
+            total += len(item["name"]) + len(item["value"])
+        if "footer" in embed:
+            _length(embed["footer"].get("text"), f"{where}.footer.text", 1, 2048)
+            total += len(embed["footer"]["text"])
+        if "author" in embed:
+            _length(embed["author"].get("name"), f"{where}.author.name", 1, 256)
+            total += len(embed["author"]["name"])
+    if total > 6000:
+        raise invalid_form("embeds", "MAX_EMBED_SIZE_EXCEEDED", "Embed size exceeds maximum size of 6000")
+    components = body.get("components") or []
+    if len(components) > 5 and not body.get("flags", 0) & (1 << 15):
+        raise invalid_form("components", "BASE_TYPE_MAX_LENGTH", "Must be 5 or fewer in length.")
+    for index, row in enumerate(components):
+        children = row.get("components", [])
+        if row.get("type") == 1 and len(children) > 5:
+            raise invalid_form(f"components.{index}.components", "BASE_TYPE_MAX_LENGTH",
+                               "Must be 5 or fewer in length.")
+        for number, child in enumerate(children):
+            if "custom_id" in child:
+                _length(child["custom_id"], f"components.{index}.components.{number}.custom_id", 1, 100)
+            if "label" in child and child["label"] is not None:
+                _length(child["label"], f"components.{index}.components.{number}.label", 0, 80)
+    if require_content and not (content or embeds or components or files or body.get("attachments")
+                                or body.get("sticker_ids") or body.get("poll")):
+        raise DiscordError(400, 50006, "Cannot send an empty message")
+
+
+def _validate_modal(data: dict[str, Any]) -> None:
+    _length(data.get("title"), "data.title", 1, 45)
+    _length(data.get("custom_id"), "data.custom_id", 1, 100)
+    rows = data.get("components") or []
+    if not 1 <= len(rows) <= 5:
+        raise invalid_form("data.components", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 5 in length.")
+    for index, row in enumerate(rows):
+        inputs = [row["component"]] if row.get("type") == 18 else row.get("components", [])
+        for text_input in inputs:
+            if text_input.get("type") == 4:
+                _length(text_input.get("custom_id"), f"data.components.{index}.custom_id", 1, 100)
+                label = row.get("label") if row.get("type") == 18 else text_input.get("label")
+                _length(label, f"data.components.{index}.label", 1, 45)
+                if text_input.get("value") is not None and len(text_input["value"]) > text_input.get(
+                        "max_length", 4000):
+                    raise invalid_form(f"data.components.{index}.value", "BASE_TYPE_MAX_LENGTH",
+                                       "The pre-filled value is longer than max_length.")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
