@@ -27,7 +27,13 @@ class AdminGroup(app_commands.Group):
     """A command group for server admins: hidden from others by Discord and refused by the bot."""
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(guild_only=True, default_permissions=ADMIN_PERMISSIONS, **kwargs)
+        super().__init__(
+            guild_only=True,
+            allowed_contexts=app_commands.AppCommandContext(guild=True),
+            allowed_installs=app_commands.AppInstallationType(guild=True),
+            default_permissions=ADMIN_PERMISSIONS,
+            **kwargs,
+        )
 
     async def interaction_check(self, interaction: discord.Interaction[Any], /) -> bool:
         return require_manage_guild(interaction)

@@ -54,6 +54,9 @@ class KakehashiTree(app_commands.CommandTree["KakehashiBot"]):
 
 class KakehashiBot(commands.Bot):
     def __init__(self, settings: Settings, *, clock: Clock | None = None, catalog: Catalog | None = None) -> None:
+        # The bot never joins voice; spare operators discord.py's start-up warnings about it.
+        discord.VoiceClient.warn_nacl = False
+        discord.VoiceClient.warn_dave = False
         super().__init__(
             # No text commands: every command is a slash command.
             command_prefix=commands.when_mentioned,

@@ -104,7 +104,9 @@ async def send(
     await _send_privately(interaction, content, embed)
 
 
-async def _send_privately(interaction: discord.Interaction[Any], content: str | None, embed: discord.Embed | None) -> None:
+async def _send_privately(
+    interaction: discord.Interaction[Any], content: str | None, embed: discord.Embed | None
+) -> None:
     log.info("Interaction %s in %s expired; answering user %s by DM", interaction.id,
              command_name(interaction), interaction.user.id)
     try:
@@ -120,7 +122,7 @@ def command_name(interaction: discord.Interaction[Any]) -> str:
     """What the member used, for logs: a command's full name, or a component's or modal's id."""
     if interaction.command is not None:
         return f"/{interaction.command.qualified_name}"
-    data = interaction.data or {}
+    data: dict[str, Any] = dict(interaction.data or {})
     custom_id = data.get("custom_id")
     return f"component {custom_id}" if custom_id else f"interaction type {interaction.type.name}"
 
@@ -159,6 +161,12 @@ async def report_error(interaction: discord.Interaction[Any], error: BaseExcepti
     if interaction.type is discord.InteractionType.autocomplete:
         return  # There is nobody to tell: autocomplete answers with choices only.
     try:
-        await reply(interaction, text)
+        try:
+            localize = await localizer_for(interaction)
+        except Exception:
+            # The fault may be the one that stops us reading the server's language.
+            log.exception("Could not pick a language for user %s", interaction.user.id)
+            localize = Localizer(pick_language(interaction.locale.value, None), bot_of(interaction).catalog)
+        await send(interaction, localize(text))
     except Exception:
         log.exception("Could not tell user %s about an error in %s", interaction.user.id, command_name(interaction))

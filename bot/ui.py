@@ -15,7 +15,8 @@ from bot.interactions import report_error
 
 
 class Modal(discord.ui.Modal):
-    async def on_error(self, interaction: discord.Interaction[Any], error: Exception, /) -> None:
+    # discord.py's Modal drops BaseView's ``item`` argument; mypy sees only the base.
+    async def on_error(self, interaction: discord.Interaction[Any], error: Exception, /) -> None:  # type: ignore[override]
         await report_error(interaction, error)
 
 

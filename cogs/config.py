@@ -141,10 +141,12 @@ def _guild(interaction: discord.Interaction[Any]) -> discord.Guild:
 
 
 def _bot_permissions(guild: discord.Guild, channel_id: int) -> set[str]:
+    """The bot's permissions in a channel, by name (aliases such as view_channel included)."""
     channel = guild.get_channel(channel_id)
     if channel is None:
         return set()
-    return {name for name, granted in channel.permissions_for(guild.me) if granted}
+    granted = channel.permissions_for(guild.me)
+    return {name for name in rules.all_required_permissions() if getattr(granted, name)}
 
 
 def _value(setting: str, value: str | None) -> Text | str:

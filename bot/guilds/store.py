@@ -49,7 +49,8 @@ class GuildSettingsStore:
     async def get(self, guild_id: int) -> GuildSettings:
         row = await self._storage.fetch_one(SELECT_SETTINGS, (guild_id,))
         channel_rows = await self._storage.fetch_all(SELECT_CHANNELS, (guild_id,))
-        channels = {Purpose(r["purpose"]): int(r["channel_id"]) for r in channel_rows if r["purpose"] in Purpose}
+        known = {purpose.value for purpose in Purpose}
+        channels = {Purpose(r["purpose"]): int(r["channel_id"]) for r in channel_rows if r["purpose"] in known}
         return GuildSettings(
             guild_id=guild_id,
             language=row["language"] if row else None,

@@ -120,7 +120,7 @@ async def test_persistent_button_works_after_a_restart(
         discord_server: FakeDiscord, world: World, bot_runner: BotRunner) -> None:
     await bot_runner.start(extra_cogs=(Probe,))
     general = world.guild.channel_named("general")
-    await (await discord_server.slash(world.member, "probe button", channel=general, n=7)).reply()
+    await (await discord_server.slash(world.member, "probe button", where=general, n=7)).reply()
     posted = next(m for m in discord_server.channel_messages(general) if m.content == "button 7")
     assert posted.custom_ids == ["probe:echo:7"]
     first = await (await discord_server.click(world.member, posted, "probe:echo:7")).reply()
@@ -134,7 +134,7 @@ async def test_persistent_button_works_after_a_restart(
 async def test_button_errors_take_the_error_path(discord_server: FakeDiscord, world: World,
                                                  probed_bot: KakehashiBot) -> None:
     general = world.guild.channel_named("general")
-    await (await discord_server.slash(world.member, "probe button", channel=general, n=0)).reply()
+    await (await discord_server.slash(world.member, "probe button", where=general, n=0)).reply()
     posted = next(m for m in discord_server.channel_messages(general) if m.content == "button 0")
     reply = await (await discord_server.click(world.ja_member, posted, "probe:echo:0")).reply()
     assert reply.ephemeral and reply.content == "ここではこのコマンドを使えません。"
@@ -165,10 +165,10 @@ async def test_an_interaction_can_be_answered_only_once(discord_server: FakeDisc
     interaction = await discord_server.slash(world.member, "probe say", text="once")
     await interaction.reply()
     url = f"{discord_server.rest_url}/interactions/{interaction.id}/{interaction.token}/callback"
-    async with aiohttp.ClientSession() as session:
-        async with session.post(url, json={"type": 4, "data": {"content": "twice"}}) as response:
-            assert response.status == 400
-            assert (await response.json())["code"] == 40060
+    async with aiohttp.ClientSession() as session, \
+            session.post(url, json={"type": 4, "data": {"content": "twice"}}) as response:
+        assert response.status == 400
+        assert (await response.json())["code"] == 40060
 
 
 async def test_nothing_the_bot_sends_pings_anyone(discord_server: FakeDiscord, world: World,

@@ -68,10 +68,11 @@ OPTION_STRING, OPTION_INTEGER, OPTION_BOOLEAN, OPTION_USER = 3, 4, 5, 6
 OPTION_CHANNEL, OPTION_ROLE, OPTION_MENTIONABLE, OPTION_NUMBER = 7, 8, 9, 10
 
 _NAME = re.compile(r"^[-_\w]{1,32}$")
-_LOCALES = frozenset(
-    "id da de en-GB en-US es-ES es-419 fr hr it lt hu nl no pl pt-BR ro fi sv-SE vi tr cs el bg ru uk "
-    "hi th zh-CN ja zh-TW ko".split()
-)
+_LOCALES = frozenset({
+    "id", "da", "de", "en-GB", "en-US", "es-ES", "es-419", "fr", "hr", "it", "lt", "hu", "nl", "no", "pl",
+    "pt-BR", "ro", "fi", "sv-SE", "vi", "tr", "cs", "el", "bg", "ru", "uk", "hi", "th", "zh-CN", "ja", "zh-TW",
+    "ko",
+})
 
 
 class DiscordError(Exception):
@@ -377,16 +378,18 @@ class FakeDiscord:
         command = self._find_command(guild, name)
         self.command_permissions.setdefault((guild.id, int(command["id"])), {})[target_id] = allowed
 
-    async def slash(self, member: Member, command: str, *, channel: Channel | None = None,
+    async def slash(self, member: Member, command: str, *, where: Channel | None = None,
                     locale: str | None = None, age: float = 0.0, **options: Any) -> Interaction:
-        """Run ``/command`` ("config show") as ``member``; ``age`` makes it that many seconds old."""
+        """Run ``/command`` ("config show") as ``member`` in channel ``where`` (default: the first text
+        channel), in the member's locale unless ``locale`` says otherwise; ``age`` makes the interaction
+        that many seconds old. Options are keyword arguments, by the names the bot registered."""
         data = self._command_data(member, command, options, focused=None)
-        return await self._interact(APPLICATION_COMMAND, member, channel, locale, data, age=age)
+        return await self._interact(APPLICATION_COMMAND, member, where, locale, data, age=age)
 
-    async def autocomplete(self, member: Member, command: str, focused: str, *, channel: Channel | None = None,
+    async def autocomplete(self, member: Member, command: str, focused: str, *, where: Channel | None = None,
                            locale: str | None = None, **options: Any) -> Interaction:
         data = self._command_data(member, command, options, focused=focused)
-        return await self._interact(AUTOCOMPLETE, member, channel, locale, data, check_permission=False)
+        return await self._interact(AUTOCOMPLETE, member, where, locale, data, check_permission=False)
 
     async def click(self, member: Member, message: Message, custom_id: str, *, locale: str | None = None,
                     age: float = 0.0) -> Interaction:
@@ -789,7 +792,8 @@ class FakeDiscord:
                 "name": command["name"],
                 "description": command.get("description", ""),
                 "options": command.get("options", []),
-                "default_member_permissions": command.get("default_member_permissions"),
+                "default_member_permissions": None if command.get("default_member_permissions") is None
+                else str(command["default_member_permissions"]),
                 "dm_permission": command.get("dm_permission", True),
                 "contexts": command.get("contexts"),
                 "integration_types": command.get("integration_types", [0]),

@@ -1,0 +1,71 @@
+"""The command tree as the bot builds it, checked without connecting to anything."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import discord
+import pytest
+from discord import app_commands
+
+from bot.client import EXTENSIONS, KakehashiBot
+from bot.config import Settings
+from bot.translator import CatalogTranslator
+
+# The contract of DESIGN.md: these names must not change.
+CONTRACT = {"config show", "config channel", "config timezone", "config language"}
+
+
+@pytest.fixture
+async def bot(tmp_path: Path) -> AsyncIterator[KakehashiBot]:
+    bot = KakehashiBot(Settings(token="t", database_path=tmp_path / "k.db", dev_guild_id=None,
+                                log_level=logging.INFO))
+    for extension in EXTENSIONS:
+        await bot.load_extension(extension)
+    await bot.tree.set_translator(CatalogTranslator(bot.catalog))
+    yield bot
+    await bot.close()
+
+
+def walk(command: Any) -> list[Any]:
+    found = [command]
+    for child in getattr(command, "commands", []):
+        found.extend(walk(child))
+    return found
+
+
+async def test_the_contract_commands_exist(bot: KakehashiBot) -> None:
+    names = {c.qualified_name for top in bot.tree.get_commands() for c in walk(top)
+             if isinstance(c, app_commands.Command)}
+    assert names >= CONTRACT
+
+
+async def test_command_names_are_unique(bot: KakehashiBot) -> None:
+    names = [c.qualified_name for top in bot.tree.get_commands() for c in walk(top)]
+    assert len(names) == len(set(names))
+
+
+async def test_every_command_option_and_choice_has_english_and_japanese_text(bot: KakehashiBot) -> None:
+    translator = bot.tree.translator
+    assert translator is not None
+    for top in bot.tree.get_commands():
+        payload = await top.get_translated_payload(bot.tree, translator)
+        stack = [payload]
+        while stack:
+            item = stack.pop()
+            if "description" in item:
+                assert item["description"], item["name"]
+                assert item.get("description_localizations", {}).get("ja"), f"{item['name']} has no Japanese"
+            for choice in item.get("choices", []):
+                assert choice.get("name_localizations", {}).get("ja"), f"choice {choice['value']} has no Japanese"
+            stack.extend(item.get("options", []))
+
+
+async def test_admin_commands_are_hidden_from_members_and_guild_only(bot: KakehashiBot) -> None:
+    config = bot.tree.get_command("config")
+    assert isinstance(config, app_commands.Group)
+    assert config.default_permissions == discord.Permissions(manage_guild=True)
+    assert config.guild_only

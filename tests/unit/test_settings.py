@@ -1,0 +1,57 @@
+"""Settings from the environment (bot/config.py)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from bot.config import SettingsError, load_settings
+
+TOKEN = "MTIz.abc.def"
+
+
+def test_defaults_put_the_database_under_the_working_folder(tmp_path: Path) -> None:
+    settings = load_settings({"DISCORD_TOKEN": f"  {TOKEN}\n"}, cwd=tmp_path)
+    assert settings.token == TOKEN
+    assert settings.database_path == tmp_path / "kakehashi.db"
+    assert settings.dev_guild_id is None
+    assert settings.log_level == logging.INFO
+
+
+def test_every_setting_is_read(tmp_path: Path) -> None:
+    settings = load_settings({"DISCORD_TOKEN": TOKEN, "DATABASE_PATH": "var/bot.db",
+                              "DEV_GUILD_ID": " 123456789012345678 ", "LOG_LEVEL": "debug"}, cwd=tmp_path)
+    assert settings.database_path == tmp_path / "var" / "bot.db"
+    assert (tmp_path / "var").is_dir()
+    assert settings.dev_guild_id == 123456789012345678
+    assert settings.log_level == logging.DEBUG
+
+
+def test_the_token_never_appears_in_repr(tmp_path: Path) -> None:
+    settings = load_settings({"DISCORD_TOKEN": TOKEN}, cwd=tmp_path)
+    assert TOKEN not in repr(settings) and "<hidden>" in repr(settings)
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({}, "DISCORD_TOKEN is not set"),
+    ({"DISCORD_TOKEN": " "}, "DISCORD_TOKEN is not set"),
+    ({"DISCORD_TOKEN": f"Bot {TOKEN}"}, "leading"),
+    ({"DISCORD_TOKEN": "a\nb"}, "spaces or line breaks"),
+    ({"DISCORD_TOKEN": TOKEN, "DEV_GUILD_ID": "abc"}, "DEV_GUILD_ID"),
+    ({"DISCORD_TOKEN": TOKEN, "DEV_GUILD_ID": "-123456789012345678"}, "DEV_GUILD_ID"),
+    ({"DISCORD_TOKEN": TOKEN, "DEV_GUILD_ID": "９８７６５４３２１０９８７６５４３２"}, "DEV_GUILD_ID"),
+    ({"DISCORD_TOKEN": TOKEN, "LOG_LEVEL": "verbose"}, "LOG_LEVEL"),
+])
+def test_bad_settings_say_what_to_do(tmp_path: Path, env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=message) as caught:
+        load_settings(env, cwd=tmp_path)
+    assert "\n" not in str(caught.value)
+    assert TOKEN not in str(caught.value)
+
+
+def test_a_database_path_under_a_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    with pytest.raises(SettingsError, match="Cannot write the database"):
+        load_settings({"DISCORD_TOKEN": TOKEN, "DATABASE_PATH": str(tmp_path / "file" / "k.db")}, cwd=tmp_path)
