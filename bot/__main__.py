@@ -21,6 +21,7 @@ import aiohttp
 import discord
 from dotenv import load_dotenv
 
+from bot import DATA_DIR
 from bot.client import KakehashiBot, invite_url
 from bot.config import Settings, SettingsError, load_settings, parse_snowflake
 from bot.storage import StorageError
@@ -61,6 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(invite_url(client_id))
         return EXIT_OK
 
+    if not (DATA_DIR / "locales").is_dir():
+        return _fail(f"bundled data not found in {DATA_DIR}: install from a checkout with "
+                     "`pip install -e .` (see README).", EXIT_CONFIG)
     # Values already in the environment win over .env, as usual.
     load_dotenv(Path.cwd() / ".env", override=False)
     try:
@@ -77,9 +81,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     return EXIT_OK
 
 
-async def run(settings: Settings, *, bot: KakehashiBot | None = None) -> None:
+async def run(settings: Settings) -> None:
     """Run until Discord stops us or a signal asks us to stop; always close the database."""
-    bot = bot or KakehashiBot(settings)
+    bot = KakehashiBot(settings)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -12,7 +12,7 @@ from discord.ext import commands
 from bot.checks import AdminGroup
 from bot.client import KakehashiBot
 from bot.guilds import rules
-from bot.guilds.model import AuditEntry, ChannelKind, GuildSettings, Purpose, Setting
+from bot.guilds.model import AuditEntry, ChannelKind, ChannelRef, GuildSettings, Purpose, Setting
 from bot.i18n import DEFAULT_LANGUAGE, Text, language_of_locale
 from bot.interactions import Localizer, localizer_for, reply, send
 from bot.translator import described
@@ -29,6 +29,7 @@ CHANNEL_KINDS: dict[discord.ChannelType, ChannelKind] = {
     discord.ChannelType.private_thread: ChannelKind.THREAD,
     discord.ChannelType.news_thread: ChannelKind.THREAD,
 }
+EMBED_FIELD_LIMIT = 1024
 PURPOSE_CHOICES = [
     app_commands.Choice(name=described(f"choices.purpose.{purpose.value}"), value=purpose.value)
     for purpose in Purpose
@@ -87,7 +88,7 @@ class Config(commands.Cog):
         chosen = rules.parse_purpose(purpose)
         target = None
         if channel is not None:
-            target = (channel.id, CHANNEL_KINDS.get(channel.type, ChannelKind.OTHER), channel.mention)
+            target = ChannelRef(channel.id, CHANNEL_KINDS.get(channel.type, ChannelKind.OTHER), channel.mention)
         change = await self.bot.guild_config.set_channel(guild.id, chosen, target, actor_id=interaction.user.id)
         purpose_name = Text(f"purpose.{chosen.value}")
         if channel is None:
@@ -191,7 +192,9 @@ def _settings_embed(
     embed.add_field(name=localize(Text("config.show.channels")), value="\n".join(lines), inline=False)
 
     history = [_change_line(localize, entry) for entry in changes] or [localize(Text("config.show.no_changes"))]
-    embed.add_field(name=localize(Text("config.show.recent")), value="\n".join(history)[:1024], inline=False)
+    while len("\n".join(history)) > EMBED_FIELD_LIMIT:
+        history.pop()  # whole lines only: a cut line could end inside a mention
+    embed.add_field(name=localize(Text("config.show.recent")), value="\n".join(history), inline=False)
     return embed
 
 

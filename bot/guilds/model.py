@@ -47,6 +47,15 @@ class Setting(StrEnum):
 
 
 @dataclass(frozen=True)
+class ChannelRef:
+    """A channel as a command names it: its id, its kind, and how to mention it."""
+
+    id: int
+    kind: ChannelKind
+    mention: str
+
+
+@dataclass(frozen=True)
 class GuildSettings:
     guild_id: int
     language: str | None = None

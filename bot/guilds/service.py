@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.clock import Clock
 from bot.guilds import rules
-from bot.guilds.model import AuditEntry, Change, ChannelKind, GuildSettings, Purpose, Setting
+from bot.guilds.model import AuditEntry, Change, ChannelRef, GuildSettings, Purpose, Setting
 from bot.guilds.store import GuildSettingsStore
 
 
@@ -23,17 +23,15 @@ class GuildConfig:
         self,
         guild_id: int,
         purpose: Purpose,
-        channel: tuple[int, ChannelKind, str] | None,
+        channel: ChannelRef | None,
         *,
         actor_id: int,
     ) -> Change:
-        """``channel`` is (id, kind, mention), or None to stop using a channel for ``purpose``."""
-        channel_id = None
+        """Use ``channel`` for ``purpose``, or no channel when it is None."""
         if channel is not None:
-            channel_id, kind, mention = channel
-            rules.check_channel_kind(purpose, kind, mention)
+            rules.check_channel_kind(purpose, channel.kind, channel.mention)
         return await self._store.set_channel(
-            guild_id, purpose, channel_id, actor_id=actor_id, now=self._clock.now()
+            guild_id, purpose, None if channel is None else channel.id, actor_id=actor_id, now=self._clock.now()
         )
 
     async def set_timezone(self, guild_id: int, name: str, *, actor_id: int) -> Change:

@@ -26,7 +26,6 @@ import time
 import zlib
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import yarl
@@ -886,7 +885,7 @@ class FakeDiscord:
             webhook_id=self.application_id,
         )
         self._resolve_mentions(message, data.get("allowed_mentions"))
-        self._store(message, dispatch_to_bot=False)
+        self._store(message)
         return message
 
     async def _followup(self, request: web.Request, match: re.Match[str], body: Any) -> Any:
@@ -1043,7 +1042,7 @@ class FakeDiscord:
         message.edited = True
         self._resolve_mentions(message, message.allowed_mentions)
 
-    def _store(self, message: Message, *, dispatch_to_bot: bool = True) -> None:
+    def _store(self, message: Message) -> None:
         self.messages[message.id] = message
         message.channel.last_message_id = message.id
 
@@ -1233,7 +1232,3 @@ def _validate_modal(data: dict[str, Any]) -> None:
                         "max_length", 4000):
                     raise invalid_form(f"data.components.{index}.value", "BASE_TYPE_MAX_LENGTH",
                                        "The pre-filled value is longer than max_length.")
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
