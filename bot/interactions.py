@@ -1,9 +1,10 @@
 """Answering interactions: the member's language, and the one error path.
 
-Every reply goes through :func:`send`, which answers a fresh interaction,
-follows up a deferred or answered one, and, when the interaction has expired
-(its token is dead), tells the member privately by DM instead, since that is
-the only private channel left.
+Every reply goes through :func:`send`, which renders a :class:`Text` in the
+member's language, answers a fresh interaction, follows up a deferred or
+answered one, and, when the interaction has expired (its token is dead),
+tells the member privately by DM instead, since that is the only private
+channel left.
 """
 
 from __future__ import annotations
@@ -61,26 +62,17 @@ async def defer(interaction: discord.Interaction[Any]) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
 
 
-async def reply(
-    interaction: discord.Interaction[Any],
-    text: Text | str,
-    *,
-    embed: discord.Embed | None = None,
-    view: discord.ui.View | None = None,
-    ephemeral: bool = True,
-) -> None:
-    localize = await localizer_for(interaction)
-    await send(interaction, localize(text), embed=embed, view=view, ephemeral=ephemeral)
-
-
 async def send(
     interaction: discord.Interaction[Any],
-    content: str | None,
+    content: Text | str | None,
     *,
     embed: discord.Embed | None = None,
     view: discord.ui.View | None = None,
     ephemeral: bool = True,
 ) -> None:
+    """Answer the member; a :class:`Text` is rendered in their language first."""
+    if isinstance(content, Text):
+        content = (await localizer_for(interaction))(content)
     options: dict[str, Any] = {"content": content, "ephemeral": ephemeral}
     if embed is not None:
         options["embed"] = embed

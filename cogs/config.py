@@ -14,7 +14,7 @@ from bot.client import KakehashiBot
 from bot.guilds import rules
 from bot.guilds.model import AuditEntry, ChannelKind, ChannelRef, GuildSettings, Purpose, Setting
 from bot.i18n import DEFAULT_LANGUAGE, Text, language_of_locale
-from bot.interactions import Localizer, localizer_for, reply, send
+from bot.interactions import Localizer, localizer_for, send
 from bot.translator import described
 
 CHANNEL_KINDS: dict[discord.ChannelType, ChannelKind] = {
@@ -93,7 +93,7 @@ class Config(commands.Cog):
         purpose_name = Text(f"purpose.{chosen.value}")
         if channel is None:
             key = "config.channel.cleared" if change.changed else "config.channel.unchanged_unset"
-            await reply(interaction, Text(key, purpose=purpose_name, old=_value(change.setting, change.old)))
+            await send(interaction, Text(key, purpose=purpose_name, old=_value(change.setting, change.old)))
             return
         key = "config.channel.set" if change.changed else "config.channel.unchanged"
         lines = [Text(key, purpose=purpose_name, channel=channel.mention, old=_value(change.setting, change.old))]
@@ -114,7 +114,7 @@ class Config(commands.Cog):
         assert change.new is not None
         local_time = self.bot.clock.now().astimezone(ZoneInfo(change.new)).strftime("%Y-%m-%d %H:%M")
         key = "config.timezone.set" if change.changed else "config.timezone.unchanged"
-        await reply(interaction, Text(key, name=change.new, old=_value(change.setting, change.old),
+        await send(interaction, Text(key, name=change.new, old=_value(change.setting, change.old),
                                       local_time=local_time))
 
     @timezone.autocomplete("name")
@@ -130,7 +130,7 @@ class Config(commands.Cog):
         guild = _guild(interaction)
         change = await self.bot.guild_config.set_language(guild.id, code, actor_id=interaction.user.id)
         key = "config.language.set" if change.changed else "config.language.unchanged"
-        await reply(interaction, Text(key, language=_value(change.setting, change.new),
+        await send(interaction, Text(key, language=_value(change.setting, change.new),
                                       old=_value(change.setting, change.old)))
 
 
