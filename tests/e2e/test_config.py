@@ -8,6 +8,7 @@ import pytest
 
 from bot.client import KakehashiBot
 from tests.e2e.conftest import BotRunner, World
+from tests.e2e.probe import Probe
 from tests.fakediscord import CommandNotAvailable, FakeDiscord, Member, Overwrite, Perm
 
 CONFIG_CALLS = {
@@ -56,6 +57,14 @@ async def test_a_restart_with_unchanged_commands_does_not_sync_again(
     await bot_runner.restart()
     assert len(discord_server.calls_to("PUT", r"/applications/{app}/commands")) == 1
     assert discord_server.identify_count == 2
+
+
+async def test_a_restart_with_changed_commands_syncs_again(discord_server: FakeDiscord,
+                                                            bot_runner: BotRunner) -> None:
+    await bot_runner.start()
+    await bot_runner.restart(extra_cogs=(Probe,))  # the tree now has /probe as well
+    puts = discord_server.calls_to("PUT", r"/applications/{app}/commands")
+    assert [sorted(c["name"] for c in put.json) for put in puts] == [["config"], ["config", "probe"]]
 
 
 async def test_dev_guild_gets_the_commands_instead_of_a_global_sync(
