@@ -22,7 +22,7 @@ import discord
 from dotenv import load_dotenv
 
 from bot import DATA_DIR
-from bot.client import KakehashiBot, invite_url
+from bot.client import KakehashiBot, StartupError, invite_url
 from bot.config import Settings, SettingsError, load_settings, parse_snowflake
 from bot.storage import StorageError
 
@@ -45,7 +45,9 @@ def _fail(message: str, status: int) -> int:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bot", description="Kakehashi, the Discord bot.")
     commands = parser.add_subparsers(dest="command", metavar="{run,invite}")
-    commands.add_parser("run", help="run the bot (the default)")
+    run_command = commands.add_parser("run", help="run the bot (the default)")
+    run_command.add_argument("--sync", action="store_true",
+                             help="sync commands to Discord even if they have not changed since the last sync")
     invite = commands.add_parser("invite", help="print the link that adds the bot to a server")
     invite.add_argument("--client-id", required=True,
                         help="the application id (Developer Portal → your application → General Information)")
@@ -73,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(str(exc), EXIT_CONFIG)
     discord.utils.setup_logging(level=settings.log_level, root=True)
     try:
-        asyncio.run(run(settings))
+        asyncio.run(run(settings, force_sync=getattr(args, "sync", False)))
     except Refused as exc:
         return _fail(str(exc), EXIT_REFUSED)
     except StorageError as exc:
@@ -81,9 +83,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     return EXIT_OK
 
 
-async def run(settings: Settings) -> None:
+async def run(settings: Settings, *, force_sync: bool = False) -> None:
     """Run until Discord stops us or a signal asks us to stop; always close the database."""
-    bot = KakehashiBot(settings)
+    bot = KakehashiBot(settings, force_sync=force_sync)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -113,6 +115,10 @@ async def _outcome(runner: asyncio.Task[None]) -> None:
     except discord.PrivilegedIntentsRequired:
         raise Refused("Discord refused the privileged intents: enable Server Members Intent and "
                       "Message Content Intent (Developer Portal → your application → Bot).") from None
+    except StartupError as exc:
+        raise Refused(str(exc)) from None
+    except discord.HTTPException as exc:
+        raise Refused(f"Discord answered {exc.status}/{exc.code} ({exc.text}); try again later.") from None
     except (aiohttp.ClientError, OSError) as exc:
         raise Refused(f"cannot reach Discord ({type(exc).__name__}: {exc}); check the network "
                       "and try again.") from None

@@ -46,6 +46,10 @@ def invite_url(client_id: int) -> str:
     return discord.utils.oauth_url(client_id, permissions=REQUIRED_PERMISSIONS, scopes=INVITE_SCOPES)
 
 
+class StartupError(Exception):
+    """Discord refused something the bot needs to start; the message is one line for the operator."""
+
+
 class KakehashiTree(app_commands.CommandTree["KakehashiBot"]):
     async def on_error(self, interaction: discord.Interaction[KakehashiBot], error: app_commands.AppCommandError,
                        /) -> None:
@@ -53,7 +57,8 @@ class KakehashiTree(app_commands.CommandTree["KakehashiBot"]):
 
 
 class KakehashiBot(commands.Bot):
-    def __init__(self, settings: Settings, *, clock: Clock | None = None, catalog: Catalog | None = None) -> None:
+    def __init__(self, settings: Settings, *, clock: Clock | None = None, catalog: Catalog | None = None,
+                 force_sync: bool = False) -> None:
         # The bot never joins voice; spare operators discord.py's start-up warnings about it.
         discord.VoiceClient.warn_nacl = False
         discord.VoiceClient.warn_dave = False
@@ -66,6 +71,7 @@ class KakehashiBot(commands.Bot):
             tree_cls=KakehashiTree,
         )
         self.settings = settings
+        self.force_sync = force_sync
         self.clock: Clock = clock or SystemClock()
         self.catalog = catalog or default_catalog()
         self._storage: Storage | None = None
@@ -97,7 +103,9 @@ class KakehashiBot(commands.Bot):
         Global commands are rate-limited and take a while to spread, so syncing on
         every start is wasteful; the hash of the payload (translations included)
         is kept per scope in the database. With DEV_GUILD_ID set, commands go to
-        that one server instead, where changes show at once.
+        that one server instead, where changes show at once. ``force_sync``
+        (``python -m bot run --sync``) syncs anyway, e.g. after commands were
+        removed on Discord's side.
         """
         guild = discord.Object(self.settings.dev_guild_id) if self.settings.dev_guild_id else None
         if guild is not None:
@@ -114,10 +122,19 @@ class KakehashiBot(commands.Bot):
                 payload.append(command.to_dict(self.tree))
         digest = hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
         store = CommandSyncStore(self.storage)
-        if await store.last_hash(scope) == digest:
+        if not self.force_sync and await store.last_hash(scope) == digest:
             log.info("Commands unchanged since the last sync (%s); not syncing", scope)
             return
-        synced = await self.tree.sync(guild=guild)
+        try:
+            synced = await self.tree.sync(guild=guild)
+        except discord.Forbidden as exc:
+            where = f"the server DEV_GUILD_ID={guild.id}" if guild is not None else "this application"
+            raise StartupError(
+                f"Discord refused the command sync to {where} ({exc.status}/{exc.code}): check that the bot is "
+                "in that server and was invited with the applications.commands scope (python -m bot invite)"
+            ) from None
+        except discord.HTTPException as exc:
+            raise StartupError(f"Discord refused the command sync ({exc.status}/{exc.code}: {exc.text})") from None
         await store.record(scope, digest, self.clock.now())
         log.info("Synced %d commands (%s)", len(synced), scope)
 

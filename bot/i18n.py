@@ -15,7 +15,8 @@ from __future__ import annotations
 import logging
 import string
 import tomllib
-from collections.abc import Iterator, Mapping
+import unicodedata
+from collections.abc import Iterable, Iterator, Mapping
 from functools import cache
 from pathlib import Path
 from types import MappingProxyType
@@ -107,7 +108,8 @@ class Catalog:
         if isinstance(value, Text):
             return self.render(language, value)
         if isinstance(value, list | tuple):
-            return list_names(language, [str(self._value(language, item)) for item in value])
+            separator = self.template(language, "list.separator") or ", "
+            return separator.join(str(self._value(language, item)) for item in value)
         return value
 
 
@@ -130,12 +132,14 @@ def pick_language(user_locale: str | None, server_language: str | None) -> str:
     return language_of_locale(user_locale) or language_of_locale(server_language) or DEFAULT_LANGUAGE
 
 
-def list_names(language: str, names: list[str]) -> str:
-    """Join names the way each language lists them."""
-    return ("、" if language == "ja" else ", ").join(names)
+def permission_texts(names: Iterable[str]) -> list[Text]:
+    """Discord permissions (discord.py attribute names) as members know them, e.g. "Send Messages"."""
+    return [Text(f"permissions.{name}") for name in names]
 
 
 def shorten(text: str, limit: int = 80) -> str:
-    """Member input echoed back: one line, bounded, so a reply never outgrows a message."""
-    flat = " ".join(text.split())
+    """Member input echoed back: one line, bounded, and without invisible format characters
+    (zero-width, right-to-left overrides) that could garble the reply around it."""
+    visible = "".join(ch for ch in text if unicodedata.category(ch) not in {"Cf", "Cc"} or ch.isspace())
+    flat = " ".join(visible.split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"

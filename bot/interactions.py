@@ -18,7 +18,7 @@ import discord
 from discord import app_commands
 
 from bot.errors import UserError
-from bot.i18n import Catalog, Text, pick_language
+from bot.i18n import Catalog, Text, permission_texts, pick_language
 
 if TYPE_CHECKING:
     from bot.client import KakehashiBot
@@ -51,8 +51,8 @@ async def localizer_for(interaction: discord.Interaction[Any]) -> Localizer:
     server_language = None
     if interaction.guild_id is not None:
         settings = await bot.guild_config.settings(interaction.guild_id)
-        guild_locale = interaction.guild_locale.value if interaction.guild_locale else None
-        server_language = settings.language or guild_locale
+        server_language = settings.effective_language(interaction.guild_locale.value if interaction.guild_locale
+                                                       else None)
     return Localizer(pick_language(interaction.locale.value, server_language), bot.catalog)
 
 
@@ -125,10 +125,10 @@ def describe_error(error: BaseException) -> Text | None:
         return Text(error.key, **error.params)
     if isinstance(error, app_commands.MissingPermissions):
         return Text("errors.missing_permissions",
-                    permissions=[Text(f"permissions.{name}") for name in error.missing_permissions])
+                    permissions=permission_texts(error.missing_permissions))
     if isinstance(error, app_commands.BotMissingPermissions):
         return Text("errors.bot_missing_permissions",
-                    permissions=[Text(f"permissions.{name}") for name in error.missing_permissions])
+                    permissions=permission_texts(error.missing_permissions))
     if isinstance(error, app_commands.NoPrivateMessage):
         return Text("errors.guild_only")
     if isinstance(error, app_commands.CommandOnCooldown):

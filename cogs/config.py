@@ -12,8 +12,8 @@ from discord.ext import commands
 from bot.checks import AdminGroup
 from bot.client import KakehashiBot
 from bot.guilds import rules
-from bot.guilds.model import AuditEntry, ChannelKind, ChannelRef, GuildSettings, Purpose, Setting
-from bot.i18n import DEFAULT_LANGUAGE, Text, language_of_locale
+from bot.guilds.model import AuditEntry, ChannelKind, ChannelRef, Overview, Purpose, Setting
+from bot.i18n import Text, permission_texts
 from bot.interactions import Localizer, localizer_for, send
 from bot.translator import described
 
@@ -67,10 +67,9 @@ class Config(commands.Cog):
     @config.command(name="show", description=described("commands.config.show.description"))
     async def show(self, interaction: discord.Interaction[KakehashiBot]) -> None:
         guild = _guild(interaction)
-        settings = await self.bot.guild_config.settings(guild.id)
-        changes = await self.bot.guild_config.recent_changes(guild.id)
+        overview = await self.bot.guild_config.overview(guild.id, lambda channel_id: _channel_ref(guild, channel_id))
         localize = await localizer_for(interaction)
-        await send(interaction, None, embed=_settings_embed(localize, guild, settings, changes))
+        await send(interaction, None, embed=_settings_embed(localize, guild, overview))
 
     @config.command(name="channel", description=described("commands.config.channel.description"))
     @app_commands.describe(
@@ -85,22 +84,23 @@ class Config(commands.Cog):
         channel: app_commands.Transform[app_commands.AppCommandChannel | None, AnyChannel] = None,
     ) -> None:
         guild = _guild(interaction)
-        chosen = rules.parse_purpose(purpose)
         target = None
         if channel is not None:
-            target = ChannelRef(channel.id, CHANNEL_KINDS.get(channel.type, ChannelKind.OTHER), channel.mention)
-        change = await self.bot.guild_config.set_channel(guild.id, chosen, target, actor_id=interaction.user.id)
-        purpose_name = Text(f"purpose.{chosen.value}")
-        if channel is None:
+            target = _channel_ref(guild, channel.id) or ChannelRef(
+                channel.id, CHANNEL_KINDS.get(channel.type, ChannelKind.OTHER), channel.mention)
+        update = await self.bot.guild_config.set_channel(guild.id, purpose, target, actor_id=interaction.user.id)
+        change = update.change
+        purpose_name = Text(f"purpose.{update.purpose.value}")
+        old = _value(change.setting, change.old)
+        if target is None:
             key = "config.channel.cleared" if change.changed else "config.channel.unchanged_unset"
-            await send(interaction, Text(key, purpose=purpose_name, old=_value(change.setting, change.old)))
+            await send(interaction, Text(key, purpose=purpose_name, old=old))
             return
         key = "config.channel.set" if change.changed else "config.channel.unchanged"
-        lines = [Text(key, purpose=purpose_name, channel=channel.mention, old=_value(change.setting, change.old))]
-        missing = rules.missing_permissions(chosen, _bot_permissions(guild, channel.id))
-        if missing:
-            lines.append(Text("config.channel.missing_permissions", channel=channel.mention,
-                              permissions=[Text(f"permissions.{name}") for name in missing]))
+        lines = [Text(key, purpose=purpose_name, channel=target.mention, old=old)]
+        if update.missing_permissions:
+            lines.append(Text("config.channel.missing_permissions", channel=target.mention,
+                              permissions=permission_texts(update.missing_permissions)))
         localize = await localizer_for(interaction)
         await send(interaction, "\n".join(localize(line) for line in lines))
 
@@ -141,13 +141,15 @@ def _guild(interaction: discord.Interaction[Any]) -> discord.Guild:
     return interaction.guild
 
 
-def _bot_permissions(guild: discord.Guild, channel_id: int) -> set[str]:
-    """The bot's permissions in a channel, by name (aliases such as view_channel included)."""
+def _channel_ref(guild: discord.Guild, channel_id: int) -> ChannelRef | None:
+    """A channel of this server as the core sees it, or None if it is gone (or hidden from the bot)."""
     channel = guild.get_channel(channel_id)
     if channel is None:
-        return set()
+        return None
     granted = channel.permissions_for(guild.me)
-    return {name for name in rules.all_required_permissions() if getattr(granted, name)}
+    # By attribute, not by iterating: iteration skips aliases such as view_channel.
+    names = frozenset(name for name in rules.all_required_permissions() if getattr(granted, name))
+    return ChannelRef(channel.id, CHANNEL_KINDS.get(channel.type, ChannelKind.OTHER), channel.mention, names)
 
 
 def _value(setting: str, value: str | None) -> Text | str:
@@ -161,37 +163,33 @@ def _value(setting: str, value: str | None) -> Text | str:
     return value
 
 
-def _settings_embed(
-    localize: Localizer, guild: discord.Guild, settings: GuildSettings, changes: list[AuditEntry]
-) -> discord.Embed:
+def _settings_embed(localize: Localizer, guild: discord.Guild, overview: Overview) -> discord.Embed:
+    settings = overview.settings
     embed = discord.Embed(title=localize(Text("config.show.title", guild=guild.name)), color=0x3B82F6)
-    if settings.language:
-        language = localize(Text(f"language.{settings.language}"))
-    else:
-        fallback = language_of_locale(guild.preferred_locale.value) or DEFAULT_LANGUAGE
-        language = localize(Text("config.show.default", value=Text(f"language.{fallback}")))
-    embed.add_field(name=localize(Text("config.show.language")), value=language, inline=True)
+    language = Text(f"language.{settings.effective_language(guild.preferred_locale.value)}")
+    embed.add_field(name=localize(Text("config.show.language")),
+                    value=localize(language if settings.language else Text("config.show.default", value=language)),
+                    inline=True)
     timezone = settings.timezone or localize(Text("config.show.default", value=settings.timezone_name))
     embed.add_field(name=localize(Text("config.show.timezone")), value=timezone, inline=True)
 
     lines = []
-    for purpose in Purpose:
-        channel_id = settings.channel(purpose)
-        name = localize(Text(f"purpose.{purpose.value}"))
-        if channel_id is None:
+    for status in overview.channels:
+        if status.channel_id is None:
             value = localize(Text("config.not_set"))
-        elif guild.get_channel(channel_id) is None:
-            value = localize(Text("config.show.channel_gone", channel=f"<#{channel_id}>"))
+        elif not status.found:
+            value = localize(Text("config.show.channel_gone", channel=f"<#{status.channel_id}>"))
         else:
-            missing = rules.missing_permissions(purpose, _bot_permissions(guild, channel_id))
-            value = f"<#{channel_id}>"
-            if missing:
+            value = f"<#{status.channel_id}>"
+            if status.missing_permissions:
                 value += " " + localize(Text("config.show.channel_missing_permissions",
-                                             permissions=[Text(f"permissions.{p}") for p in missing]))
-        lines.append(f"**{name}**: {value}")
+                                             permissions=permission_texts(status.missing_permissions)))
+        lines.append(localize(Text("config.show.channel_line", purpose=Text(f"purpose.{status.purpose.value}"),
+                                   value=value)))
     embed.add_field(name=localize(Text("config.show.channels")), value="\n".join(lines), inline=False)
 
-    history = [_change_line(localize, entry) for entry in changes] or [localize(Text("config.show.no_changes"))]
+    history = [_change_line(localize, entry) for entry in overview.recent_changes]
+    history = history or [localize(Text("config.show.no_changes"))]
     while len("\n".join(history)) > EMBED_FIELD_LIMIT:
         history.pop()  # whole lines only: a cut line could end inside a mention
     embed.add_field(name=localize(Text("config.show.recent")), value="\n".join(history), inline=False)

@@ -8,6 +8,8 @@ from datetime import datetime
 from enum import StrEnum
 from types import MappingProxyType
 
+from bot.i18n import DEFAULT_LANGUAGE, language_of_locale
+
 DEFAULT_TIMEZONE = "UTC"
 
 
@@ -48,11 +50,13 @@ class Setting(StrEnum):
 
 @dataclass(frozen=True)
 class ChannelRef:
-    """A channel as a command names it: its id, its kind, and how to mention it."""
+    """A channel as the glue sees it: id, kind, mention, and what the bot may do there
+    (discord.py permission names)."""
 
     id: int
     kind: ChannelKind
     mention: str
+    bot_permissions: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,10 @@ class GuildSettings:
     def timezone_name(self) -> str:
         return self.timezone or DEFAULT_TIMEZONE
 
+    def effective_language(self, discord_locale: str | None) -> str:
+        """The language of the bot's posts: as configured, else the server's Discord locale, else English."""
+        return self.language or language_of_locale(discord_locale) or DEFAULT_LANGUAGE
+
 
 @dataclass(frozen=True)
 class Change:
@@ -81,6 +89,32 @@ class Change:
     @property
     def changed(self) -> bool:
         return self.old != self.new
+
+
+@dataclass(frozen=True)
+class ChannelUpdate:
+    """What ``/config channel`` did, and what the bot still lacks in the new channel."""
+
+    purpose: Purpose
+    change: Change
+    missing_permissions: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ChannelStatus:
+    """A configured channel as ``/config show`` reports it."""
+
+    purpose: Purpose
+    channel_id: int | None
+    found: bool = False
+    missing_permissions: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Overview:
+    settings: GuildSettings
+    channels: tuple[ChannelStatus, ...]
+    recent_changes: tuple[AuditEntry, ...]
 
 
 @dataclass(frozen=True)

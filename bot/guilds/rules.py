@@ -111,7 +111,7 @@ def parse_purpose(value: str) -> Purpose:
         return Purpose(value.strip().casefold())
     except ValueError:
         raise UserError("config.channel.unknown_purpose", purpose=shorten(value),
-                        purposes=", ".join(p.value for p in Purpose)) from None
+                        purposes=[p.value for p in Purpose]) from None
 
 
 def parse_language(code: str) -> str:

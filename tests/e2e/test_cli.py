@@ -191,3 +191,25 @@ async def test_a_database_from_a_newer_version_is_left_alone_with_status_2(fake:
     outcome = await run(["-m", "tests.fakediscord.launch"], fake_env(fake, DISCORD_TOKEN=TOKEN), tmp_path)
     assert outcome.status == 2, outcome
     assert "written by a newer Kakehashi" in outcome.stderr and "Traceback" not in outcome.stderr
+
+
+async def test_a_dev_guild_the_bot_is_not_in_stops_with_a_clear_message_and_status_1(
+        fake: FakeDiscord, tmp_path: Path) -> None:
+    env = fake_env(fake, DISCORD_TOKEN=TOKEN, DEV_GUILD_ID="123456789012345678")
+    outcome = await run(["-m", "tests.fakediscord.launch"], env, tmp_path)
+    assert outcome.status == 1, outcome
+    last = outcome.stderr.strip().splitlines()[-1]
+    assert last.startswith("kakehashi: Discord refused the command sync to the server DEV_GUILD_ID=1234")
+    assert "applications.commands" in last and "Traceback" not in outcome.stderr
+
+
+async def test_run_with_sync_syncs_even_unchanged_commands(fake: FakeDiscord, tmp_path: Path) -> None:
+    for number, args in enumerate((["run"], ["run"], ["run", "--sync"]), start=1):
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "tests.fakediscord.launch", *args, cwd=tmp_path,
+            env=fake_env(fake, DISCORD_TOKEN=TOKEN), stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL)
+        await fake.wait_until(lambda n=number: fake.identify_count == n, 20, "the bot to connect")
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 15) == 0
+    assert len(fake.calls_to("PUT", r"/applications/{app}/commands")) == 2
