@@ -85,6 +85,12 @@ class Catalog:
     def keys(self, language: str) -> frozenset[str]:
         return frozenset(self._messages[language])
 
+    def missing_keys(self) -> dict[str, frozenset[str]]:
+        """For each language, the keys another language has and it lacks (empty when complete)."""
+        every = frozenset().union(*(self.keys(language) for language in LANGUAGES))
+        return {language: every - self.keys(language) for language in LANGUAGES
+                if every - self.keys(language)}
+
     def template(self, language: str, key: str) -> str | None:
         return self._messages.get(language, {}).get(key)
 

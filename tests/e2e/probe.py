@@ -35,6 +35,10 @@ class ProbeButton(RoutedItem, discord.ui.DynamicItem[discord.ui.Button[Any]], te
     async def run(self, interaction: discord.Interaction[Any]) -> None:
         if self.n == 0:
             raise UserError("errors.not_allowed")
+        if self.n == 1:  # acknowledge silently, then edit the message that carries the button
+            await interaction.response.defer()
+            await interaction.edit_original_response(content="button 1, pressed", view=None)
+            return
         await send(interaction, f"echo {self.n}")
 
 

@@ -177,3 +177,25 @@ async def test_nothing_the_bot_sends_pings_anyone(discord_server: FakeDiscord, w
     reply = await (await discord_server.slash(world.admin, "probe say", text=text, public=True)).reply()
     assert reply.content == text and not reply.ephemeral
     assert reply.mentions == [] and reply.mention_roles == [] and not reply.mention_everyone
+
+
+async def test_a_button_can_update_the_message_it_is_on(discord_server: FakeDiscord, world: World,
+                                                        probed_bot: KakehashiBot) -> None:
+    general = world.guild.channel_named("general")
+    await (await discord_server.slash(world.member, "probe button", where=general, n=1)).reply()
+    posted = next(m for m in discord_server.channel_messages(general) if m.content == "button 1")
+    clicked = await discord_server.click(world.member, posted, "probe:echo:1")
+    await discord_server.wait_until(lambda: posted.content == "button 1, pressed", 5, "the edit")
+    assert clicked.callback_type == 6 and clicked.original is posted and posted.components == []
+
+
+async def test_events_during_a_gateway_outage_arrive_after_the_bot_resumes(
+        discord_server: FakeDiscord, world: World, probed_bot: KakehashiBot) -> None:
+    await discord_server.drop_connection()
+    newcomer = await discord_server.member_join(world.guild, "emi")  # while the bot is away
+    await discord_server.wait_until(lambda: discord_server.resume_count == 1, 10, "the bot to resume")
+    probe = probe_of(probed_bot)
+    await discord_server.wait_until(lambda: ("join", newcomer.id) in probe.events, 5, "the replayed join")
+    assert discord_server.identify_count == 1
+    reply = await (await discord_server.slash(world.member, "probe say", text="back")).reply()
+    assert reply.content == "back"

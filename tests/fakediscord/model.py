@@ -53,6 +53,7 @@ class Perm:
     ADD_REACTIONS = 1 << 6
     VIEW_CHANNEL = 1 << 10
     SEND_MESSAGES = 1 << 11
+    SEND_TTS_MESSAGES = 1 << 12
     MANAGE_MESSAGES = 1 << 13
     EMBED_LINKS = 1 << 14
     ATTACH_FILES = 1 << 15
@@ -318,6 +319,9 @@ class Guild:
             perms = (perms & ~own.deny) | own.allow
         if not perms & Perm.VIEW_CHANNEL:
             return 0
+        if not perms & Perm.SEND_MESSAGES:
+            # Discord's implicit denials: no sending means none of what rides on a message.
+            perms &= ~(Perm.EMBED_LINKS | Perm.ATTACH_FILES | Perm.MENTION_EVERYONE | Perm.SEND_TTS_MESSAGES)
         return perms
 
     def payload(self) -> dict[str, Any]:
@@ -428,6 +432,12 @@ class Message:
         return found
 
     def payload(self) -> dict[str, Any]:
+        guild = self.channel.guild
+        mentioned = []
+        for user_id in self.mentions:
+            member = guild.members.get(user_id) if guild else None
+            if member is not None:
+                mentioned.append({**member.user.payload(), "member": member.payload(with_user=False)})
         data: dict[str, Any] = {
             "id": str(self.id),
             "channel_id": str(self.channel.id),
@@ -438,7 +448,7 @@ class Message:
             "edited_timestamp": iso(datetime.now(UTC)) if self.edited else None,
             "tts": False,
             "mention_everyone": self.mention_everyone,
-            "mentions": [],
+            "mentions": mentioned,
             "mention_roles": [str(r) for r in self.mention_roles],
             "attachments": self.attachments,
             "embeds": self.embeds,

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import re
 import secrets
 import time
@@ -170,12 +171,11 @@ class Interaction:
         return self.choice_data
 
 
-class GatewaySession:
+class Connection:
+    """One websocket to the bot, with the transport compression it asked for."""
+
     def __init__(self, ws: web.WebSocketResponse, compress: str | None) -> None:
         self.ws = ws
-        self.session_id = secrets.token_hex(16)
-        self.sequence = 0
-        self.intents = 0
         self._zlib = zlib.compressobj() if compress == "zlib-stream" else None
 
     async def send(self, payload: dict[str, Any]) -> None:
@@ -186,9 +186,30 @@ class GatewaySession:
             chunk = self._zlib.compress(data.encode()) + self._zlib.flush(zlib.Z_SYNC_FLUSH)
             await self.ws.send_bytes(chunk)
 
+
+class GatewaySession:
+    """A gateway session: it outlives a dropped connection, keeps what was dispatched while the bot was
+    away, and replays it when the bot resumes, as Discord does."""
+
+    def __init__(self, intents: int) -> None:
+        self.session_id = secrets.token_hex(16)
+        self.sequence = 0
+        self.intents = intents
+        self.connection: Connection | None = None
+        self.sent: list[dict[str, Any]] = []
+
     async def dispatch(self, event: str, data: dict[str, Any]) -> None:
         self.sequence += 1
-        await self.send({"op": 0, "t": event, "s": self.sequence, "d": data})
+        payload = {"op": 0, "t": event, "s": self.sequence, "d": data}
+        self.sent.append(payload)
+        if self.connection is not None:
+            await self.connection.send(payload)
+
+    async def resume(self, connection: Connection, after: int) -> None:
+        self.connection = connection
+        for payload in [p for p in self.sent if p["s"] > after]:
+            await connection.send(payload)
+        await self.dispatch("RESUMED", {})
 
 
 Handler = Callable[[web.Request, "re.Match[str]", Any], Awaitable[Any]]
@@ -211,10 +232,12 @@ class FakeDiscord:
         # (guild id, command id) -> {role, member or guild (= @everyone) id: allowed}
         self.command_permissions: dict[tuple[int, int], dict[int, bool]] = {}
         self.interactions: dict[int, Interaction] = {}
+        # Users a test expects the bot to ping; the e2e fixtures fail on any other ping.
+        self.expected_pings: set[int] = set()
         self.session: GatewaySession | None = None
         self.identify_count = 0
+        self.resume_count = 0
         self.close_codes: list[int] = []
-        self._sessions: dict[str, GatewaySession] = {}
         self._changed: asyncio.Condition | None = None
         self._runner: web.AppRunner | None = None
         self._sockets: set[web.WebSocketResponse] = set()
@@ -337,8 +360,7 @@ class FakeDiscord:
 
     async def wait_until_ready(self, timeout: float = 10.0) -> None:
         """Until a bot has identified and received its guilds."""
-        await self.wait_until(lambda: self.session is not None and self.session.intents != 0, timeout,
-                              "the bot to connect to the gateway")
+        await self.wait_until(lambda: self.connected, timeout, "the bot to connect to the gateway")
 
     # ------------------------------------------------------------------ queries
 
@@ -355,7 +377,9 @@ class FakeDiscord:
         return [i for i in self.interactions.values() if not i.answered and not i.expect_no_answer]
 
     def channel_messages(self, channel: Channel) -> list[Message]:
-        return [m for m in self.messages.values() if m.channel.id == channel.id and not m.deleted]
+        """What everyone sees in ``channel``, oldest first (ephemeral replies are not in the channel)."""
+        return [m for m in self.messages.values()
+                if m.channel.id == channel.id and not m.deleted and not m.ephemeral]
 
     def dm_channel(self, user: User) -> Channel | None:
         return next((c for c in self.channels.values()
@@ -378,16 +402,20 @@ class FakeDiscord:
         self.command_permissions.setdefault((guild.id, int(command["id"])), {})[target_id] = allowed
 
     async def slash(self, member: Member, command: str, *, where: Channel | None = None,
-                    locale: str | None = None, age: float = 0.0, **options: Any) -> Interaction:
+                    locale: str | None = None, age: float = 0.0, raw: bool = False, **options: Any) -> Interaction:
         """Run ``/command`` ("config show") as ``member`` in channel ``where`` (default: the first text
         channel), in the member's locale unless ``locale`` says otherwise; ``age`` makes the interaction
-        that many seconds old. Options are keyword arguments, by the names the bot registered."""
-        data = self._command_data(member, command, options, focused=None)
+        that many seconds old. Options are keyword arguments, by the names the bot registered.
+
+        Like the Discord client, it refuses (AssertionError) a value the option would not accept: not one of
+        its choices, outside its length or range, a channel of a kind its picker does not offer. ``raw=True``
+        sends them anyway, as a modified client could."""
+        data = self._command_data(member, command, options, focused=None, raw=raw)
         return await self._interact(APPLICATION_COMMAND, member, where, locale, data, age=age)
 
     async def autocomplete(self, member: Member, command: str, focused: str, *, where: Channel | None = None,
-                           locale: str | None = None, **options: Any) -> Interaction:
-        data = self._command_data(member, command, options, focused=focused)
+                           locale: str | None = None, raw: bool = False, **options: Any) -> Interaction:
+        data = self._command_data(member, command, options, focused=focused, raw=raw)
         return await self._interact(AUTOCOMPLETE, member, where, locale, data, check_permission=False)
 
     async def click(self, member: Member, message: Message, custom_id: str, *, locale: str | None = None,
@@ -435,10 +463,9 @@ class FakeDiscord:
         """``member`` writes ``content`` in ``channel``; the bot receives MESSAGE_CREATE."""
         message = Message(snowflake(), channel, member.user, content=content)
         self._resolve_mentions(message, None)
-        self._store(message)
         data = message.payload()
         data["member"] = member.payload(with_user=False)
-        await self._dispatch_message("MESSAGE_CREATE", message, data)
+        await self._publish(message, data)
         return message
 
     # ------------------------------------------------------------------ interactions
@@ -450,7 +477,7 @@ class FakeDiscord:
         raise AssertionError(f"/{name} is not registered (the bot has not synced it)")
 
     def _command_data(self, member: Member, command: str, options: dict[str, Any],
-                      focused: str | None) -> dict[str, Any]:
+                      focused: str | None, raw: bool) -> dict[str, Any]:
         names = command.split()
         registered = self._find_command(member.guild, names[0])
         resolved: dict[str, dict[str, Any]] = {}
@@ -471,7 +498,10 @@ class FakeDiscord:
             if name not in declared:
                 raise AssertionError(f"/{command} has no option {name!r}; it has {sorted(declared)}")
             option = declared[name]
-            entry = {"name": name, "type": option["type"], "value": self._option_value(option, value, resolved)}
+            if not raw and name != focused:
+                _check_option_value(command, option, value)
+            entry = {"name": name, "type": option["type"],
+                     "value": self._option_value(member, option, value, resolved)}
             if name == focused:
                 entry["focused"] = True
             holder.append(entry)
@@ -486,13 +516,14 @@ class FakeDiscord:
             data["resolved"] = resolved
         return data
 
-    def _option_value(self, option: dict[str, Any], value: Any, resolved: dict[str, dict[str, Any]]) -> Any:
+    def _option_value(self, member: Member, option: dict[str, Any], value: Any,
+                      resolved: dict[str, dict[str, Any]]) -> Any:
         kind = option["type"]
         if kind == OPTION_CHANNEL:
             channel: Channel = value
             assert channel.guild is not None
             data = channel.payload()
-            data["permissions"] = str(Perm.ALL)
+            data["permissions"] = str(channel.guild.permissions_in(member, channel))
             resolved.setdefault("channels", {})[str(channel.id)] = data
             return str(channel.id)
         if kind in (OPTION_USER, OPTION_MENTIONABLE) and isinstance(value, Member):
@@ -581,7 +612,7 @@ class FakeDiscord:
     async def _dispatch(self, event: str, data: dict[str, Any], intent: int) -> None:
         session = self.session
         if session is None:
-            raise AssertionError(f"no bot is connected to receive {event}")
+            raise AssertionError(f"no bot has a gateway session to receive {event}")
         if intent and not session.intents & intent:
             return
         await session.dispatch(event, data)
@@ -599,60 +630,71 @@ class FakeDiscord:
             data = {**data, "content": "", "embeds": [], "attachments": [], "components": []}
         await session.dispatch(event, data)
 
+    @property
+    def connected(self) -> bool:
+        return self.session is not None and self.session.connection is not None
+
+    async def drop_connection(self) -> None:
+        """Cut the gateway connection as an outage would (close code 4000): the bot reconnects and resumes,
+        and gets what was dispatched in between."""
+        assert self.session is not None and self.session.connection is not None
+        connection, self.session.connection = self.session.connection, None
+        await connection.ws.close(code=4000, message=b"Unknown error.")
+
     async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(autoping=True, max_msg_size=0)
         await ws.prepare(request)
         self._sockets.add(ws)
-        session = GatewaySession(ws, request.query.get("compress"))
+        connection = Connection(ws, request.query.get("compress"))
         try:
-            await session.send({"op": 10, "d": {"heartbeat_interval": 41250}, "s": None, "t": None})
+            await connection.send({"op": 10, "d": {"heartbeat_interval": 41250}, "s": None, "t": None})
             async for frame in ws:
                 if frame.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
                     break
-                await self._gateway_op(session, json.loads(frame.data))
+                await self._gateway_op(connection, json.loads(frame.data))
         finally:
             self._sockets.discard(ws)
             if ws.close_code is not None:
                 self.close_codes.append(ws.close_code)
-            if self.session is session:
-                self.session = None
+            if self.session is not None and self.session.connection is connection:
+                self.session.connection = None
             await self._notify()
         return ws
 
-    async def _gateway_op(self, session: GatewaySession, payload: dict[str, Any]) -> None:
+    async def _gateway_op(self, connection: Connection, payload: dict[str, Any]) -> None:
         op, data = payload.get("op"), payload.get("d")
         if op == 1:
-            await session.send({"op": 11, "d": None, "s": None, "t": None})
+            await connection.send({"op": 11, "d": None, "s": None, "t": None})
         elif op == 2:
-            await self._identify(session, data)
+            await self._identify(connection, data)
         elif op == 6:
-            known = self._sessions.get(data.get("session_id", ""))
-            if data.get("token") != self.token or known is None:
-                await session.send({"op": 9, "d": False, "s": None, "t": None})
+            session = self.session
+            if data.get("token") != self.token or session is None or data.get("session_id") != session.session_id:
+                await connection.send({"op": 9, "d": False, "s": None, "t": None})
                 return
-            session.session_id, session.sequence, session.intents = known.session_id, data["seq"], known.intents
-            self._sessions[session.session_id] = session
-            self.session = session
-            await session.dispatch("RESUMED", {})
+            self.resume_count += 1
+            await session.resume(connection, int(data.get("seq") or 0))
             await self._notify()
-        elif op == 8:
+        elif op == 8 and self.session is not None:
             guild = self.guilds[int(data["guild_id"])]
-            await session.dispatch("GUILD_MEMBERS_CHUNK", {
+            await self.session.dispatch("GUILD_MEMBERS_CHUNK", {
                 "guild_id": str(guild.id), "members": [m.payload() for m in guild.members.values()],
                 "chunk_index": 0, "chunk_count": 1, "nonce": data.get("nonce"),
             })
 
-    async def _identify(self, session: GatewaySession, data: dict[str, Any]) -> None:
+    async def _identify(self, connection: Connection, data: dict[str, Any]) -> None:
         if data.get("token") != self.token:
-            await session.ws.close(code=4004, message=b"Authentication failed.")
+            await connection.ws.close(code=4004, message=b"Authentication failed.")
             return
         intents = int(data.get("intents", 0))
         if intents & PRIVILEGED_INTENTS and not self.privileged_intents:
-            await session.ws.close(code=4014, message=b"Disallowed intent(s).")
+            await connection.ws.close(code=4014, message=b"Disallowed intent(s).")
             return
-        session.intents = intents
+        # A new IDENTIFY starts a new session; whatever the old one held is gone, as on Discord.
+        session = GatewaySession(intents)
+        session.connection = connection
+        self.session = session
         self.identify_count += 1
-        self._sessions[session.session_id] = session
         await session.dispatch("READY", {
             "v": 10,
             "user": {**self.bot_user.payload(), "verified": True, "mfa_enabled": False, "email": None},
@@ -666,7 +708,6 @@ class FakeDiscord:
         if intents & INTENT_GUILDS:
             for guild in self.guilds.values():
                 await session.dispatch("GUILD_CREATE", guild.payload())
-        self.session = session
         await self._notify()
 
     # ------------------------------------------------------------------ REST
@@ -780,8 +821,14 @@ class FakeDiscord:
             raise invalid_form("_root", "BASE_TYPE_MAX_LENGTH", "Must be 100 or fewer in length.")
         existing = {c["name"]: c for c in (self.guild_commands.get(guild.id, []) if guild else self.global_commands)}
         stored = []
+        seen: set[tuple[str, int]] = set()
         for index, command in enumerate(body):
             _validate_command(command, str(index))
+            key = (command["name"], command.get("type", 1))
+            if key in seen:
+                raise invalid_form(f"{index}.name", "APPLICATION_COMMANDS_DUPLICATE_NAME",
+                                   "Application command names must be unique")
+            seen.add(key)
             previous = existing.get(command["name"])
             entry = {
                 "id": previous["id"] if previous else str(snowflake()),
@@ -838,18 +885,20 @@ class FakeDiscord:
         message: Message | None = None
         if kind == CHANNEL_MESSAGE:
             _validate_message(data, require_content=True)
-            message = self._response_message(interaction, data, data.get("flags", 0))
+            message = await self._response_message(interaction, data, data.get("flags", 0))
         elif kind == DEFERRED_CHANNEL_MESSAGE:
             flags = (data.get("flags", 0) & Message.EPHEMERAL) | Message.LOADING
-            message = self._response_message(interaction, {}, flags)
+            message = await self._response_message(interaction, {}, flags)
         elif kind in (DEFERRED_UPDATE, UPDATE_MESSAGE):
             if interaction.type not in (MESSAGE_COMPONENT, MODAL_SUBMIT):
                 raise invalid_form("type", "INTERACTION_RESPONSE_TYPE_INVALID", "Invalid interaction response type")
+            if "message" not in interaction.payload:
+                raise invalid_form("type", "INTERACTION_RESPONSE_TYPE_INVALID", "There is no message to update")
+            # Either way, @original is now the message that carries the component.
+            message = self.messages[int(interaction.payload["message"]["id"])]
             if kind == UPDATE_MESSAGE:
                 _validate_message(data, require_content=False)
-                target = self.messages[int(interaction.payload["message"]["id"])]
-                self._apply_edit(target, data)
-                message = target
+                await self._edit(message, data)
         elif kind == AUTOCOMPLETE_RESULT:
             if interaction.type != AUTOCOMPLETE:
                 raise invalid_form("type", "INTERACTION_RESPONSE_TYPE_INVALID", "Invalid interaction response type")
@@ -864,7 +913,7 @@ class FakeDiscord:
         else:
             raise invalid_form("type", "BASE_TYPE_CHOICES", f"Value must be one of (4, 5, 6, 7, 8, 9), not {kind}")
         interaction.callback_type = kind
-        if message is not None and kind != UPDATE_MESSAGE:
+        if message is not None:
             interaction.original = message
         result: dict[str, Any] = {"interaction": {
             "id": str(interaction.id), "type": interaction.type,
@@ -876,7 +925,7 @@ class FakeDiscord:
             result["resource"] = {"type": kind, "message": message.payload()}
         return result
 
-    def _response_message(self, interaction: Interaction, data: dict[str, Any], flags: int) -> Message:
+    async def _response_message(self, interaction: Interaction, data: dict[str, Any], flags: int) -> Message:
         message = Message(
             snowflake(), interaction.channel, self.bot_user, content=data.get("content") or "",
             embeds=data.get("embeds") or [], components=data.get("components") or [],
@@ -885,7 +934,7 @@ class FakeDiscord:
             webhook_id=self.application_id,
         )
         self._resolve_mentions(message, data.get("allowed_mentions"))
-        self._store(message)
+        await self._publish(message)
         return message
 
     async def _followup(self, request: web.Request, match: re.Match[str], body: Any) -> Any:
@@ -896,10 +945,10 @@ class FakeDiscord:
         if original is not None and original.flags & Message.LOADING:
             # The first follow-up after a "thinking" defer replaces the loading message;
             # whether it is ephemeral was decided by the defer.
-            self._apply_edit(original, body)
             original.flags &= ~Message.LOADING
+            await self._edit(original, body)
             return original.payload()
-        message = self._response_message(interaction, body, body.get("flags", 0))
+        message = await self._response_message(interaction, body, body.get("flags", 0))
         interaction.followups.append(message)
         return message.payload()
 
@@ -919,8 +968,8 @@ class FakeDiscord:
     async def _edit_webhook_message(self, request: web.Request, match: re.Match[str], body: Any) -> Any:
         target = self._webhook_target(self._by_token(match), match["message"])
         _validate_message(body or {}, require_content=False)
-        self._apply_edit(target, body or {})
         target.flags &= ~Message.LOADING
+        await self._edit(target, body or {})
         return target.payload()
 
     async def _delete_webhook_message(self, request: web.Request, match: re.Match[str], body: Any) -> Any:
@@ -995,8 +1044,7 @@ class FakeDiscord:
             allowed_mentions=body.get("allowed_mentions"), message_reference=body.get("message_reference"),
         )
         self._resolve_mentions(message, body.get("allowed_mentions"))
-        self._store(message)
-        await self._dispatch_message("MESSAGE_CREATE", message, message.payload())
+        await self._publish(message)
         return message.payload()
 
     def _message(self, channel: Channel, message_id: str) -> Message:
@@ -1017,8 +1065,7 @@ class FakeDiscord:
         if message.author.id != self.bot_user.id:
             raise DiscordError(403, 50005, "Cannot edit a message authored by another user")
         _validate_message(body or {}, require_content=False)
-        self._apply_edit(message, body or {})
-        await self._dispatch_message("MESSAGE_UPDATE", message, message.payload())
+        await self._edit(message, body or {})
         return message.payload()
 
     async def _delete_message(self, request: web.Request, match: re.Match[str], body: Any) -> Any:
@@ -1042,9 +1089,17 @@ class FakeDiscord:
         message.edited = True
         self._resolve_mentions(message, message.allowed_mentions)
 
-    def _store(self, message: Message) -> None:
+    async def _publish(self, message: Message, data: dict[str, Any] | None = None) -> None:
+        """Keep a new message and tell the bot (MESSAGE_CREATE), unless only its recipient sees it."""
         self.messages[message.id] = message
-        message.channel.last_message_id = message.id
+        if not message.ephemeral:
+            message.channel.last_message_id = message.id
+            await self._dispatch_message("MESSAGE_CREATE", message, data or message.payload())
+
+    async def _edit(self, message: Message, body: dict[str, Any]) -> None:
+        self._apply_edit(message, body)
+        if not message.ephemeral:
+            await self._dispatch_message("MESSAGE_UPDATE", message, message.payload())
 
     def _resolve_mentions(self, message: Message, allowed: dict[str, Any] | None) -> None:
         """Who this message pings, by Discord's rules for ``allowed_mentions`` (absent: everything)."""
@@ -1100,6 +1155,26 @@ class FakeDiscord:
 # ---------------------------------------------------------------------- validation
 
 
+def _check_option_value(command: str, option: dict[str, Any], value: Any) -> None:
+    """What the Discord client refuses to send for an option."""
+    name, kind = option["name"], option["type"]
+    where = f"/{command} {name}"
+    expected = {OPTION_STRING: str, OPTION_INTEGER: int, OPTION_NUMBER: (int, float), OPTION_BOOLEAN: bool,
+                OPTION_CHANNEL: Channel, OPTION_USER: Member, OPTION_ROLE: Role, OPTION_MENTIONABLE: (Member, Role)}
+    if kind in expected and not isinstance(value, expected[kind]):  # type: ignore[arg-type]
+        raise AssertionError(f"{where}: {value!r} is not a value of option type {kind}")
+    choices = option.get("choices")
+    if choices and value not in [c["value"] for c in choices]:
+        raise AssertionError(f"{where}: {value!r} is not one of its choices")
+    if kind == OPTION_STRING and not option.get("min_length", 0) <= len(value) <= option.get("max_length", 6000):
+        raise AssertionError(f"{where}: {len(value)} characters is outside its length")
+    if kind in (OPTION_INTEGER, OPTION_NUMBER) and not (
+            option.get("min_value", -math.inf) <= value <= option.get("max_value", math.inf)):
+        raise AssertionError(f"{where}: {value} is outside its range")
+    if kind == OPTION_CHANNEL and option.get("channel_types") and value.type not in option["channel_types"]:
+        raise AssertionError(f"{where}: the picker does not offer channels of type {value.type}")
+
+
 def _length(value: Any, path: str, low: int, high: int) -> None:
     if not isinstance(value, str) or not low <= len(value) <= high:
         raise invalid_form(path, "BASE_TYPE_BAD_LENGTH", f"Must be between {low} and {high} in length.")
@@ -1124,12 +1199,19 @@ def _validate_command(command: dict[str, Any], path: str) -> None:
         _length(command.get("description"), f"{path}.description", 1, 100)
         _validate_localizations(command.get("description_localizations"), f"{path}.description_localizations",
                                 100, False)
-        _validate_options(command.get("options", []), f"{path}.options", depth=0)
+        _validate_options(command.get("options", []), f"{path}.options", "command")
 
 
-def _validate_options(options: list[dict[str, Any]], path: str, depth: int) -> None:
+def _validate_options(options: list[dict[str, Any]], path: str, level: str) -> None:
+    """``level`` is "command", "group" or "subcommand": what may stand at each depth, as Discord allows."""
     if len(options) > 25:
         raise invalid_form(path, "BASE_TYPE_MAX_LENGTH", "Must be 25 or fewer in length.")
+    nested = [o for o in options if o.get("type") in (OPTION_SUBCOMMAND, OPTION_GROUP)]
+    if level == "command" and nested and len(nested) != len(options):
+        raise invalid_form(path, "APPLICATION_COMMAND_OPTIONS_TYPE_INVALID",
+                           "Subcommands and groups cannot stand beside plain options")
+    if level == "group" and len(nested) != len(options):
+        raise invalid_form(path, "APPLICATION_COMMAND_OPTIONS_TYPE_INVALID", "A group holds subcommands only")
     seen_optional = False
     names = set()
     for index, option in enumerate(options):
@@ -1142,11 +1224,19 @@ def _validate_options(options: list[dict[str, Any]], path: str, depth: int) -> N
         _validate_localizations(option.get("description_localizations"), f"{where}.description_localizations",
                                 100, False)
         _validate_localizations(option.get("name_localizations"), f"{where}.name_localizations", 32, True)
-        if option["type"] in (OPTION_SUBCOMMAND, OPTION_GROUP):
-            if depth >= (1 if option["type"] == OPTION_GROUP else 2):
-                raise invalid_form(where, "APPLICATION_COMMAND_OPTIONS_TYPE_INVALID", "Subcommands nest too deep")
-            _validate_options(option.get("options", []), f"{where}.options", depth + 1)
+        kind = option.get("type")
+        if kind == OPTION_GROUP:
+            if level != "command":
+                raise invalid_form(where, "APPLICATION_COMMAND_OPTIONS_TYPE_INVALID", "Groups nest only at the top")
+            _validate_options(option.get("options", []), f"{where}.options", "group")
             continue
+        if kind == OPTION_SUBCOMMAND:
+            if level == "subcommand":
+                raise invalid_form(where, "APPLICATION_COMMAND_OPTIONS_TYPE_INVALID", "Subcommands cannot nest")
+            _validate_options(option.get("options", []), f"{where}.options", "subcommand")
+            continue
+        if kind not in range(3, 12):
+            raise invalid_form(f"{where}.type", "BASE_TYPE_CHOICES", f"Unknown option type {kind}")
         if option.get("required"):
             if seen_optional:
                 raise invalid_form(where, "APPLICATION_COMMAND_OPTIONS_REQUIRED_INVALID",
