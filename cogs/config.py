@@ -13,7 +13,7 @@ from bot.checks import AdminGroup
 from bot.client import KakehashiBot
 from bot.guilds import rules
 from bot.guilds.model import AuditEntry, ChannelKind, ChannelRef, Overview, Purpose, Setting
-from bot.i18n import Text, permission_texts
+from bot.i18n import LANGUAGES, Text, permission_texts
 from bot.interactions import Localizer, localizer_for, send
 from bot.translator import described
 
@@ -35,7 +35,7 @@ PURPOSE_CHOICES = [
     for purpose in Purpose
 ]
 LANGUAGE_CHOICES = [
-    app_commands.Choice(name=described(f"language.{code}"), value=code) for code in ("en", "ja")
+    app_commands.Choice(name=described(f"language.{code}"), value=code) for code in LANGUAGES
 ]
 
 
