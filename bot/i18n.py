@@ -43,12 +43,6 @@ class Text:
     def __repr__(self) -> str:
         return f"Text({self.key!r}, **{dict(self.params)!r})"
 
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Text) and (self.key, dict(self.params)) == (other.key, dict(other.params))
-
-    def __hash__(self) -> int:
-        return hash(self.key)
-
 
 def _flatten(table: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, str]]:
     for name, value in table.items():

@@ -18,6 +18,7 @@ import discord
 from discord import app_commands
 
 from bot.errors import UserError
+from bot.guilds.model import GuildSettings
 from bot.i18n import Catalog, Text, permission_texts, pick_language
 
 if TYPE_CHECKING:
@@ -45,12 +46,14 @@ def bot_of(interaction: discord.Interaction[Any]) -> KakehashiBot:
     return cast("KakehashiBot", interaction.client)
 
 
-async def localizer_for(interaction: discord.Interaction[Any]) -> Localizer:
-    """The member's client language, else the server's, else English."""
+async def localizer_for(interaction: discord.Interaction[Any], settings: GuildSettings | None = None) -> Localizer:
+    """The member's client language, else the server's, else English. Pass ``settings`` when the command
+    has already read them, to spare a second read."""
     bot = bot_of(interaction)
     server_language = None
     if interaction.guild_id is not None:
-        settings = await bot.guild_config.settings(interaction.guild_id)
+        if settings is None:
+            settings = await bot.guild_config.settings(interaction.guild_id)
         server_language = settings.effective_language(interaction.guild_locale.value if interaction.guild_locale
                                                        else None)
     return Localizer(pick_language(interaction.locale.value, server_language), bot.catalog)

@@ -69,14 +69,6 @@ class Transaction:
         async with self._conn.execute(sql, params) as cursor:
             return cursor.rowcount
 
-    async def insert(self, sql: str, params: Params = ()) -> int:
-        """Run one INSERT; the new row's id."""
-        async with self._conn.execute(sql, params) as cursor:
-            rowid = cursor.lastrowid
-        if rowid is None:
-            raise StorageError("INSERT returned no row id")
-        return rowid
-
     async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
         async with self._conn.execute(sql, params) as cursor:
             row: Row | None = await cursor.fetchone()

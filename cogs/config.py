@@ -68,7 +68,7 @@ class Config(commands.Cog):
     async def show(self, interaction: discord.Interaction[KakehashiBot]) -> None:
         guild = _guild(interaction)
         overview = await self.bot.guild_config.overview(guild.id, lambda channel_id: _channel_ref(guild, channel_id))
-        localize = await localizer_for(interaction)
+        localize = await localizer_for(interaction, overview.settings)
         await send(interaction, None, embed=_settings_embed(localize, guild, overview))
 
     @config.command(name="channel", description=described("commands.config.channel.description"))

@@ -237,7 +237,6 @@ class FakeDiscord:
         self.session: GatewaySession | None = None
         self.identify_count = 0
         self.resume_count = 0
-        self.close_codes: list[int] = []
         self._changed: asyncio.Condition | None = None
         self._runner: web.AppRunner | None = None
         self._sockets: set[web.WebSocketResponse] = set()
@@ -654,8 +653,6 @@ class FakeDiscord:
                 await self._gateway_op(connection, json.loads(frame.data))
         finally:
             self._sockets.discard(ws)
-            if ws.close_code is not None:
-                self.close_codes.append(ws.close_code)
             if self.session is not None and self.session.connection is connection:
                 self.session.connection = None
             await self._notify()
