@@ -3,13 +3,21 @@ tests that run the bot; these pin the fake's own rules.)"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import contextlib
+import io
+import json
+import signal
+import sys
+from collections.abc import AsyncIterator, Awaitable
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import discord
 import pytest
 
-from tests.fakediscord import ChannelType, FakeDiscord, Perm
+from tests.fakediscord import Channel, ChannelType, FakeDiscord, Guild, Member, Overwrite, Perm
 
 
 @pytest.fixture
@@ -27,6 +35,13 @@ async def put_commands(server: FakeDiscord, commands: list[dict[str, Any]]) -> t
     async with aiohttp.ClientSession(headers={"Authorization": f"Bot {server.token}"}) as session, \
             session.put(url, json=commands) as response:
         return response.status, await response.json()
+
+
+async def rest(server: FakeDiscord, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    """A raw call as the bot, for what discord.py would not send or does not show."""
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bot {server.token}"}) as session, \
+            session.request(method, f"{server.rest_url}{path}", json=body) as response:
+        return response.status, (await response.json() if response.status != 204 else None)
 
 
 def command(**fields: Any) -> dict[str, Any]:
@@ -80,8 +95,6 @@ def test_permissions_follow_discord_including_implicit_denials() -> None:
     server = FakeDiscord()
     guild = server.add_guild("Club")
     member = server.add_member(guild, "ben")
-    from tests.fakediscord import Overwrite
-
     quiet = server.add_channel(guild, "quiet", overwrites=(Overwrite(guild.id, 0, deny=Perm.SEND_MESSAGES),))
     hidden = server.add_channel(guild, "hidden", overwrites=(Overwrite(guild.id, 0, deny=Perm.VIEW_CHANNEL),))
     perms = guild.permissions_in(member, quiet)
@@ -90,3 +103,373 @@ def test_permissions_follow_discord_including_implicit_denials() -> None:
     assert guild.permissions_in(guild.members[server.owner.id], hidden) == Perm.ALL
     voice = server.add_channel(guild, "voice", ChannelType.VOICE)
     assert voice.payload()["bitrate"] == 64000
+
+
+# ---------------------------------------------------------------------- threads and forum posts
+#
+# Driven through a bare, real discord.py client wherever it can be: the point is that discord.py accepts what
+# the fake answers (ThreadWithMessage from a forum post, Thread from a message, active threads) and routes what
+# it dispatches (THREAD_CREATE, MESSAGE_CREATE in a thread).
+
+
+@dataclass
+class Club:
+    guild: Guild
+    general: Channel
+    news: Channel
+    forum: Channel  # tags required
+    open_forum: Channel  # tags optional
+    member: Member
+
+
+@pytest.fixture
+def club(server: FakeDiscord) -> Club:
+    guild = next(iter(server.guilds.values()))
+    return Club(
+        guild=guild,
+        general=guild.channel_named("general"),
+        news=server.add_channel(guild, "news", ChannelType.ANNOUNCEMENT),
+        forum=server.add_channel(guild, "discussions", ChannelType.FORUM, tags=("Discussion", "議論"),
+                                 require_tag=True),
+        open_forum=server.add_channel(guild, "ideas", ChannelType.FORUM, tags=("Idea",)),
+        member=server.add_member(guild, "ben"),
+    )
+
+
+@pytest.fixture
+async def client(server: FakeDiscord, club: Club) -> AsyncIterator[discord.Client]:
+    """A bare discord.py client (guilds and guild messages, as the bot asks) logged into the fake."""
+    intents = discord.Intents.none()
+    intents.guilds = intents.guild_messages = True
+    client = discord.Client(intents=intents)
+    with server.pointed_at():
+        task = asyncio.create_task(client.start(server.token))
+        await server.wait_until(lambda: client.get_guild(club.guild.id) is not None or task.done(), 10,
+                                "the client to receive its guild")
+        if task.done():
+            task.result()
+        yield client
+        await client.close()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def channel_of(client: discord.Client, channel: Channel) -> Any:
+    found = client.get_channel(channel.id)
+    assert found is not None, f"discord.py does not know channel {channel.name}"
+    return found
+
+
+async def soon(coroutine: Awaitable[Any]) -> asyncio.Task[Any]:
+    """Start ``coroutine`` (a ``client.wait_for``) so that it listens before what it waits for can happen."""
+    task = asyncio.ensure_future(coroutine)
+    await asyncio.sleep(0)
+    return task
+
+
+def deny_bot(server: FakeDiscord, guild: Guild, channel: Channel, permissions: int) -> None:
+    channel.overwrites.append(Overwrite(guild.role_named("Kakehashi").id, 0, deny=permissions))
+
+
+async def test_a_forum_post_is_a_thread_and_its_starter_message_as_discord_py_reads_them(
+        server: FakeDiscord, club: Club, client: discord.Client) -> None:
+    forum = channel_of(client, club.forum)
+    assert isinstance(forum, discord.ForumChannel)
+    created = await soon(client.wait_for("thread_create", timeout=5))
+    starter_seen = await soon(client.wait_for("message", timeout=5))
+    post = await forum.create_thread(name="Weekly topic", content="What did you learn <@1>?",
+                                     applied_tags=[forum.available_tags[1]],
+                                     allowed_mentions=discord.AllowedMentions.none())
+    thread, message = post
+    assert isinstance(thread, discord.Thread) and thread.id == message.id
+    assert (thread.parent_id, thread.owner_id, thread.name) == (forum.id, client.user.id, "Weekly topic")
+    assert thread.type is discord.ChannelType.public_thread and thread.applied_tags == [forum.available_tags[1]]
+    assert thread.me is not None and thread.me.id == client.user.id
+    assert message.content == "What did you learn <@1>?" and message.channel.id == thread.id
+    # The gateway told discord.py too: on_thread_create (newly created, not a join), then the starter message.
+    assert (await created).id == thread.id
+    assert (await starter_seen).channel is client.get_guild(club.guild.id).get_thread(thread.id)
+    # And the fake keeps it as Discord does.
+    fake_thread = server.thread_for(server.messages[message.id])
+    assert fake_thread is not None and server.threads(club.forum) == [fake_thread]
+    assert fake_thread.applied_tags == [club.forum.available_tags[1].id] and club.forum.last_message_id == thread.id
+    assert [m.content for m in server.channel_messages(fake_thread)] == [message.content]
+    assert server.messages[message.id].mentions == []
+
+
+async def test_a_forum_post_with_a_file_arrives_as_multipart(
+        server: FakeDiscord, club: Club, client: discord.Client) -> None:
+    forum = channel_of(client, club.open_forum)
+    post = await forum.create_thread(name="Slides", file=discord.File(io.BytesIO(b"hello"), "slides.txt"))
+    call = server.calls_to("POST", rf"/channels/{club.open_forum.id}/threads")[-1]
+    assert call.files == [("slides.txt", b"hello")] and call.json["name"] == "Slides"
+    assert server.thread_for(server.messages[post.message.id]) is not None
+
+
+@pytest.mark.parametrize(("forum_name", "options", "status", "code"), [
+    ("forum", {}, 400, 40067),  # the forum requires a tag
+    ("forum", {"applied_tags": [discord.Object(id=123)]}, 400, 50035),  # not one of the forum's tags
+    ("open_forum", {"applied_tags": [discord.Object(id=123)]}, 400, 50035),
+    ("open_forum", {"name": ""}, 400, 50035),
+    ("open_forum", {"name": "x" * 101}, 400, 50035),
+    ("open_forum", {"content": "x" * 2001}, 400, 50035),
+    ("open_forum", {"content": None}, 400, 50006),  # a post needs a starter message
+])
+async def test_forum_posts_discord_refuses_are_refused(
+        server: FakeDiscord, club: Club, client: discord.Client, forum_name: str, options: dict[str, Any],
+        status: int, code: int) -> None:
+    forum = channel_of(client, getattr(club, forum_name))
+    arguments: dict[str, Any] = {"name": "Weekly topic", "content": "Hello", **options}
+    with pytest.raises(discord.HTTPException) as refused:
+        await forum.create_thread(**arguments)
+    assert (refused.value.status, refused.value.code) == (status, code)
+    assert server.threads(getattr(club, forum_name)) == []
+
+
+async def test_more_than_five_tags_are_refused_and_five_or_a_100_character_name_are_not(
+        server: FakeDiscord, club: Club, client: discord.Client) -> None:
+    forum = channel_of(client, club.open_forum)
+    tag = forum.available_tags[0]
+    with pytest.raises(discord.HTTPException) as refused:
+        await forum.create_thread(name="Too many", content="Hello", applied_tags=[tag] * 6)
+    assert refused.value.code == 50035
+    post = await forum.create_thread(name="x" * 100, content="Hello", applied_tags=[tag] * 5)
+    assert len(post.thread.name) == 100 and len(post.thread.applied_tags) == 5
+
+
+async def test_posting_in_a_forum_takes_send_messages_and_seeing_it(
+        server: FakeDiscord, club: Club, client: discord.Client) -> None:
+    forum = channel_of(client, club.open_forum)
+    deny_bot(server, club.guild, club.open_forum, Perm.SEND_MESSAGES)
+    with pytest.raises(discord.Forbidden) as refused:
+        await forum.create_thread(name="Weekly topic", content="Hello")
+    assert refused.value.code == 50013
+    club.open_forum.overwrites[-1].deny = Perm.VIEW_CHANNEL
+    with pytest.raises(discord.Forbidden) as hidden:
+        await forum.create_thread(name="Weekly topic", content="Hello")
+    assert hidden.value.code == 50001
+    assert server.threads(club.open_forum) == []
+
+
+async def test_a_thread_from_a_message_shares_its_id_and_a_message_takes_only_one(
+        server: FakeDiscord, club: Club, client: discord.Client) -> None:
+    general = channel_of(client, club.general)
+    prompt = await general.send("This week's question")
+    created = await soon(client.wait_for("thread_create", timeout=5))
+    thread = await prompt.create_thread(name="Answers")
+    assert isinstance(thread, discord.Thread) and thread.id == prompt.id
+    assert thread.type is discord.ChannelType.public_thread and thread.parent_id == general.id
+    assert (await created).id == thread.id
+    with pytest.raises(discord.HTTPException) as twice:
+        await prompt.create_thread(name="Answers again")
+    assert (twice.value.status, twice.value.code) == (400, 160004)
+    # Discord shows the thread on the message.
+    fetched = await general.fetch_message(prompt.id)
+    assert fetched.thread is not None and fetched.thread.id == thread.id and fetched.flags.has_thread
+    fake_thread = server.thread_for(server.messages[prompt.id])
+    assert fake_thread is not None and server.threads(club.general) == [fake_thread]
+    # An announcement channel gives an announcement thread.
+    news = channel_of(client, club.news)
+    headline = await news.send("Headline")
+    assert (await headline.create_thread(name="Comments")).type is discord.ChannelType.news_thread
+
+
+@pytest.mark.parametrize("name", ["", "x" * 101])
+async def test_a_thread_name_outside_1_to_100_characters_is_refused(
+        server: FakeDiscord, club: Club, client: discord.Client, name: str) -> None:
+    prompt = await channel_of(client, club.general).send("Question")
+    with pytest.raises(discord.HTTPException) as refused:
+        await prompt.create_thread(name=name)
+    assert refused.value.code == 50035 and server.threads(club.general) == []
+
+
+async def test_starting_threads_takes_the_thread_permissions(
+        server: FakeDiscord, club: Club, client: discord.Client) -> None:
+    general = channel_of(client, club.general)
+    prompt = await general.send("Question")
+    deny_bot(server, club.guild, club.general, Perm.CREATE_PUBLIC_THREADS | Perm.CREATE_PRIVATE_THREADS)
+    with pytest.raises(discord.Forbidden) as from_message:
+        await prompt.create_thread(name="Answers")
+    with pytest.raises(discord.Forbidden) as private:
+        await general.create_thread(name="Just us")
+    with pytest.raises(discord.Forbidden) as public:
+        await general.create_thread(name="Everyone", type=discord.ChannelType.public_thread)
+    assert [e.value.code for e in (from_message, private, public)] == [50013] * 3
+    assert server.threads(club.general) == []
+
+
+async def test_a_thread_without_a_message_is_private_unless_asked_otherwise(
+        server: FakeDiscord, club: Club, client: discord.Client) -> None:
+    general = channel_of(client, club.general)
+    private = await general.create_thread(name="Just us")
+    public = await general.create_thread(name="Everyone", type=discord.ChannelType.public_thread)
+    assert private.type is discord.ChannelType.private_thread and private.invitable
+    assert public.type is discord.ChannelType.public_thread
+    assert [t.id for t in server.threads(club.general)] == [private.id, public.id]
+    assert server.calls_to("POST", rf"/channels/{club.general.id}/messages") == []
+
+
+async def test_messages_in_a_thread_reach_discord_py_in_the_thread_and_are_counted(
+        server: FakeDiscord, club: Club, client: discord.Client) -> None:
+    post = await channel_of(client, club.open_forum).create_thread(name="Topic", content="Starter")
+    fake_thread = server.threads(club.open_forum)[0]
+    seen = await soon(client.wait_for("message", check=lambda m: m.author.id == club.member.id, timeout=5))
+    written = await server.send_message(club.member, fake_thread, "My answer")
+    received = await seen
+    assert isinstance(received.channel, discord.Thread) and received.channel.id == post.thread.id
+    assert received.id == written.id
+    reply = await post.thread.send("Thanks!")
+    assert [m.id for m in server.channel_messages(fake_thread)] == [post.message.id, written.id, reply.id]
+    # The starter message is not counted; both writers are now in the thread.
+    fetched = await client.fetch_channel(post.thread.id)
+    assert isinstance(fetched, discord.Thread)
+    assert (fetched.message_count, fetched.total_message_sent) == (2, 2)
+    assert fetched.me is not None and set(fake_thread.thread_members) == {client.user.id, club.member.id}
+    await reply.delete()
+    assert (fake_thread.message_count, fake_thread.total_message_sent) == (1, 2)
+
+
+async def test_the_gateway_tells_nothing_of_channels_the_bot_cannot_see(
+        server: FakeDiscord, club: Club, client: discord.Client) -> None:
+    post = await channel_of(client, club.open_forum).create_thread(name="Topic", content="Starter")
+    deny_bot(server, club.guild, club.open_forum, Perm.VIEW_CHANNEL)
+    hidden = await server.send_message(club.member, server.channels[post.thread.id], "Behind its back")
+    seen = await server.send_message(club.member, club.general, "In the open")
+    assert server.session is not None
+    created = [int(p["d"]["id"]) for p in server.session.sent if p["t"] == "MESSAGE_CREATE"]
+    assert seen.id in created and hidden.id not in created
+
+
+async def test_sending_in_a_thread_takes_send_messages_in_threads(
+        server: FakeDiscord, club: Club, client: discord.Client) -> None:
+    post = await channel_of(client, club.open_forum).create_thread(name="Topic", content="Starter")
+    deny_bot(server, club.guild, club.open_forum, Perm.SEND_MESSAGES_IN_THREADS)
+    with pytest.raises(discord.Forbidden) as refused:
+        await post.thread.send("Reply")
+    assert refused.value.code == 50013
+
+
+async def test_active_threads_are_those_the_bot_can_see_newest_first_with_its_memberships(
+        server: FakeDiscord, club: Club, client: discord.Client) -> None:
+    forum_post = await channel_of(client, club.open_forum).create_thread(name="Topic", content="Starter")
+    prompt = await channel_of(client, club.general).send("Question")
+    from_message = await prompt.create_thread(name="Answers")
+    private = await channel_of(client, club.general).create_thread(name="Just us")
+    archived = await channel_of(client, club.news).create_thread(name="Old", type=discord.ChannelType.news_thread)
+    server.channels[archived.id].archived = True
+    guild = client.get_guild(club.guild.id)
+    assert guild is not None
+    listed = await guild.active_threads()
+    assert [t.id for t in listed] == [private.id, from_message.id, forum_post.thread.id]
+    assert all(isinstance(t, discord.Thread) and t.guild is guild for t in listed)
+    # The raw answer carries the bot's thread member object for each thread it is in.
+    status, body = await rest(server, "GET", f"/guilds/{club.guild.id}/threads/active")
+    assert status == 200
+    assert [m["id"] for m in body["members"]] == [str(private.id), str(from_message.id), str(forum_post.thread.id)]
+    assert {m["user_id"] for m in body["members"]} == {str(server.bot_user.id)}
+    # A thread in a channel the bot cannot see is not listed, nor sent in GUILD_CREATE.
+    deny_bot(server, club.guild, club.general, Perm.VIEW_CHANNEL)
+    assert [t.id for t in await guild.active_threads()] == [forum_post.thread.id]
+    bot_member = club.guild.members[server.bot_user.id]
+    threads = club.guild.payload(bot_member)["threads"]
+    assert [t["id"] for t in threads] == [str(forum_post.thread.id)]
+    assert threads[0]["member"]["user_id"] == str(server.bot_user.id)
+
+
+async def test_thread_routes_refuse_what_discord_refuses(server: FakeDiscord, club: Club) -> None:
+    post = {"name": "Topic", "message": {"content": "Hi"}}
+    assert await rest(server, "POST", f"/channels/{club.forum.id}/threads", {**post, "applied_tags": []}) == (
+        400, {"message": "A tag is required to create a forum post in this channel", "code": 40067})
+    status, body = await rest(server, "POST", f"/channels/{club.open_forum.id}/threads",
+                              {**post, "message": {"content": "x" * 2001}})
+    assert (status, body["code"], list(body["errors"])) == (400, 50035, ["message"])
+    status, body = await rest(server, "POST", f"/channels/{club.open_forum.id}/threads",
+                              {**post, "auto_archive_duration": 30})
+    assert (status, body["code"], list(body["errors"])) == (400, 50035, ["auto_archive_duration"])
+    voice = server.add_channel(club.guild, "voice", ChannelType.VOICE)
+    assert (await rest(server, "POST", f"/channels/{voice.id}/threads", post))[1]["code"] == 50024
+    # A forum post's starter cannot start a second thread, and a forum has no messages to start one from.
+    status, created = await rest(server, "POST", f"/channels/{club.open_forum.id}/threads", post)
+    assert status == 200 and created["message"]["id"] == created["id"]
+    assert (await rest(server, "POST", f"/channels/{club.open_forum.id}/messages/{created['id']}/threads",
+                       {"name": "Again"}))[1]["code"] == 50024
+    assert (await rest(server, "POST", f"/channels/{club.general.id}/messages/{created['id']}/threads",
+                       {"name": "Elsewhere"}))[1]["code"] == 10008
+    # GET /channels/{thread} works for threads, and the bot's guild channel list still excludes them.
+    assert (await rest(server, "GET", f"/channels/{created['id']}"))[1]["parent_id"] == str(club.open_forum.id)
+    _, channels = await rest(server, "GET", f"/guilds/{club.guild.id}/channels")
+    assert created["id"] not in [c["id"] for c in channels]
+
+
+def test_private_threads_are_seen_by_their_members_and_moderators_only() -> None:
+    server = FakeDiscord()
+    guild = server.add_guild("Club")
+    general = server.add_channel(guild, "general")
+    member, outsider = server.add_member(guild, "ben"), server.add_member(guild, "chie")
+    moderator = server.add_member(guild, "aiko", roles=(server.add_role(guild, "Mods", Perm.MANAGE_THREADS),))
+    thread = Channel(id=2, type=ChannelType.PRIVATE_THREAD, name="Just us", guild=guild, parent_id=general.id,
+                     owner_id=member.id, thread_members={member.id: general.created_at})
+    guild.channels[thread.id] = thread
+    assert guild.permissions_in(member, thread) & Perm.SEND_MESSAGES_IN_THREADS
+    assert guild.permissions_in(outsider, thread) == 0
+    assert guild.permissions_in(moderator, thread) & Perm.VIEW_CHANNEL
+    assert guild.active_threads(outsider) == [] and guild.active_threads(moderator) == [thread]
+
+
+# ---------------------------------------------------------------------- holds
+
+
+async def test_a_held_answer_comes_after_the_call_is_done_and_only_on_release(
+        server: FakeDiscord, club: Club, client: discord.Client) -> None:
+    hold = server.hold("POST", r"/channels/\d+/threads")
+    forum = channel_of(client, club.open_forum)
+    creating = asyncio.create_task(forum.create_thread(name="Topic", content="Starter"))
+    call = await hold.reached()
+    assert call.status == 200 and call.json["name"] == "Topic"
+    [thread] = server.threads(club.open_forum)  # Discord has it, the client does not know yet
+    await asyncio.sleep(0.2)
+    assert not creating.done()
+    hold.release()
+    post = await asyncio.wait_for(creating, 5)
+    assert post.thread.id == thread.id
+    # A hold catches one call: the next goes through.
+    await asyncio.wait_for(forum.create_thread(name="Another", content="Starter"), 5)
+
+
+KILLED_CLIENT = """
+import json, sys, urllib.request
+url, token, body = sys.argv[1], sys.argv[2], sys.argv[3]
+request = urllib.request.Request(url, data=body.encode(), method="POST",
+                                 headers={"Authorization": "Bot " + token, "Content-Type": "application/json"})
+urllib.request.urlopen(request, timeout=60)
+print("answered")
+"""
+
+
+async def test_a_client_killed_while_its_answer_is_held_leaves_the_fake_serving(
+        server: FakeDiscord, club: Club) -> None:
+    hold = server.hold("POST", r"/channels/\d+/threads")
+    body = json.dumps({"name": "Topic", "message": {"content": "Starter"}})
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", KILLED_CLIENT, f"{server.rest_url}/channels/{club.open_forum.id}/threads",
+        server.token, body, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        await hold.reached(timeout=15)
+    finally:
+        process.kill()
+    stdout, _ = await process.communicate()
+    assert process.returncode == -signal.SIGKILL and stdout == b""
+    hold.release()
+    await asyncio.sleep(0.1)
+    [thread] = server.threads(club.open_forum)
+    assert (await rest(server, "GET", f"/channels/{thread.id}"))[0] == 200
+
+
+async def test_stop_releases_what_is_still_held(server: FakeDiscord, club: Club) -> None:
+    hold = server.hold("GET", rf"/guilds/{club.guild.id}/threads/active")
+    asking = asyncio.create_task(rest(server, "GET", f"/guilds/{club.guild.id}/threads/active"))
+    await hold.reached()
+    await asyncio.wait_for(server.stop(), 5)
+    assert (await asyncio.wait_for(asking, 5))[0] == 200
+    server.hold("GET", "/never")  # a hold that never caught anything does not matter either
+    await asyncio.wait_for(server.stop(), 5)

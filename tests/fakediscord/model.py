@@ -191,11 +191,18 @@ class Channel:
     available_tags: list[ForumTag] = field(default_factory=list)
     flags: int = 0
     recipients: list[User] = field(default_factory=list)  # DM channels
-    owner_id: int | None = None  # threads
-    thread_member_ids: set[int] = field(default_factory=set)
+    last_message_id: int | None = None
+    rate_limit_per_user: int = 0
+    # Threads only: who started it, who is in it (user id -> when they joined), its tags and counters.
+    owner_id: int | None = None
+    thread_members: dict[int, datetime] = field(default_factory=dict)
     applied_tags: list[int] = field(default_factory=list)
     archived: bool = False
-    last_message_id: int | None = None
+    auto_archive_duration: int = 1440
+    invitable: bool = True
+    message_count: int = 0  # messages in the thread, not counting a forum post's starter, minus deleted ones
+    total_message_sent: int = 0  # the same, but never decremented
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     REQUIRE_TAG = 1 << 4
 
@@ -207,7 +214,18 @@ class Channel:
     def is_thread(self) -> bool:
         return self.type in ChannelType.THREADS
 
-    def payload(self) -> dict[str, Any]:
+    def thread_member(self, user_id: int) -> dict[str, Any] | None:
+        """The thread member object for ``user_id``, if they are in this thread."""
+        joined = self.thread_members.get(user_id)
+        if joined is None:
+            return None
+        return {"id": str(self.id), "user_id": str(user_id), "join_timestamp": iso(joined), "flags": 0}
+
+    def payload(self, *, me: int | None = None) -> dict[str, Any]:
+        """The channel object. For a thread, ``me`` (the user asking) adds their thread member object when
+        they are in it, as Discord does on GET /channels, GUILD_CREATE and THREAD_CREATE."""
+        if self.is_thread:
+            return self._thread_payload(me)
         if self.type == ChannelType.DM:
             return {
                 "id": str(self.id),
@@ -228,7 +246,7 @@ class Channel:
             "nsfw": False,
             "topic": self.topic,
             "last_message_id": str(self.last_message_id) if self.last_message_id else None,
-            "rate_limit_per_user": 0,
+            "rate_limit_per_user": self.rate_limit_per_user,
             "flags": self.flags,
         }
         if self.type in (ChannelType.VOICE, ChannelType.STAGE):
@@ -242,23 +260,43 @@ class Channel:
                 default_forum_layout=0,
                 default_auto_archive_duration=1440,
             )
-        if self.is_thread:
-            data.update(
-                owner_id=str(self.owner_id) if self.owner_id else None,
-                member_count=len(self.thread_member_ids),
-                message_count=0,
-                total_message_sent=0,
-                applied_tags=[str(t) for t in self.applied_tags],
-                thread_metadata={
-                    "archived": self.archived,
-                    "auto_archive_duration": 1440,
-                    "archive_timestamp": iso(datetime.now(UTC)),
-                    "locked": False,
-                    "invitable": self.type != ChannelType.PRIVATE_THREAD,
-                    "create_timestamp": iso(datetime.now(UTC)),
-                },
-            )
-            data.pop("permission_overwrites")
+        return data
+
+    def _thread_payload(self, me: int | None) -> dict[str, Any]:
+        """A thread has no position, topic or overwrites of its own (it inherits its parent's permissions);
+        discord.py's Thread requires ``owner_id``, ``parent_id``, ``message_count``, ``member_count`` and
+        ``thread_metadata``."""
+        assert self.guild is not None and self.parent_id is not None and self.owner_id is not None
+        metadata: dict[str, Any] = {
+            "archived": self.archived,
+            "auto_archive_duration": self.auto_archive_duration,
+            "archive_timestamp": iso(self.created_at),
+            "locked": False,
+            "create_timestamp": iso(self.created_at),
+        }
+        if self.type == ChannelType.PRIVATE_THREAD:
+            metadata["invitable"] = self.invitable
+        data: dict[str, Any] = {
+            "id": str(self.id),
+            "type": self.type,
+            "guild_id": str(self.guild.id),
+            "parent_id": str(self.parent_id),
+            "owner_id": str(self.owner_id),
+            "name": self.name,
+            "last_message_id": str(self.last_message_id) if self.last_message_id else None,
+            "rate_limit_per_user": self.rate_limit_per_user,
+            "flags": self.flags,
+            "member_count": min(len(self.thread_members), 50),  # Discord stops counting at 50
+            "message_count": self.message_count,
+            "total_message_sent": self.total_message_sent,
+            "thread_metadata": metadata,
+        }
+        parent = self.guild.channels.get(self.parent_id)
+        if parent is not None and parent.type in (ChannelType.FORUM, ChannelType.MEDIA):
+            data["applied_tags"] = [str(t) for t in self.applied_tags]
+        member = self.thread_member(me) if me is not None else None
+        if member is not None:
+            data["member"] = member
         return data
 
 
@@ -297,12 +335,19 @@ class Guild:
         return Perm.ALL if perms & Perm.ADMINISTRATOR else perms
 
     def permissions_in(self, member: Member, channel: Channel) -> int:
-        """Discord's algorithm: base permissions, then @everyone, role and member overwrites."""
+        """Discord's algorithm: base permissions, then @everyone, role and member overwrites. A thread has
+        its parent's permissions, and a private thread is seen only by its members and by moderators
+        (MANAGE_THREADS)."""
         perms = self.base_permissions(member)
         if perms & Perm.ADMINISTRATOR or perms == Perm.ALL:
             return Perm.ALL
         if channel.is_thread and channel.parent_id is not None:
-            channel = self.channels[channel.parent_id]
+            thread, channel = channel, self.channels[channel.parent_id]
+            perms = self.permissions_in(member, channel)
+            if thread.type == ChannelType.PRIVATE_THREAD and member.id not in thread.thread_members \
+                    and not perms & Perm.MANAGE_THREADS:
+                return 0
+            return perms
         by_id = {o.id: o for o in channel.overwrites}
         everyone = by_id.get(self.id)
         if everyone:
@@ -324,8 +369,16 @@ class Guild:
             perms &= ~(Perm.EMBED_LINKS | Perm.ATTACH_FILES | Perm.MENTION_EVERYONE | Perm.SEND_TTS_MESSAGES)
         return perms
 
-    def payload(self) -> dict[str, Any]:
-        threads = [c for c in self.channels.values() if c.is_thread]
+    def active_threads(self, member: Member) -> list[Channel]:
+        """Threads not archived that ``member`` can see, oldest first."""
+        return sorted((c for c in self.channels.values() if c.is_thread and not c.archived
+                       and self.permissions_in(member, c) & Perm.VIEW_CHANNEL), key=lambda c: c.id)
+
+    def payload(self, viewer: Member | None = None) -> dict[str, Any]:
+        """The guild object; with ``viewer`` (the bot, for GUILD_CREATE) its ``threads`` are the active ones the
+        viewer can see, each with the viewer's thread member object when it is in the thread."""
+        threads = self.active_threads(viewer) if viewer is not None else [
+            c for c in self.channels.values() if c.is_thread and not c.archived]
         return {
             "id": str(self.id),
             "name": self.name,
@@ -366,7 +419,7 @@ class Guild:
             "member_count": len(self.members),
             "members": [m.payload() for m in self.members.values()],
             "channels": [c.payload() for c in self.channels.values() if not c.is_thread],
-            "threads": [t.payload() for t in threads if not t.archived],
+            "threads": [t.payload(me=viewer.id if viewer else None) for t in threads],
             "presences": [],
             "voice_states": [],
             "stage_instances": [],
@@ -397,6 +450,7 @@ class Message:
     mention_roles: list[int] = field(default_factory=list)
     mention_everyone: bool = False
 
+    HAS_THREAD = 1 << 5
     EPHEMERAL = 1 << 6
     LOADING = 1 << 7
 
@@ -456,8 +510,13 @@ class Message:
             "pinned": False,
             "flags": self.flags,
         }
-        if self.channel.guild is not None:
-            data["guild_id"] = str(self.channel.guild.id)
+        if guild is not None:
+            data["guild_id"] = str(guild.id)
+            # A thread started from this message shares its id; Discord shows it on the message.
+            thread = guild.channels.get(self.id)
+            if thread is not None and thread.is_thread and thread.parent_id == self.channel.id:
+                data["thread"] = thread.payload()
+                data["flags"] |= self.HAS_THREAD
         if self.webhook_id is not None:
             data["webhook_id"] = str(self.webhook_id)
         if self.message_reference is not None:

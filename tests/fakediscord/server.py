@@ -11,8 +11,14 @@ It enforces what Discord enforces that matters to us: an interaction is
 answered within 3 s and only once, its token works for 15 minutes, messages
 hold at most 2,000 characters (embeds and components have their limits too),
 a command's ``default_member_permissions`` decides who may run it unless the
-server overrode it, DMs to a member who closed them fail with 50007, and
-the bot needs permissions in a channel to post there.
+server overrode it, DMs to a member who closed them fail with 50007, the
+bot needs permissions in a channel to post there, and forum posts and
+threads follow Discord's rules (tags a forum requires, one thread per
+message, names of 1-100 characters).
+
+A :class:`Hold` keeps the answer to one REST call back after the fake has
+done it, so a test can kill the bot between "Discord did it" and "the bot
+knows".
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import time
 import zlib
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import yarl
@@ -171,6 +178,46 @@ class Interaction:
         return self.choice_data
 
 
+class Hold:
+    """The answer to the next REST call matching ``method`` and ``pattern`` (see :meth:`FakeDiscord.hold`),
+    kept back: the fake performs the call fully (what it creates exists, the call is recorded with its
+    status) and then waits for :meth:`release` before it answers. Between the two a test can kill the bot,
+    as a crash after Discord accepted a request and before the bot read the answer would."""
+
+    def __init__(self, method: str, regex: re.Pattern[str]) -> None:
+        self.method = method
+        self.regex = regex
+        self.call: Call | None = None
+        self._reached = asyncio.Event()
+        self._released = asyncio.Event()
+
+    def matches(self, call: Call) -> bool:
+        return self.call is None and call.method == self.method and bool(self.regex.match(call.path))
+
+    @property
+    def is_reached(self) -> bool:
+        return self._reached.is_set()
+
+    async def reached(self, timeout: float = 5.0) -> Call:
+        """Wait until a matching call has been performed (its answer now held); return that call."""
+        try:
+            await asyncio.wait_for(self._reached.wait(), timeout)
+        except TimeoutError:
+            raise AssertionError(f"timed out after {timeout}s waiting for {self.method} {self.regex.pattern}") \
+                from None
+        assert self.call is not None
+        return self.call
+
+    def release(self) -> None:
+        """Let the answer go. Harmless when the client is gone (aiohttp drops the write) or it was released."""
+        self._released.set()
+
+    async def _keep(self, call: Call) -> None:
+        self.call = call
+        self._reached.set()
+        await self._released.wait()
+
+
 class Connection:
     """One websocket to the bot, with the transport compression it asked for."""
 
@@ -242,6 +289,7 @@ class FakeDiscord:
         self._sockets: set[web.WebSocketResponse] = set()
         self.port = 0
         self._routes: list[tuple[str, re.Pattern[str], Handler, bool]] = []
+        self._holds: list[Hold] = []
         self._register_routes()
 
     # ------------------------------------------------------------------ the world
@@ -317,10 +365,14 @@ class FakeDiscord:
         self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
     async def stop(self) -> None:
+        # A held answer would keep its request open, and aiohttp waits for open requests on cleanup.
+        for hold in self._holds:
+            hold.release()
         for ws in list(self._sockets):
             await ws.close(code=1001)
         if self._runner is not None:
-            await self._runner.cleanup()
+            runner, self._runner = self._runner, None
+            await runner.cleanup()
 
     @contextlib.contextmanager
     def pointed_at(self) -> Iterator[None]:
@@ -363,10 +415,21 @@ class FakeDiscord:
 
     # ------------------------------------------------------------------ queries
 
+    def _path_regex(self, pattern: str) -> re.Pattern[str]:
+        return re.compile(pattern.replace("{app}", str(self.application_id)) + r"$")
+
     def calls_to(self, method: str, pattern: str) -> list[Call]:
         """Calls whose path matches ``pattern``; ``{app}`` stands for the application id."""
-        regex = re.compile(pattern.replace("{app}", str(self.application_id)) + r"$")
+        regex = self._path_regex(pattern)
         return [c for c in self.calls if c.method == method and regex.match(c.path)]
+
+    def hold(self, method: str, pattern: str) -> Hold:
+        """Keep back the answer to the next ``method`` call whose path matches ``pattern`` (as in
+        :meth:`calls_to`), whatever its status, until ``hold.release()``; ``await hold.reached()`` waits
+        until the fake has performed it. :meth:`stop` releases whatever is still held."""
+        hold = Hold(method, self._path_regex(pattern))
+        self._holds.append(hold)
+        return hold
 
     def unhandled_calls(self) -> list[Call]:
         return [c for c in self.calls if not c.handled]
@@ -379,6 +442,16 @@ class FakeDiscord:
         """What everyone sees in ``channel``, oldest first (ephemeral replies are not in the channel)."""
         return [m for m in self.messages.values()
                 if m.channel.id == channel.id and not m.deleted and not m.ephemeral]
+
+    def threads(self, parent: Channel) -> list[Channel]:
+        """Threads (forum posts included) whose parent is ``parent``, oldest first."""
+        return sorted((c for c in self.channels.values() if c.is_thread and c.parent_id == parent.id),
+                      key=lambda c: c.id)
+
+    def thread_for(self, message: Message) -> Channel | None:
+        """The thread started from ``message``, or the forum post it starts (either way it shares its id)."""
+        channel = self.channels.get(message.id)
+        return channel if channel is not None and channel.is_thread else None
 
     def dm_channel(self, user: User) -> Channel | None:
         return next((c for c in self.channels.values()
@@ -624,6 +697,9 @@ class FakeDiscord:
         intent = INTENT_GUILD_MESSAGES if in_guild else INTENT_DIRECT_MESSAGES
         if not session.intents & intent:
             return
+        # The gateway tells a user only about channels (and private threads) it can see.
+        if in_guild and not self._bot_permissions(message.channel) & Perm.VIEW_CHANNEL:
+            return
         if not session.intents & INTENT_MESSAGE_CONTENT and message.author.id != self.bot_user.id \
                 and self.bot_user.id not in message.mentions:
             data = {**data, "content": "", "embeds": [], "attachments": [], "components": []}
@@ -704,7 +780,7 @@ class FakeDiscord:
         })
         if intents & INTENT_GUILDS:
             for guild in self.guilds.values():
-                await session.dispatch("GUILD_CREATE", guild.payload())
+                await session.dispatch("GUILD_CREATE", guild.payload(guild.members[self.bot_user.id]))
         await self._notify()
 
     # ------------------------------------------------------------------ REST
@@ -731,17 +807,30 @@ class FakeDiscord:
         r("GET", "/channels/{channel}/messages", self._get_messages)
         r("POST", "/channels/{channel}/messages", self._post_message)
         r("GET", "/channels/{channel}/messages/{message}", self._get_message)
+        r("POST", "/channels/{channel}/threads", self._start_thread)
+        r("POST", "/channels/{channel}/messages/{message}/threads", self._start_thread_from_message)
         r("PATCH", "/channels/{channel}/messages/{message}", self._edit_message)
         r("DELETE", "/channels/{channel}/messages/{message}", self._delete_message)
         r("GET", "/guilds/{guild}", self._get_guild)
         r("GET", "/guilds/{guild}/channels", self._get_guild_channels)
         r("GET", "/guilds/{guild}/members/{user}", self._get_member)
+        r("GET", "/guilds/{guild}/threads/active", self._get_active_threads)
 
     async def _rest(self, request: web.Request) -> web.Response:
         path = "/" + request.match_info["tail"]
         body, files = await self._read_body(request)
         call = Call(request.method, path, dict(request.query), body, files)
         self.calls.append(call)
+        try:
+            response = await self._serve(request, path, body, call)
+        finally:
+            await self._notify()
+        hold = next((h for h in self._holds if h.matches(call)), None)
+        if hold is not None:
+            await hold._keep(call)
+        return response
+
+    async def _serve(self, request: web.Request, path: str, body: Any, call: Call) -> web.Response:
         try:
             for method, regex, handler, auth in self._routes:
                 match = regex.match(path)
@@ -757,8 +846,6 @@ class FakeDiscord:
         except DiscordError as error:
             call.status = error.status
             return self._json(error.status, error.body())
-        finally:
-            await self._notify()
 
     @staticmethod
     def _json(status: int, body: Any) -> web.Response:
@@ -1007,7 +1094,7 @@ class FakeDiscord:
         channel = self._channel(match["channel"])
         if channel.guild is not None:
             self._require(channel, Perm.VIEW_CHANNEL)
-        return channel.payload()
+        return channel.payload(me=self.bot_user.id)
 
     async def _get_messages(self, request: web.Request, match: re.Match[str], body: Any) -> Any:
         channel = self._channel(match["channel"])
@@ -1071,11 +1158,121 @@ class FakeDiscord:
         if message.author.id != self.bot_user.id and channel.guild is not None:
             self._require(channel, Perm.MANAGE_MESSAGES)
         message.deleted = True
+        if channel.is_thread and message.id != channel.id and not message.ephemeral:
+            channel.message_count -= 1
         data = {"id": str(message.id), "channel_id": str(channel.id)}
         if channel.guild is not None:
             data["guild_id"] = str(channel.guild.id)
         await self._dispatch_message("MESSAGE_DELETE", message, data)
         return None
+
+    # -- threads and forum posts
+
+    def _new_thread(self, parent: Channel, kind: int, body: dict[str, Any], *, thread_id: int | None = None,
+                    applied_tags: list[int] | None = None) -> Channel:
+        """A thread the bot starts in ``parent``: the bot owns it and is its first member."""
+        assert parent.guild is not None
+        thread = Channel(
+            id=thread_id or snowflake(), type=kind, name=body["name"], guild=parent.guild, parent_id=parent.id,
+            owner_id=self.bot_user.id, applied_tags=applied_tags or [],
+            auto_archive_duration=body.get("auto_archive_duration") or 1440,
+            rate_limit_per_user=body.get("rate_limit_per_user") or 0,
+            invitable=bool(body.get("invitable", True)),
+        )
+        thread.thread_members[self.bot_user.id] = thread.created_at
+        parent.guild.channels[thread.id] = thread
+        self.channels[thread.id] = thread
+        return thread
+
+    async def _dispatch_thread_create(self, thread: Channel) -> None:
+        """THREAD_CREATE, as discord.py's ``parse_thread_create`` reads it: the channel, ``newly_created``
+        (else it fires on_thread_join instead of on_thread_create) and the bot's thread member object."""
+        if self.session is None:
+            return
+        await self._dispatch("THREAD_CREATE", {**thread.payload(me=self.bot_user.id), "newly_created": True},
+                             INTENT_GUILDS)
+
+    async def _start_thread(self, request: web.Request, match: re.Match[str], body: Any) -> Any:
+        """POST /channels/{id}/threads: a forum (or media) post with its starter message, or a thread without
+        a message in a text or announcement channel."""
+        channel = self._channel(match["channel"])
+        body = body if isinstance(body, dict) else {}
+        if channel.type in (ChannelType.FORUM, ChannelType.MEDIA):
+            return await self._start_forum_post(request, channel, body)
+        if channel.type not in (ChannelType.TEXT, ChannelType.ANNOUNCEMENT):
+            raise DiscordError(400, 50024, "Cannot execute action on this channel type")
+        _validate_thread(body)
+        # Without a message, `type` still defaults to a private thread in API v10.
+        kind = body.get("type", ChannelType.PRIVATE_THREAD)
+        allowed = ((ChannelType.ANNOUNCEMENT_THREAD,) if channel.type == ChannelType.ANNOUNCEMENT
+                   else (ChannelType.PUBLIC_THREAD, ChannelType.PRIVATE_THREAD))
+        if kind not in allowed:
+            raise invalid_form("type", "BASE_TYPE_CHOICES", f"Value must be one of {allowed}.")
+        self._require(channel, Perm.CREATE_PRIVATE_THREADS if kind == ChannelType.PRIVATE_THREAD
+                      else Perm.CREATE_PUBLIC_THREADS)
+        thread = self._new_thread(channel, kind, body)
+        await self._dispatch_thread_create(thread)
+        return thread.payload(me=self.bot_user.id)
+
+    async def _start_forum_post(self, request: web.Request, forum: Channel, body: dict[str, Any]) -> Any:
+        """A forum post: a public thread and its starter message, which has the thread's id and lives in it.
+        The bot needs SEND_MESSAGES in the forum (CREATE_PUBLIC_THREADS does not matter here)."""
+        _validate_thread(body)
+        message_body = body.get("message")
+        if not isinstance(message_body, dict):
+            raise invalid_form("message", "BASE_TYPE_REQUIRED", "This field is required")
+        try:
+            _validate_message(message_body, require_content=True,
+                              files=request.content_type.startswith("multipart/"))
+        except DiscordError as error:
+            if error.errors is None:
+                raise
+            raise DiscordError(error.status, error.code, error.message, {"message": error.errors}) from None
+        raw_tags = body.get("applied_tags") or []
+        if not isinstance(raw_tags, list) or len(raw_tags) > 5:
+            raise invalid_form("applied_tags", "BASE_TYPE_MAX_LENGTH", "Must be 5 or fewer in length.")
+        available = {t.id for t in forum.available_tags}
+        tags: list[int] = []
+        for index, tag in enumerate(raw_tags):
+            if not str(tag).isdigit() or int(tag) not in available:
+                raise invalid_form(f"applied_tags.{index}", "BASE_TYPE_CHOICES", "Unknown tag for this channel.")
+            tags.append(int(tag))
+        self._require(forum, Perm.VIEW_CHANNEL | Perm.SEND_MESSAGES)
+        if forum.flags & Channel.REQUIRE_TAG and not tags:
+            raise DiscordError(400, 40067, "A tag is required to create a forum post in this channel")
+        thread = self._new_thread(forum, ChannelType.PUBLIC_THREAD, body, applied_tags=tags)
+        forum.last_message_id = thread.id
+        message = Message(
+            thread.id, thread, self.bot_user, content=message_body.get("content") or "",
+            embeds=message_body.get("embeds") or [], components=message_body.get("components") or [],
+            flags=message_body.get("flags", 0) & ((1 << 2) | (1 << 12) | (1 << 15)),
+            allowed_mentions=message_body.get("allowed_mentions"),
+        )
+        self._resolve_mentions(message, message_body.get("allowed_mentions"))
+        await self._dispatch_thread_create(thread)
+        await self._publish(message)
+        return {**thread.payload(me=self.bot_user.id), "message": message.payload()}
+
+    async def _start_thread_from_message(self, request: web.Request, match: re.Match[str], body: Any) -> Any:
+        """A public thread (an announcement thread in an announcement channel) on a message, with the message's
+        id; a message carries at most one. Discord then shows the thread on the message (MESSAGE_UPDATE)."""
+        channel = self._channel(match["channel"])
+        body = body if isinstance(body, dict) else {}
+        if channel.type not in (ChannelType.TEXT, ChannelType.ANNOUNCEMENT):
+            raise DiscordError(400, 50024, "Cannot execute action on this channel type")
+        _validate_thread(body)
+        self._require(channel, Perm.VIEW_CHANNEL | Perm.READ_MESSAGE_HISTORY | Perm.CREATE_PUBLIC_THREADS)
+        message = self._message(channel, match["message"])
+        if message.ephemeral:
+            raise DiscordError(404, 10008, "Unknown Message")
+        if message.id in self.channels:
+            raise DiscordError(400, 160004, "A thread has already been created for this message")
+        kind = ChannelType.ANNOUNCEMENT_THREAD if channel.type == ChannelType.ANNOUNCEMENT \
+            else ChannelType.PUBLIC_THREAD
+        thread = self._new_thread(channel, kind, body, thread_id=message.id)
+        await self._dispatch_thread_create(thread)
+        await self._dispatch_message("MESSAGE_UPDATE", message, message.payload())
+        return thread.payload(me=self.bot_user.id)
 
     def _apply_edit(self, message: Message, body: dict[str, Any]) -> None:
         for key in ("content", "embeds", "components"):
@@ -1087,10 +1284,18 @@ class FakeDiscord:
         self._resolve_mentions(message, message.allowed_mentions)
 
     async def _publish(self, message: Message, data: dict[str, Any] | None = None) -> None:
-        """Keep a new message and tell the bot (MESSAGE_CREATE), unless only its recipient sees it."""
+        """Keep a new message and tell the bot (MESSAGE_CREATE), unless only its recipient sees it.
+        Writing in a thread joins it, and counts (a forum post's starter message, which shares the
+        thread's id, does not)."""
         self.messages[message.id] = message
         if not message.ephemeral:
-            message.channel.last_message_id = message.id
+            channel = message.channel
+            channel.last_message_id = message.id
+            if channel.is_thread:
+                channel.thread_members.setdefault(message.author.id, datetime.now(UTC))
+                if message.id != channel.id:
+                    channel.message_count += 1
+                    channel.total_message_sent += 1
             await self._dispatch_message("MESSAGE_CREATE", message, data or message.payload())
 
     async def _edit(self, message: Message, body: dict[str, Any]) -> None:
@@ -1128,6 +1333,13 @@ class FakeDiscord:
     async def _get_guild_channels(self, request: web.Request, match: re.Match[str], body: Any) -> Any:
         guild = self._guild(match["guild"])
         return [c.payload() for c in guild.channels.values() if not c.is_thread]
+
+    async def _get_active_threads(self, request: web.Request, match: re.Match[str], body: Any) -> Any:
+        """Active threads the bot can see, newest first, and its thread member objects for those it is in."""
+        guild = self._guild(match["guild"])
+        threads = list(reversed(guild.active_threads(guild.members[self.bot_user.id])))
+        members = [m for m in (t.thread_member(self.bot_user.id) for t in threads) if m is not None]
+        return {"threads": [t.payload() for t in threads], "members": members}
 
     async def _get_member(self, request: web.Request, match: re.Match[str], body: Any) -> Any:
         guild = self._guild(match["guild"])
@@ -1300,6 +1512,24 @@ def _validate_message(body: dict[str, Any], *, require_content: bool, files: boo
     if require_content and not (content or embeds or components or files or body.get("attachments")
                                 or body.get("sticker_ids") or body.get("poll")):
         raise DiscordError(400, 50006, "Cannot send an empty message")
+
+
+ARCHIVE_DURATIONS = (60, 1440, 4320, 10080)
+
+
+def _validate_thread(body: dict[str, Any]) -> None:
+    """The fields every way of starting a thread shares."""
+    if "name" not in body or body["name"] is None:
+        raise invalid_form("name", "BASE_TYPE_REQUIRED", "This field is required")
+    _length(body["name"], "name", 1, 100)
+    duration = body.get("auto_archive_duration")
+    if duration is not None and duration not in ARCHIVE_DURATIONS:
+        raise invalid_form("auto_archive_duration", "BASE_TYPE_CHOICES",
+                           f"Value must be one of {{{', '.join(map(str, ARCHIVE_DURATIONS))}}}.")
+    slowmode = body.get("rate_limit_per_user")
+    if slowmode is not None and (not isinstance(slowmode, int) or not 0 <= slowmode <= 21600):
+        raise invalid_form("rate_limit_per_user", "NUMBER_TYPE_MAX",
+                           "int value should be less than or equal to 21600.")
 
 
 def _validate_modal(data: dict[str, Any]) -> None:
