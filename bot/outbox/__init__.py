@@ -1,0 +1,1 @@
+"""Due work: posts, rounds, follow-ups and reminders as rows with a due time and a state."""
