@@ -69,7 +69,7 @@ class GuildSettingsStore:
             change = Change(setting.value, row[0] if row else None, value)
             if change.changed:
                 await tx.execute(update, (value, to_text(now), guild_id))
-                await _audit(tx, guild_id, actor_id, change, now)
+                await record_change(tx, guild_id, actor_id, change, now)
         return change
 
     async def set_channel(
@@ -87,7 +87,7 @@ class GuildSettingsStore:
                 else:
                     await tx.execute(UPSERT_CHANNEL, (guild_id, purpose.value, channel_id))
                 await tx.execute(TOUCH_SETTINGS, (to_text(now), guild_id))
-                await _audit(tx, guild_id, actor_id, change, now)
+                await record_change(tx, guild_id, actor_id, change, now)
         return change
 
     async def recent_changes(self, guild_id: int, limit: int = 5) -> list[AuditEntry]:
@@ -105,5 +105,6 @@ class GuildSettingsStore:
         ]
 
 
-async def _audit(tx: Transaction, guild_id: int, actor_id: int, change: Change, now: datetime) -> None:
+async def record_change(tx: Transaction, guild_id: int, actor_id: int, change: Change, now: datetime) -> None:
+    """Audit a change inside the transaction that makes it (other features' settings use it too)."""
     await tx.execute(INSERT_AUDIT, (guild_id, actor_id, change.setting, change.old, change.new, to_text(now)))

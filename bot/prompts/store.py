@@ -1,0 +1,248 @@
+"""The SQL of prompts: the queue, the schedule, custom prompts, posts and their engagement."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime, time
+from typing import Any
+
+from bot.clock import from_text, to_text
+from bot.guilds.model import Change
+from bot.guilds.store import record_change
+from bot.prompts.model import CustomPrompt, Post, PostState, QueueEntry, Schedule
+from bot.storage import Row, Storage, Transaction
+
+ENSURE_SCHEDULE = """
+INSERT INTO prompt_schedule (guild_id, updated_at) VALUES (?, ?) ON CONFLICT (guild_id) DO NOTHING
+"""
+SELECT_SCHEDULE = "SELECT cycle, weekday, at_time, enabled, last_slot FROM prompt_schedule WHERE guild_id = ?"
+UPDATE_SCHEDULE = """
+UPDATE prompt_schedule SET weekday = ?, at_time = ?, enabled = ?, last_slot = ?, updated_at = ? WHERE guild_id = ?
+"""
+SELECT_ENABLED = "SELECT guild_id, cycle, weekday, at_time, enabled, last_slot FROM prompt_schedule WHERE enabled = 1"
+# Compare-and-set: of two processes that saw the same slot due, one moves it on and posts.
+ADVANCE_SLOT = """
+UPDATE prompt_schedule SET last_slot = ? WHERE guild_id = ? AND enabled = 1 AND
+    (last_slot IS NULL AND ? IS NULL OR last_slot = ?)
+"""
+UPDATE_CYCLE = "UPDATE prompt_schedule SET cycle = ? WHERE guild_id = ?"
+
+SELECT_QUEUE = "SELECT prompt_key, position, last_cycle FROM prompt_queue WHERE guild_id = ? ORDER BY position"
+INSERT_QUEUE = """
+INSERT INTO prompt_queue (guild_id, prompt_key, position)
+VALUES (?, ?, (SELECT COALESCE(MAX(position), 0) + 1 FROM prompt_queue WHERE guild_id = ?))
+ON CONFLICT (guild_id, prompt_key) DO NOTHING
+"""
+TAKE_ENTRY = """
+UPDATE prompt_queue SET last_cycle = ?,
+    position = (SELECT MAX(position) + 1 FROM prompt_queue WHERE guild_id = ?)
+WHERE guild_id = ? AND prompt_key = ?
+"""
+
+INSERT_CUSTOM = """
+INSERT INTO prompt_custom (guild_id, title, body, questions, author_id, created_at) VALUES (?, ?, ?, ?, ?, ?)
+RETURNING id
+"""
+SELECT_CUSTOMS = """
+SELECT id, guild_id, title, body, questions, author_id, created_at FROM prompt_custom WHERE guild_id = ? ORDER BY id
+"""
+
+_POST_COLUMNS = """id, guild_id, prompt_key, title, slot, state, language, channel_id, message_id, thread_id,
+    parts_sent, created_at, posted_at, replies, participants"""
+INSERT_POST = """
+INSERT INTO prompt_posts (guild_id, prompt_key, title, slot, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id
+"""
+SELECT_POST = f"SELECT {_POST_COLUMNS} FROM prompt_posts WHERE id = ?"
+SELECT_PENDING_POSTS = f"SELECT {_POST_COLUMNS} FROM prompt_posts WHERE guild_id = ? AND state = 'pending' ORDER BY id"
+SET_LANGUAGE = "UPDATE prompt_posts SET language = ? WHERE id = ? AND language IS NULL"
+SET_CHANNEL = "UPDATE prompt_posts SET channel_id = ? WHERE id = ? AND message_id IS NULL"
+SET_MESSAGE = "UPDATE prompt_posts SET message_id = ?, thread_id = ? WHERE id = ?"
+SET_THREAD = "UPDATE prompt_posts SET thread_id = ? WHERE id = ?"
+SET_PARTS = "UPDATE prompt_posts SET parts_sent = ? WHERE id = ?"
+MARK_POSTED = "UPDATE prompt_posts SET state = 'posted', posted_at = ? WHERE id = ?"
+SELECT_POST_BY_THREAD = "SELECT id FROM prompt_posts WHERE thread_id = ? AND guild_id = ?"
+INSERT_PARTICIPANT = """
+INSERT INTO prompt_participants (post_id, user_id) VALUES (?, ?) ON CONFLICT (post_id, user_id) DO NOTHING
+"""
+COUNT_REPLY = "UPDATE prompt_posts SET replies = replies + 1, participants = participants + ? WHERE id = ?"
+SELECT_STATS = f"""
+SELECT {_POST_COLUMNS} FROM prompt_posts WHERE guild_id = ? AND state = 'posted'
+ORDER BY replies DESC, participants DESC, posted_at DESC, id DESC LIMIT ?
+"""
+COUNT_POSTED = "SELECT COUNT(*) FROM prompt_posts WHERE guild_id = ? AND state = 'posted'"
+
+
+class PromptStore:
+    def __init__(self, storage: Storage) -> None:
+        self._storage = storage
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        async with self._storage.transaction() as tx:
+            yield tx
+
+    # -- schedule and cycle
+
+    @staticmethod
+    async def schedule(tx: Transaction, guild_id: int, now: datetime) -> tuple[Schedule, int]:
+        """The server's schedule and current cycle (created with the defaults on first use)."""
+        await tx.execute(ENSURE_SCHEDULE, (guild_id, to_text(now)))
+        row = await tx.fetch_one(SELECT_SCHEDULE, (guild_id,))
+        assert row is not None
+        return _schedule(row), int(row["cycle"])
+
+    @staticmethod
+    async def set_schedule(tx: Transaction, guild_id: int, schedule: Schedule, change: Change, *, actor_id: int,
+                           now: datetime) -> None:
+        last = to_text(schedule.last_slot) if schedule.last_slot else None
+        await tx.execute(UPDATE_SCHEDULE, (schedule.weekday, schedule.at.strftime("%H:%M"), int(schedule.enabled),
+                                           last, to_text(now), guild_id))
+        await record_change(tx, guild_id, actor_id, change, now)
+
+    async def enabled_schedules(self) -> list[tuple[int, Schedule]]:
+        rows = await self._storage.fetch_all(SELECT_ENABLED)
+        return [(int(row["guild_id"]), _schedule(row)) for row in rows]
+
+    @staticmethod
+    async def advance_slot(tx: Transaction, guild_id: int, seen: datetime | None, slot: datetime) -> bool:
+        """Move the server's last slot from ``seen`` to ``slot``; False if another owner moved it first."""
+        old = to_text(seen) if seen else None
+        return await tx.execute(ADVANCE_SLOT, (to_text(slot), guild_id, old, old)) == 1
+
+    @staticmethod
+    async def set_cycle(tx: Transaction, guild_id: int, cycle: int) -> None:
+        await tx.execute(UPDATE_CYCLE, (cycle, guild_id))
+
+    # -- queue
+
+    @staticmethod
+    async def queue(tx: Transaction, guild_id: int, keys: list[str]) -> list[QueueEntry]:
+        """The server's queue, with any of ``keys`` it lacks appended in that order (new bundled essays)."""
+        for key in keys:
+            await tx.execute(INSERT_QUEUE, (guild_id, key, guild_id))
+        rows = await tx.fetch_all(SELECT_QUEUE, (guild_id,))
+        return [QueueEntry(row["prompt_key"], int(row["position"]), int(row["last_cycle"])) for row in rows]
+
+    @staticmethod
+    async def take(tx: Transaction, guild_id: int, key: str, cycle: int) -> None:
+        """The prompt is posted (or skipped) in ``cycle``: it moves to the end of the queue."""
+        await tx.execute(TAKE_ENTRY, (cycle, guild_id, guild_id, key))
+
+    # -- custom prompts
+
+    @staticmethod
+    async def add_custom(tx: Transaction, guild_id: int, title: str, body: str, questions: tuple[str, ...],
+                         author_id: int, now: datetime) -> CustomPrompt:
+        row = await tx.fetch_one(INSERT_CUSTOM, (guild_id, title, body, json.dumps(list(questions), ensure_ascii=False),
+                                                 author_id, to_text(now)))
+        assert row is not None
+        return CustomPrompt(int(row[0]), guild_id, title, body, questions, author_id, now)
+
+    @staticmethod
+    async def customs(tx: Transaction, guild_id: int) -> list[CustomPrompt]:
+        return [_custom(row) for row in await tx.fetch_all(SELECT_CUSTOMS, (guild_id,))]
+
+    async def read_customs(self, guild_id: int) -> list[CustomPrompt]:
+        return [_custom(row) for row in await self._storage.fetch_all(SELECT_CUSTOMS, (guild_id,))]
+
+    # -- posts
+
+    @staticmethod
+    async def create_post(tx: Transaction, guild_id: int, key: str, title: str, slot: datetime | None,
+                          now: datetime) -> int:
+        row = await tx.fetch_one(INSERT_POST, (guild_id, key, title, to_text(slot) if slot else None, to_text(now)))
+        assert row is not None
+        return int(row[0])
+
+    @staticmethod
+    async def post_in(tx: Transaction, post_id: int) -> Post:
+        row = await tx.fetch_one(SELECT_POST, (post_id,))
+        assert row is not None
+        return _post(row)
+
+    async def post(self, post_id: int) -> Post | None:
+        row = await self._storage.fetch_one(SELECT_POST, (post_id,))
+        return None if row is None else _post(row)
+
+    @staticmethod
+    async def pending_posts(tx: Transaction, guild_id: int) -> list[Post]:
+        return [_post(row) for row in await tx.fetch_all(SELECT_PENDING_POSTS, (guild_id,))]
+
+    async def read_pending_posts(self, guild_id: int) -> list[Post]:
+        return [_post(row) for row in await self._storage.fetch_all(SELECT_PENDING_POSTS, (guild_id,))]
+
+    async def set_language(self, post_id: int, language: str) -> None:
+        await self._write(SET_LANGUAGE, (language, post_id))
+
+    async def set_channel(self, post_id: int, channel_id: int) -> None:
+        """Where the post is about to be sent; recorded before sending, so a crash leaves a place to look."""
+        await self._write(SET_CHANNEL, (channel_id, post_id))
+
+    async def set_message(self, post_id: int, message_id: int, thread_id: int | None) -> None:
+        await self._write(SET_MESSAGE, (message_id, thread_id, post_id))
+
+    async def set_thread(self, post_id: int, thread_id: int) -> None:
+        await self._write(SET_THREAD, (thread_id, post_id))
+
+    async def set_parts_sent(self, post_id: int, count: int) -> None:
+        await self._write(SET_PARTS, (count, post_id))
+
+    async def mark_posted(self, post_id: int, now: datetime) -> None:
+        await self._write(MARK_POSTED, (to_text(now), post_id))
+
+    async def record_reply(self, guild_id: int, thread_id: int, user_id: int) -> bool:
+        """Count a member's message in a prompt's thread; False if the thread is not a prompt's."""
+        async with self._storage.transaction() as tx:
+            row = await tx.fetch_one(SELECT_POST_BY_THREAD, (thread_id, guild_id))
+            if row is None:
+                return False
+            new_participant = await tx.execute(INSERT_PARTICIPANT, (row[0], user_id))
+            await tx.execute(COUNT_REPLY, (new_participant, row[0]))
+        return True
+
+    async def most_discussed(self, guild_id: int, limit: int) -> tuple[list[Post], int]:
+        """The posted prompts with the most replies first, and how many were posted in all."""
+        rows = await self._storage.fetch_all(SELECT_STATS, (guild_id, limit))
+        total = await self._storage.fetch_one(COUNT_POSTED, (guild_id,))
+        return [_post(row) for row in rows], int(total[0]) if total else 0
+
+    async def _write(self, sql: str, params: tuple[Any, ...]) -> None:
+        async with self._storage.transaction() as tx:
+            await tx.execute(sql, params)
+
+
+def _schedule(row: Row) -> Schedule:
+    hours, minutes = (int(part) for part in row["at_time"].split(":"))
+    return Schedule(int(row["weekday"]), time(hours, minutes), bool(row["enabled"]),
+                    from_text(row["last_slot"]) if row["last_slot"] else None)
+
+
+def _custom(row: Row) -> CustomPrompt:
+    return CustomPrompt(int(row["id"]), int(row["guild_id"]), row["title"], row["body"],
+                        tuple(json.loads(row["questions"])), int(row["author_id"]), from_text(row["created_at"]))
+
+
+def _optional_int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _post(row: Row) -> Post:
+    return Post(
+        id=int(row["id"]),
+        guild_id=int(row["guild_id"]),
+        prompt_key=row["prompt_key"],
+        title=row["title"],
+        slot=from_text(row["slot"]) if row["slot"] else None,
+        state=PostState(row["state"]),
+        language=row["language"],
+        channel_id=_optional_int(row["channel_id"]),
+        message_id=_optional_int(row["message_id"]),
+        thread_id=_optional_int(row["thread_id"]),
+        parts_sent=int(row["parts_sent"]),
+        created_at=from_text(row["created_at"]),
+        posted_at=from_text(row["posted_at"]) if row["posted_at"] else None,
+        replies=int(row["replies"]),
+        participants=int(row["participants"]),
+    )
