@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -18,6 +20,11 @@ from bot.guilds.service import GuildConfig
 from bot.guilds.store import GuildSettingsStore
 from bot.i18n import Catalog, default_catalog
 from bot.interactions import report_error
+from bot.outbox.runner import Outbox
+from bot.outbox.store import OutboxStore
+from bot.prompts.essays import load_essays
+from bot.prompts.service import PromptService
+from bot.prompts.store import PromptStore
 from bot.storage import Storage
 from bot.sync.store import CommandSyncStore
 from bot.translator import CatalogTranslator
@@ -26,7 +33,7 @@ log = logging.getLogger(__name__)
 
 # Every feature's cog, in load order. Each cog's setup() registers its own
 # persistent (dynamic) buttons, so they work again right after a restart.
-EXTENSIONS: Final = ("cogs.config",)
+EXTENSIONS: Final = ("cogs.config", "cogs.prompts")
 
 # Exactly what the invite link asks for: what the channels' purposes need.
 REQUIRED_PERMISSIONS: Final = discord.Permissions(**dict.fromkeys(sorted(all_required_permissions()), True))
@@ -76,6 +83,10 @@ class KakehashiBot(commands.Bot):
         self.catalog = catalog or default_catalog()
         self._storage: Storage | None = None
         self._guild_config: GuildConfig | None = None
+        # Features register their job handlers while their cogs load, before the database is open.
+        self.outbox = Outbox(self.clock)
+        self._prompts: PromptService | None = None
+        self._outbox_task: asyncio.Task[None] | None = None
 
     @property
     def storage(self) -> Storage:
@@ -89,13 +100,30 @@ class KakehashiBot(commands.Bot):
             raise RuntimeError("the bot has not started")
         return self._guild_config
 
+    @property
+    def prompts(self) -> PromptService:
+        if self._prompts is None:
+            raise RuntimeError("the bot has not started")
+        return self._prompts
+
     async def setup_hook(self) -> None:
+        essays = load_essays()
         self._storage = await Storage.open(self.settings.database_path)
         self._guild_config = GuildConfig(GuildSettingsStore(self._storage), self.clock)
+        outbox_store = OutboxStore(self._storage)
+        self._prompts = PromptService(PromptStore(self._storage), outbox_store, self._guild_config, essays,
+                                      self.clock)
         await self.tree.set_translator(CatalogTranslator(self.catalog))
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         await self.sync_commands()
+        await self.outbox.start(outbox_store)
+        self._outbox_task = asyncio.create_task(self._run_outbox(), name="outbox")
+
+    async def _run_outbox(self) -> None:
+        # Jobs need the servers and channels Discord sends on connecting.
+        await self.wait_until_ready()
+        await self.outbox.run_forever()
 
     async def sync_commands(self) -> None:
         """Send the command tree to Discord only if it differs from what was last sent.
@@ -144,6 +172,11 @@ class KakehashiBot(commands.Bot):
 
     async def close(self) -> None:
         try:
+            if self._outbox_task is not None:
+                self._outbox_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._outbox_task
+                self._outbox_task = None
             await super().close()
         finally:
             if self._storage is not None:

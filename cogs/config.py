@@ -9,30 +9,24 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.channels import channel_ref, kind_of
 from bot.checks import AdminGroup
 from bot.client import KakehashiBot
 from bot.guilds import rules
-from bot.guilds.model import AuditEntry, ChannelKind, ChannelRef, Overview, Purpose, Setting
+from bot.guilds.model import AuditEntry, ChannelRef, Overview, Purpose, Setting
 from bot.i18n import LANGUAGES, Text, permission_texts
 from bot.interactions import Localizer, localizer_for, send
+from bot.prompts.schedule import WEEKDAYS
+from bot.prompts.service import SCHEDULE_SETTING
 from bot.translator import described
 
-CHANNEL_KINDS: dict[discord.ChannelType, ChannelKind] = {
-    discord.ChannelType.text: ChannelKind.TEXT,
-    discord.ChannelType.news: ChannelKind.ANNOUNCEMENT,
-    discord.ChannelType.forum: ChannelKind.FORUM,
-    discord.ChannelType.media: ChannelKind.MEDIA,
-    discord.ChannelType.voice: ChannelKind.VOICE,
-    discord.ChannelType.stage_voice: ChannelKind.STAGE,
-    discord.ChannelType.category: ChannelKind.CATEGORY,
-    discord.ChannelType.public_thread: ChannelKind.THREAD,
-    discord.ChannelType.private_thread: ChannelKind.THREAD,
-    discord.ChannelType.news_thread: ChannelKind.THREAD,
-}
 EMBED_FIELD_LIMIT = 1024
 PURPOSE_CHOICES = [
     app_commands.Choice(name=described(f"choices.purpose.{purpose.value}"), value=purpose.value)
     for purpose in Purpose
+]
+WEEKDAY_CHOICES = [
+    app_commands.Choice(name=described(f"weekday.{day}"), value=day) for day in WEEKDAYS
 ]
 LANGUAGE_CHOICES = [
     app_commands.Choice(name=described(f"language.{code}"), value=code) for code in LANGUAGES
@@ -67,9 +61,20 @@ class Config(commands.Cog):
     @config.command(name="show", description=described("commands.config.show.description"))
     async def show(self, interaction: discord.Interaction[KakehashiBot]) -> None:
         guild = _guild(interaction)
-        overview = await self.bot.guild_config.overview(guild.id, lambda channel_id: _channel_ref(guild, channel_id))
+        overview = await self.bot.guild_config.overview(guild.id, lambda channel_id: channel_ref(guild, channel_id))
+        schedule, timezone, next_slot = await self.bot.prompts.schedule(guild.id)
         localize = await localizer_for(interaction, overview.settings)
-        await send(interaction, None, embed=_settings_embed(localize, guild, overview))
+        embed = _settings_embed(localize, guild, overview)
+        if next_slot is not None:
+            value = localize(Text("config.show.schedule.on", weekday=Text(f"weekday.{WEEKDAYS[schedule.weekday]}"),
+                                  time=schedule.at.strftime("%H:%M"), timezone=timezone,
+                                  next=f"<t:{int(next_slot.timestamp())}:R>"))
+        else:
+            value = localize(Text("config.show.schedule.off"))
+        # Before the recent changes, which stay last.
+        embed.insert_field_at(len(embed.fields) - 1, name=localize(Text("config.show.schedule.name")), value=value,
+                              inline=False)
+        await send(interaction, None, embed=embed)
 
     @config.command(name="channel", description=described("commands.config.channel.description"))
     @app_commands.describe(
@@ -86,8 +91,8 @@ class Config(commands.Cog):
         guild = _guild(interaction)
         target = None
         if channel is not None:
-            target = _channel_ref(guild, channel.id) or ChannelRef(
-                channel.id, CHANNEL_KINDS.get(channel.type, ChannelKind.OTHER), channel.mention)
+            target = channel_ref(guild, channel.id) or ChannelRef(
+                channel.id, kind_of(channel.type), channel.mention)
         update = await self.bot.guild_config.set_channel(guild.id, purpose, target, actor_id=interaction.user.id)
         change = update.change
         purpose_name = Text(f"purpose.{update.purpose.value}")
@@ -133,23 +138,37 @@ class Config(commands.Cog):
         await send(interaction, Text(key, language=_value(change.setting, change.new),
                                       old=_value(change.setting, change.old)))
 
+    @config.command(name="prompts", description=described("commands.config.prompts.description"))
+    @app_commands.describe(
+        weekday=described("commands.config.prompts.weekday"),
+        time=described("commands.config.prompts.time"),
+        enabled=described("commands.config.prompts.enabled"),
+    )
+    @app_commands.choices(weekday=WEEKDAY_CHOICES)
+    async def prompts(self, interaction: discord.Interaction[KakehashiBot], weekday: str | None = None,
+                      time: app_commands.Range[str, 1, 16] | None = None, enabled: bool | None = None) -> None:
+        guild = _guild(interaction)
+        change = await self.bot.prompts.set_schedule(guild.id, weekday, time, enabled, actor_id=interaction.user.id)
+        settings = await self.bot.guild_config.settings(guild.id)
+        localize = await localizer_for(interaction, settings)
+        lines = [] if change.changed or weekday is time is enabled is None else [Text("prompts.schedule.unchanged")]
+        new = change.new
+        if change.next_slot is not None:
+            lines.append(Text("prompts.schedule.set", weekday=Text(f"weekday.{WEEKDAYS[new.weekday]}"),
+                              time=new.at.strftime("%H:%M"), timezone=change.timezone,
+                              next=f"<t:{int(change.next_slot.timestamp())}:F>"))
+            if settings.channel(Purpose.PROMPTS) is None:
+                lines.append(Text("prompts.schedule.no_channel"))
+        else:
+            lines.append(Text("prompts.schedule.off"))
+        await send(interaction, "\n".join(localize(line) for line in lines))
+
 
 def _guild(interaction: discord.Interaction[Any]) -> discord.Guild:
     # The group is guild-only and AdminGroup refuses DMs; a missing guild is a bug.
     if interaction.guild is None:
         raise app_commands.NoPrivateMessage()
     return interaction.guild
-
-
-def _channel_ref(guild: discord.Guild, channel_id: int) -> ChannelRef | None:
-    """A channel of this server as the core sees it, or None if it is gone (or hidden from the bot)."""
-    channel = guild.get_channel(channel_id)
-    if channel is None:
-        return None
-    granted = channel.permissions_for(guild.me)
-    # By attribute, not by iterating: iteration skips aliases such as view_channel.
-    names = frozenset(name for name in rules.all_required_permissions() if getattr(granted, name))
-    return ChannelRef(channel.id, CHANNEL_KINDS.get(channel.type, ChannelKind.OTHER), channel.mention, names)
 
 
 def _value(setting: str, value: str | None) -> Text | str:
@@ -160,6 +179,11 @@ def _value(setting: str, value: str | None) -> Text | str:
         return f"<#{value}>"
     if setting == Setting.LANGUAGE:
         return Text(f"language.{value}")
+    if setting == SCHEDULE_SETTING:
+        day, _, at = value.partition(" ")
+        if day not in WEEKDAYS:
+            return Text("config.show.schedule.off")
+        return Text("config.show.schedule.value", weekday=Text(f"weekday.{day}"), time=at)
     return value
 
 

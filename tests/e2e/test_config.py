@@ -71,7 +71,8 @@ async def test_a_restart_with_changed_commands_syncs_again(discord_server: FakeD
     await bot_runner.start()
     await bot_runner.restart(extra_cogs=(Probe,))  # the tree now has /probe as well
     puts = discord_server.calls_to("PUT", r"/applications/{app}/commands")
-    assert [sorted(c["name"] for c in put.json) for put in puts] == [["config"], ["config", "probe"]]
+    assert [sorted(c["name"] for c in put.json) for put in puts] == [["config", "prompts"],
+                                                                    ["config", "probe", "prompts"]]
 
 
 async def test_dev_guild_gets_the_commands_instead_of_a_global_sync(
@@ -79,7 +80,7 @@ async def test_dev_guild_gets_the_commands_instead_of_a_global_sync(
     await bot_runner.start(dev_guild_id=world.guild.id)
     assert discord_server.calls_to("PUT", r"/applications/{app}/commands") == []
     puts = discord_server.calls_to("PUT", rf"/applications/{{app}}/guilds/{world.guild.id}/commands")
-    assert len(puts) == 1 and [c["name"] for c in puts[0].json] == ["config"]
+    assert len(puts) == 1 and [c["name"] for c in puts[0].json] == ["config", "prompts"]
     text = await reply_to(discord_server, world.admin, "config show")
     assert "Kakehashi settings for Nihonjin Professionals" in text
 

@@ -16,7 +16,8 @@ from bot.config import Settings
 from bot.translator import CatalogTranslator
 
 # The contract of DESIGN.md: these names must not change.
-CONTRACT = {"config show", "config channel", "config timezone", "config language"}
+CONTRACT = {"config show", "config channel", "config timezone", "config language", "config prompts",
+            "prompts post", "prompts queue", "prompts skip", "prompts add", "prompts stats"}
 
 
 @pytest.fixture

@@ -1,0 +1,436 @@
+"""``/prompts``: discussion prompts for admins, the language button, and posting through the outbox.
+
+The posting itself is glue (it talks to Discord), so it lives here, in
+:class:`PromptPoster`; what to post, when, and in which order is decided in
+``bot/prompts``. Every step of a post is recorded right after Discord
+accepts it, and the channel is recorded right before the first send, so a
+post interrupted by a crash is finished, not repeated: the next attempt looks
+in that channel for the first message by its marker and in the thread for
+the parts already there.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import datetime
+from typing import Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.channels import channel_ref
+from bot.checks import AdminGroup
+from bot.client import KakehashiBot
+from bot.errors import UserError
+from bot.guilds import rules as guild_rules
+from bot.guilds.model import Purpose
+from bot.i18n import LANGUAGES, Text, permission_texts, shorten
+from bot.interactions import Localizer, defer, localizer_for, send
+from bot.outbox.model import Failure, Job, JobState, RetryLater
+from bot.prompts import render
+from bot.prompts.model import POST_JOB, Post, PostState, Prompt, QueueView
+from bot.translator import described
+from bot.ui import Modal, RoutedItem
+
+log = logging.getLogger(__name__)
+
+POST_WAIT_SECONDS = 20.0  # how long /prompts post waits to say "posted" before saying "on its way"
+RECENT_THREADS = 25  # forum posts searched for an interrupted post's marker
+RECENT_MESSAGES = 50  # text channel messages searched likewise
+STATS_LIMIT = 10
+EMBED_COLOR = 0x3B82F6
+
+
+class LanguageButton(RoutedItem, discord.ui.DynamicItem[discord.ui.Button[Any]],
+                     template=r"prompt:lang:(?P<post>[0-9]+):(?P<language>[a-z]{2})"):
+    """On a prompt's first message: the summary and questions in the other language, just for whoever
+    asks. The custom id carries the post and the language, so it works after any restart."""
+
+    def __init__(self, post_id: int, language: str, label: str) -> None:
+        super().__init__(discord.ui.Button(label=label, style=discord.ButtonStyle.secondary,
+                                           custom_id=f"prompt:lang:{post_id}:{language}"))
+        self.post_id = post_id
+        self.language = language
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction[Any], item: discord.ui.Button[Any],
+                             match: re.Match[str], /) -> LanguageButton:
+        return cls(int(match["post"]), match["language"], item.label or "")
+
+    async def run(self, interaction: discord.Interaction[Any]) -> None:
+        bot: KakehashiBot = interaction.client
+        if self.language not in LANGUAGES:
+            raise UserError("errors.bad_value")
+        post = await bot.prompts.post(self.post_id)
+        prompt = await bot.prompts.prompt_of(post)
+        await send(interaction, render.translation(prompt, self.language, bot.catalog))
+
+
+class PromptModal(Modal):
+    """/prompts add: a title, the text, and up to three questions."""
+
+    def __init__(self, bot: KakehashiBot, localize: Localizer) -> None:
+        super().__init__(title=localize(Text("prompts.add.modal_title")), timeout=15 * 60)
+        self.bot = bot
+        self.prompt_title: discord.ui.TextInput[PromptModal] = discord.ui.TextInput(
+            label=localize(Text("prompts.add.field_title")), max_length=100, required=False,
+            placeholder=localize(Text("prompts.add.field_title_hint")))
+        self.text: discord.ui.TextInput[PromptModal] = discord.ui.TextInput(
+            label=localize(Text("prompts.add.field_text")), style=discord.TextStyle.paragraph, max_length=4000,
+            placeholder=localize(Text("prompts.add.field_text_hint")))
+        self.questions = [
+            discord.ui.TextInput[PromptModal](
+                label=localize(Text("prompts.add.field_question", number=number)), max_length=300,
+                required=False, style=discord.TextStyle.paragraph)
+            for number in (1, 2, 3)
+        ]
+        for item in (self.prompt_title, self.text, *self.questions):
+            self.add_item(item)
+
+    async def on_submit(self, interaction: discord.Interaction[Any], /) -> None:  # type: ignore[override]
+        assert interaction.guild_id is not None
+        prompt, place = await self.bot.prompts.add(
+            interaction.guild_id, self.prompt_title.value, self.text.value, [q.value for q in self.questions],
+            author_id=interaction.user.id)
+        await send(interaction, Text("prompts.add.added", title=_title(prompt, "en"), place=place))
+
+
+class Prompts(commands.Cog):
+    prompts = AdminGroup(name="prompts", description=described("commands.prompts.description"))
+
+    def __init__(self, bot: KakehashiBot) -> None:
+        self.bot = bot
+        self.poster = PromptPoster(bot)
+
+    async def cog_load(self) -> None:
+        self.bot.outbox.register(POST_JOB, self.poster.deliver, on_failure=self.poster.report)
+        self.bot.outbox.add_ticker(self._tick)
+
+    async def _tick(self, now: datetime) -> None:
+        await self.bot.prompts.materialise_due(now)
+
+    @prompts.command(name="post", description=described("commands.prompts.post.description"))
+    @app_commands.describe(essay=described("commands.prompts.post.essay"))
+    async def post(self, interaction: discord.Interaction[KakehashiBot],
+                   essay: app_commands.Range[str, 1, 200] | None = None) -> None:
+        guild_id = _guild_id(interaction)
+        await defer(interaction)
+        post, job = await self.bot.prompts.post_now(guild_id, essay)
+        self.bot.outbox.kick()
+        job_now = await self.bot.outbox.wait_for(job.id, POST_WAIT_SECONDS)
+        post = await self.bot.prompts.post(post.id)
+        prompt = await self.bot.prompts.prompt_of(post)
+        localize = await localizer_for(interaction)
+        title = _title(prompt, localize.language)
+        if post.state is PostState.POSTED:
+            where = f"<#{post.thread_id}>" if post.thread_id else f"<#{post.channel_id}>"
+            await send(interaction, localize(Text("prompts.post.done", title=title, where=where)))
+        elif job_now is not None and job_now.state is JobState.PENDING and job_now.last_error is not None:
+            await send(interaction, localize(Text(
+                "prompts.post.failed", title=title, reason=failure_text(job_now.last_error),
+                next_try=_relative(job_now.due_at))))
+        else:
+            await send(interaction, localize(Text("prompts.post.on_its_way", title=title)))
+
+    @post.autocomplete("essay")
+    async def post_autocomplete(self, interaction: discord.Interaction[KakehashiBot],
+                                current: str) -> list[app_commands.Choice[str]]:
+        guild_id = _guild_id(interaction)
+        wanted = current.casefold().strip()
+        choices = []
+        for prompt in await self.bot.prompts.catalogue(guild_id):
+            titles = list(dict.fromkeys(shorten(t, 100) for t in prompt.titles.values() if shorten(t, 100)))
+            if wanted and not any(wanted in t.casefold() for t in titles):
+                continue
+            label = " / ".join(titles) or prompt.key
+            choices.append(app_commands.Choice(name=shorten(label, 100), value=prompt.key))
+        return choices[:25]
+
+    @prompts.command(name="queue", description=described("commands.prompts.queue.description"))
+    async def queue(self, interaction: discord.Interaction[KakehashiBot]) -> None:
+        view = await self.bot.prompts.queue(_guild_id(interaction))
+        localize = await localizer_for(interaction)
+        await send(interaction, None, embed=_queue_embed(localize, view))
+
+    @prompts.command(name="skip", description=described("commands.prompts.skip.description"))
+    async def skip(self, interaction: discord.Interaction[KakehashiBot]) -> None:
+        skipped = await self.bot.prompts.skip(_guild_id(interaction))
+        localize = await localizer_for(interaction)
+        following = _title(skipped.next, localize.language) if skipped.next else localize(Text("prompts.nothing"))
+        await send(interaction, localize(Text("prompts.skip.done", title=_title(skipped.skipped, localize.language),
+                                              next=following)))
+
+    @prompts.command(name="add", description=described("commands.prompts.add.description"))
+    async def add(self, interaction: discord.Interaction[KakehashiBot]) -> None:
+        await interaction.response.send_modal(PromptModal(self.bot, await localizer_for(interaction)))
+
+    @prompts.command(name="stats", description=described("commands.prompts.stats.description"))
+    async def stats(self, interaction: discord.Interaction[KakehashiBot]) -> None:
+        guild_id = _guild_id(interaction)
+        posts, total = await self.bot.prompts.most_discussed(guild_id, STATS_LIMIT)
+        localize = await localizer_for(interaction)
+        if not posts:
+            await send(interaction, localize(Text("prompts.stats.none")))
+            return
+        titles = {p.key: p for p in await self.bot.prompts.catalogue(guild_id)}
+        lines = []
+        for number, post in enumerate(posts, start=1):
+            prompt = titles.get(post.prompt_key)
+            title = _title(prompt, localize.language) if prompt else shorten(post.title, 100)
+            where = f"<#{post.thread_id}>" if post.thread_id else title
+            lines.append(localize(Text(
+                "prompts.stats.line", number=number, title=title, where=where,
+                posted=f"<t:{int(post.posted_at.timestamp())}:d>" if post.posted_at else "—",
+                replies=post.replies, participants=post.participants)))
+        embed = discord.Embed(title=localize(Text("prompts.stats.title", shown=len(posts), total=total)),
+                              description="\n".join(lines), color=EMBED_COLOR)
+        await send(interaction, None, embed=embed)
+
+    @commands.Cog.listener()
+    async def on_message(self, message: discord.Message) -> None:
+        """Engagement: a member's message in a prompt's thread counts as a reply (its content is not read)."""
+        if message.guild is None or message.author.bot or not isinstance(message.channel, discord.Thread):
+            return
+        await self.bot.prompts.record_reply(message.guild.id, message.channel.id, message.author.id)
+
+
+class PromptPoster:
+    """Sends one prompt post, step by step, each step recorded as soon as Discord has it."""
+
+    def __init__(self, bot: KakehashiBot) -> None:
+        self.bot = bot
+
+    async def deliver(self, job: Job) -> None:
+        service = self.bot.prompts
+        post = await service.post(int(job.payload["post"]))
+        if post.state is PostState.POSTED:
+            return
+        guild = self.bot.get_guild(post.guild_id)
+        if guild is None:
+            raise RetryLater("prompts.failure.no_guild")
+        try:
+            prompt = await service.prompt_of(post)
+        except UserError:
+            raise RetryLater("prompts.failure.gone", title=post.title) from None
+        if post.language is None:
+            settings = await self.bot.guild_config.settings(guild.id)
+            await service.store.set_language(post.id, settings.effective_language(guild.preferred_locale.value))
+            post = await service.post(post.id)
+        assert post.language is not None
+        try:
+            if post.message_id is None:
+                post = await self._first_message(guild, post, prompt)
+            thread = await self._thread(guild, post, prompt)
+            await self._parts(thread, post, prompt, resumed=job.attempts > 1)
+        except discord.Forbidden as exc:
+            raise RetryLater("prompts.failure.forbidden", channel=f"<#{post.channel_id}>",
+                             detail=exc.text or str(exc.status)) from None
+        except discord.NotFound:
+            raise RetryLater("prompts.failure.channel_gone", channel=f"<#{post.channel_id}>") from None
+        except discord.HTTPException as exc:
+            if exc.code == 40067:  # the forum requires a tag and we could apply none
+                raise RetryLater("prompts.failure.tag_required", channel=f"<#{post.channel_id}>") from None
+            raise
+        await service.store.mark_posted(post.id, self.bot.clock.now())
+        log.info("Posted prompt %s (post %s) in guild %s", post.prompt_key, post.id, guild.id)
+
+    async def _first_message(self, guild: discord.Guild, post: Post, prompt: Prompt) -> Post:
+        """Find the first message an interrupted attempt sent, or send it."""
+        store = self.bot.prompts.store
+        assert post.language is not None
+        if post.channel_id is not None:
+            found = await self._find_sent(guild, post)
+            if found is not None:
+                message_id, thread_id = found
+                log.info("Post %s was already on Discord (message %s); finishing it", post.id, message_id)
+                await store.set_message(post.id, message_id, thread_id)
+                return await self.bot.prompts.post(post.id)
+        settings = await self.bot.guild_config.settings(guild.id)
+        channel_id = settings.channel(Purpose.PROMPTS)
+        if channel_id is None:
+            raise RetryLater("prompts.failure.no_channel")
+        ref = channel_ref(guild, channel_id)
+        channel = guild.get_channel(channel_id)
+        if ref is None or channel is None:
+            raise RetryLater("prompts.failure.channel_gone", channel=f"<#{channel_id}>")
+        missing = guild_rules.missing_permissions(Purpose.PROMPTS, ref.bot_permissions)
+        if missing:
+            raise RetryLater("prompts.failure.missing_permissions", channel=ref.mention, permissions=list(missing))
+        await store.set_channel(post.id, channel.id)  # recorded before sending: where to look after a crash
+        title = render.display_title(prompt, post.language, post.id, self.bot.catalog)
+        view = self._language_view(post, prompt)
+        if isinstance(channel, discord.ForumChannel):
+            tags = [(tag.id, tag.name, tag.moderated) for tag in channel.available_tags]
+            tag_id = render.choose_tag(tags, required=channel.flags.require_tag)
+            applied = [tag for tag in channel.available_tags if tag.id == tag_id]
+            content = render.opening(prompt, post.language, post.id, self.bot.catalog, with_title=False)
+            created = await channel.create_thread(name=title, content=content, applied_tags=applied,
+                                                  **({"view": view} if view else {}))
+            await store.set_message(post.id, created.message.id, created.thread.id)
+        elif isinstance(channel, discord.TextChannel):
+            content = render.opening(prompt, post.language, post.id, self.bot.catalog, with_title=True)
+            message = await channel.send(content, **({"view": view} if view else {}))
+            await store.set_message(post.id, message.id, None)
+        else:
+            raise RetryLater("prompts.failure.channel_gone", channel=f"<#{channel_id}>")
+        return await self.bot.prompts.post(post.id)
+
+    def _language_view(self, post: Post, prompt: Prompt) -> discord.ui.View | None:
+        if not prompt.translated:
+            return None
+        view = discord.ui.View(timeout=None)
+        for language in LANGUAGES:
+            if language != post.language:
+                label = self.bot.catalog.render(language, Text(f"language.{language}"))
+                view.add_item(LanguageButton(post.id, language, label))
+        return view
+
+    async def _find_sent(self, guild: discord.Guild, post: Post) -> tuple[int, int | None] | None:
+        """The first message (and, in a forum, its post) an interrupted attempt left in the post's channel,
+        found by the marker at its end."""
+        assert post.language is not None and post.channel_id is not None
+        marker = render.marker(post.language, post.id, self.bot.catalog)
+        me = guild.me.id
+        channel = guild.get_channel(post.channel_id)
+        try:
+            if isinstance(channel, discord.ForumChannel):
+                threads = [t for t in await guild.active_threads()
+                           if t.parent_id == channel.id and t.owner_id == me]
+                for thread in sorted(threads, key=lambda t: t.id, reverse=True)[:RECENT_THREADS]:
+                    starter = await thread.fetch_message(thread.id)
+                    if starter.content.rstrip().endswith(marker):
+                        return starter.id, thread.id
+            elif isinstance(channel, discord.TextChannel):
+                async for message in channel.history(limit=RECENT_MESSAGES):
+                    if message.author.id == me and message.content.rstrip().endswith(marker):
+                        return message.id, None
+        except discord.NotFound:
+            return None
+        return None
+
+    async def _thread(self, guild: discord.Guild, post: Post, prompt: Prompt) -> discord.Thread:
+        """The post's thread: known, or already started from the first message (a thread started from a
+        message has the message's id), or started now."""
+        store = self.bot.prompts.store
+        assert post.message_id is not None and post.language is not None
+        thread_id = post.thread_id or post.message_id
+        thread = guild.get_thread(thread_id)
+        if thread is None:
+            try:
+                fetched = await guild.fetch_channel(thread_id)
+                thread = fetched if isinstance(fetched, discord.Thread) else None
+            except discord.NotFound:
+                thread = None
+        if thread is None:
+            if post.thread_id is not None:
+                raise RetryLater("prompts.failure.thread_gone", channel=f"<#{post.thread_id}>")
+            assert post.channel_id is not None
+            channel = guild.get_channel(post.channel_id)
+            if not isinstance(channel, discord.TextChannel):
+                raise RetryLater("prompts.failure.channel_gone", channel=f"<#{post.channel_id}>")
+            name = render.display_title(prompt, post.language, post.id, self.bot.catalog)
+            thread = await channel.get_partial_message(post.message_id).create_thread(name=name)
+        if post.thread_id != thread.id:
+            await store.set_thread(post.id, thread.id)
+        return thread
+
+    async def _parts(self, thread: discord.Thread, post: Post, prompt: Prompt, *, resumed: bool) -> None:
+        """The essay in order. On a resumed attempt, the parts already in the thread are counted first
+        (one may have been sent and not recorded)."""
+        store = self.bot.prompts.store
+        parts = render.parts(prompt)
+        sent = post.parts_sent
+        if resumed and sent < len(parts):
+            sent = await self._parts_in_thread(thread, post, parts)
+            await store.set_parts_sent(post.id, sent)
+        for index in range(sent, len(parts)):
+            await thread.send(parts[index])
+            await store.set_parts_sent(post.id, index + 1)
+
+    async def _parts_in_thread(self, thread: discord.Thread, post: Post, parts: list[str]) -> int:
+        me = thread.guild.me.id
+        delivered = [m.content.strip() async for m in thread.history(limit=len(parts) + 5, oldest_first=True)
+                     if m.author.id == me and m.id != post.message_id]
+        count = 0
+        while count < len(parts) and count < len(delivered) and delivered[count] == parts[count].strip():
+            count += 1
+        return count
+
+    async def report(self, job: Job, failure: Failure, next_try: datetime) -> None:
+        """Tell the server's admins in the log channel, once per kind of failure (not at every retry)."""
+        if job.last_error is not None and job.last_error.key == failure.key:
+            return
+        guild = self.bot.get_guild(job.guild_id)
+        if guild is None:
+            return
+        settings = await self.bot.guild_config.settings(guild.id)
+        log_channel_id = settings.channel(Purpose.LOG)
+        channel = guild.get_channel(log_channel_id) if log_channel_id else None
+        if not isinstance(channel, discord.TextChannel):
+            log.info("Guild %s has no usable log channel to report %s", guild.id, failure.key)
+            return
+        post = await self.bot.prompts.post(int(job.payload["post"]))
+        language = settings.effective_language(guild.preferred_locale.value)
+        text = Text("prompts.failure.report", title=shorten(post.title, 100), reason=failure_text(failure),
+                    next_try=_relative(next_try))
+        try:
+            await channel.send(self.bot.catalog.render(language, text))
+        except discord.HTTPException as exc:
+            log.warning("Could not report a failed prompt post in guild %s: %s", guild.id, exc.text or exc.status)
+
+
+def failure_text(failure: Failure) -> Text:
+    params = dict(failure.params)
+    if "permissions" in params:
+        params["permissions"] = permission_texts(params["permissions"])
+    return Text(failure.key, **params)
+
+
+def _relative(moment: datetime) -> str:
+    return f"<t:{int(moment.timestamp())}:R>"
+
+
+def _title(prompt: Prompt | None, language: str) -> str:
+    if prompt is None:
+        return "—"
+    return shorten(prompt.title(language), 100) or shorten(prompt.body, 60)
+
+
+def _guild_id(interaction: discord.Interaction[Any]) -> int:
+    if interaction.guild_id is None:
+        raise app_commands.NoPrivateMessage()
+    return interaction.guild_id
+
+
+def _queue_embed(localize: Localizer, view: QueueView) -> discord.Embed:
+    embed = discord.Embed(title=localize(Text("prompts.queue.title")), color=EMBED_COLOR)
+    if view.next_slot is not None:
+        schedule = localize(Text("prompts.queue.next_slot", when=f"<t:{int(view.next_slot.timestamp())}:F>",
+                                 timezone=view.timezone))
+    else:
+        schedule = localize(Text("prompts.queue.schedule_off"))
+    embed.description = schedule
+    lines = [localize(Text("prompts.queue.line", number=number, title=_title(prompt, localize.language),
+                           kind=Text(f"prompts.kind.{prompt.kind.value}")))
+             for number, prompt in enumerate(view.upcoming, start=1)]
+    embed.add_field(name=localize(Text("prompts.queue.upcoming")),
+                    value="\n".join(lines) or localize(Text("prompts.nothing")), inline=False)
+    if view.pending:
+        waiting = []
+        for pending in view.pending:
+            title = shorten(pending.post.title, 80)
+            if pending.failure is None:
+                waiting.append(localize(Text("prompts.queue.waiting", title=title)))
+            else:
+                waiting.append(localize(Text("prompts.queue.failing", title=title, attempts=pending.attempts,
+                                             reason=failure_text(pending.failure),
+                                             next_try=_relative(pending.next_try))))
+        embed.add_field(name=localize(Text("prompts.queue.pending")), value="\n".join(waiting)[:1024], inline=False)
+    return embed
+
+
+async def setup(bot: KakehashiBot) -> None:
+    bot.add_dynamic_items(LanguageButton)
+    await bot.add_cog(Prompts(bot))
