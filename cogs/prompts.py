@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import discord
@@ -37,8 +37,10 @@ from bot.ui import Modal, RoutedItem
 log = logging.getLogger(__name__)
 
 POST_WAIT_SECONDS = 20.0  # how long /prompts post waits to say "posted" before saying "on its way"
-RECENT_THREADS = 25  # forum posts searched for an interrupted post's marker
-RECENT_MESSAGES = 50  # text channel messages searched likewise
+# An interrupted post is looked for among what was created since it was recorded (less this margin, for
+# clocks that differ a little), up to this many messages of a text channel.
+RECONCILE_MARGIN = timedelta(minutes=5)
+RECONCILE_MESSAGES = 500
 STATS_LIMIT = 10
 EMBED_COLOR = 0x3B82F6
 
@@ -223,7 +225,11 @@ class PromptPoster:
             if post.message_id is None:
                 post = await self._first_message(guild, post, prompt)
             thread = await self._thread(guild, post, prompt)
-            await self._parts(thread, post, prompt, resumed=job.attempts > 1)
+            if thread is None:
+                log.warning("The thread of post %s in guild %s was deleted before the essay was complete; "
+                            "the post ends there", post.id, guild.id)
+            else:
+                await self._parts(thread, post, prompt, resumed=job.attempts > 1)
         except discord.Forbidden as exc:
             raise RetryLater("prompts.failure.forbidden", channel=f"<#{post.channel_id}>",
                              detail=exc.text or str(exc.status)) from None
@@ -289,30 +295,36 @@ class PromptPoster:
 
     async def _find_sent(self, guild: discord.Guild, post: Post) -> tuple[int, int | None] | None:
         """The first message (and, in a forum, its post) an interrupted attempt left in the post's channel,
-        found by the marker at its end."""
-        assert post.language is not None and post.channel_id is not None
-        marker = render.marker(post.language, post.id, self.bot.catalog)
+        found by the marker that ends it. Only what was created since the post was recorded is searched,
+        so a busy channel does not push it out of reach."""
+        assert post.channel_id is not None
         me = guild.me.id
+        since = discord.Object(discord.utils.time_snowflake(post.created_at - RECONCILE_MARGIN))
         channel = guild.get_channel(post.channel_id)
         try:
             if isinstance(channel, discord.ForumChannel):
                 threads = [t for t in await guild.active_threads()
-                           if t.parent_id == channel.id and t.owner_id == me]
-                for thread in sorted(threads, key=lambda t: t.id, reverse=True)[:RECENT_THREADS]:
-                    starter = await thread.fetch_message(thread.id)
-                    if starter.content.rstrip().endswith(marker):
+                           if t.parent_id == channel.id and t.owner_id == me and t.id > since.id]
+                for thread in sorted(threads, key=lambda t: t.id):
+                    try:
+                        starter = await thread.fetch_message(thread.id)
+                    except discord.NotFound:
+                        continue  # a moderator deleted that post's first message; it is not ours to find
+                    if render.marks(starter.content, post.id):
                         return starter.id, thread.id
             elif isinstance(channel, discord.TextChannel):
-                async for message in channel.history(limit=RECENT_MESSAGES):
-                    if message.author.id == me and message.content.rstrip().endswith(marker):
+                async for message in channel.history(limit=RECONCILE_MESSAGES, after=since):
+                    if message.author.id == me and render.marks(message.content, post.id):
                         return message.id, None
-        except discord.NotFound:
+        except (discord.NotFound, discord.Forbidden):
+            # The channel is gone or hidden: nothing the bot sent there can be seen again, so nothing
+            # stands against posting in the channel configured now.
             return None
         return None
 
-    async def _thread(self, guild: discord.Guild, post: Post, prompt: Prompt) -> discord.Thread:
+    async def _thread(self, guild: discord.Guild, post: Post, prompt: Prompt) -> discord.Thread | None:
         """The post's thread: known, or already started from the first message (a thread started from a
-        message has the message's id), or started now."""
+        message has the message's id), or started now. None if a moderator deleted it."""
         store = self.bot.prompts.store
         assert post.message_id is not None and post.language is not None
         thread_id = post.thread_id or post.message_id
@@ -325,7 +337,7 @@ class PromptPoster:
                 thread = None
         if thread is None:
             if post.thread_id is not None:
-                raise RetryLater("prompts.failure.thread_gone", channel=f"<#{post.thread_id}>")
+                return None  # deleted by a moderator while the essay was being posted: the post is over
             assert post.channel_id is not None
             channel = guild.get_channel(post.channel_id)
             if not isinstance(channel, discord.TextChannel):
@@ -343,7 +355,7 @@ class PromptPoster:
         parts = render.parts(prompt)
         sent = post.parts_sent
         if resumed and sent < len(parts):
-            sent = await self._parts_in_thread(thread, post, parts)
+            sent = max(sent, await self._parts_in_thread(thread, post, parts))
             await store.set_parts_sent(post.id, sent)
         for index in range(sent, len(parts)):
             await thread.send(parts[index])
@@ -351,8 +363,9 @@ class PromptPoster:
 
     async def _parts_in_thread(self, thread: discord.Thread, post: Post, parts: list[str]) -> int:
         me = thread.guild.me.id
+        # Only plain messages: a thread started from a message opens with a system message pointing at it.
         delivered = [m.content.strip() async for m in thread.history(limit=len(parts) + 5, oldest_first=True)
-                     if m.author.id == me and m.id != post.message_id]
+                     if m.author.id == me and m.id != post.message_id and m.type is discord.MessageType.default]
         count = 0
         while count < len(parts) and count < len(delivered) and delivered[count] == parts[count].strip():
             count += 1
@@ -420,7 +433,7 @@ def _queue_embed(localize: Localizer, view: QueueView) -> discord.Embed:
     if view.pending:
         waiting = []
         for pending in view.pending:
-            title = shorten(pending.post.title, 80)
+            title = _title(pending.prompt, localize.language) if pending.prompt else shorten(pending.post.title, 80)
             if pending.failure is None:
                 waiting.append(localize(Text("prompts.queue.waiting", title=title)))
             else:

@@ -89,10 +89,11 @@ class Outbox:
             self._wake.clear()
             try:
                 await self.run_due()
+                await self._sleep()
             except Exception:
-                # The database may be busy or gone for a moment; the next pass tries again.
+                # The database may be busy for a moment; the next pass tries again.
                 log.exception("The outbox pass failed")
-            await self._sleep()
+                await asyncio.sleep(self._poll_seconds)
 
     async def _sleep(self) -> None:
         delay = self._poll_seconds

@@ -116,6 +116,7 @@ class PendingPost:
     """A post the outbox has not finished: waiting for its first try, or failing and retried later."""
 
     post: Post
+    prompt: Prompt | None  # None if this version no longer ships it
     attempts: int
     failure: Failure | None
     next_try: datetime

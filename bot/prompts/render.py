@@ -21,6 +21,13 @@ def marker(language: str, post_id: int, catalog: Catalog) -> str:
     return catalog.render(language, Text("prompts.post.marker", post=post_id))
 
 
+def marks(content: str, post_id: int) -> bool:
+    """Whether a message's last line is the marker of post ``post_id``, in any language (the texts around
+    the number may change between versions; the number does not)."""
+    last = content.rstrip().rsplit("\n", 1)[-1]
+    return last.startswith("-# ") and last.endswith(f"#{post_id}")
+
+
 def opening(prompt: Prompt, language: str, post_id: int, catalog: Catalog, *, with_title: bool) -> str:
     """The first message: (the title, where the channel shows none,) the summary and the questions, and
     the marker. The essay or the prompt's text follows in the thread."""

@@ -121,22 +121,30 @@ class PromptService:
         missed slot is posted. While a post of the server is still waiting (its channel is broken), a new
         slot adds nothing: the waiting one goes out when the channel works, not a pile of them."""
         for guild_id, schedule in await self.store.enabled_schedules():
-            settings = await self._guilds.settings(guild_id)
-            slot = schedule_rules.due_slot(schedule, ZoneInfo(settings.timezone_name), now)
-            if slot is None:
-                continue
-            prompts = {p.key: p for p in await self.catalogue(guild_id)}
-            async with self.store.transaction() as tx:
-                if not await self.store.advance_slot(tx, guild_id, schedule.last_slot, slot):
-                    continue
-                if await self.store.pending_posts(tx, guild_id):
-                    log.info("Guild %s: a prompt is still waiting to be posted; the slot %s adds none",
-                             guild_id, slot.isoformat())
-                    continue
-                prompt = await self._take(tx, guild_id, prompts, None, now)
-                post, _ = await self._create_post(tx, guild_id, prompt, slot, now)
-            log.info("Guild %s: scheduled prompt %s for the slot %s (post %s)", guild_id, prompt.key,
-                     slot.isoformat(), post.id)
+            try:
+                await self._materialise(guild_id, schedule, now)
+            except Exception:
+                # One server's fault must not stop the others' prompts.
+                log.exception("Could not schedule the prompt of guild %s", guild_id)
+
+    async def _materialise(self, guild_id: int, schedule: Schedule, now: datetime) -> None:
+        """One server's due slot, if any, as a post and its job, written together."""
+        settings = await self._guilds.settings(guild_id)
+        slot = schedule_rules.due_slot(schedule, ZoneInfo(settings.timezone_name), now)
+        if slot is None:
+            return
+        prompts = {p.key: p for p in await self.catalogue(guild_id)}
+        async with self.store.transaction() as tx:
+            if not await self.store.advance_slot(tx, guild_id, schedule.last_slot, slot):
+                return
+            if await self.store.pending_posts(tx, guild_id):
+                log.info("Guild %s: a prompt is still waiting to be posted; the slot %s adds none",
+                         guild_id, slot.isoformat())
+                return
+            prompt = await self._take(tx, guild_id, prompts, None, now)
+            post, _ = await self._create_post(tx, guild_id, prompt, slot, now)
+        log.info("Guild %s: scheduled prompt %s for the slot %s (post %s)", guild_id, prompt.key,
+                 slot.isoformat(), post.id)
 
     async def _take(self, tx: Transaction, guild_id: int, prompts: dict[str, Prompt], wanted: str | None,
                     now: datetime) -> Prompt:
@@ -185,7 +193,7 @@ class PromptService:
             waiting = await self.store.pending_posts(tx, guild_id)
         jobs = {int(job.payload.get("post", 0)): job for job in await self._outbox.open_jobs(guild_id, POST_JOB)}
         pending = tuple(
-            PendingPost(post, job.attempts, job.last_error, job.due_at)
+            PendingPost(post, prompts.get(post.prompt_key), job.attempts, job.last_error, job.due_at)
             for post in waiting if (job := jobs.get(post.id)) is not None
         )
         zone = ZoneInfo(settings.timezone_name)

@@ -23,9 +23,9 @@ UPDATE prompt_schedule SET weekday = ?, at_time = ?, enabled = ?, last_slot = ?,
 """
 SELECT_ENABLED = "SELECT guild_id, cycle, weekday, at_time, enabled, last_slot FROM prompt_schedule WHERE enabled = 1"
 # Compare-and-set: of two processes that saw the same slot due, one moves it on and posts.
-ADVANCE_SLOT = """
-UPDATE prompt_schedule SET last_slot = ? WHERE guild_id = ? AND enabled = 1 AND
-    (last_slot IS NULL AND ? IS NULL OR last_slot = ?)
+ADVANCE_SLOT = "UPDATE prompt_schedule SET last_slot = ? WHERE guild_id = ? AND enabled = 1 AND last_slot = ?"
+ADVANCE_FIRST_SLOT = """
+UPDATE prompt_schedule SET last_slot = ? WHERE guild_id = ? AND enabled = 1 AND last_slot IS NULL
 """
 UPDATE_CYCLE = "UPDATE prompt_schedule SET cycle = ? WHERE guild_id = ?"
 
@@ -108,8 +108,9 @@ class PromptStore:
     @staticmethod
     async def advance_slot(tx: Transaction, guild_id: int, seen: datetime | None, slot: datetime) -> bool:
         """Move the server's last slot from ``seen`` to ``slot``; False if another owner moved it first."""
-        old = to_text(seen) if seen else None
-        return await tx.execute(ADVANCE_SLOT, (to_text(slot), guild_id, old, old)) == 1
+        if seen is None:
+            return await tx.execute(ADVANCE_FIRST_SLOT, (to_text(slot), guild_id)) == 1
+        return await tx.execute(ADVANCE_SLOT, (to_text(slot), guild_id, to_text(seen))) == 1
 
     @staticmethod
     async def set_cycle(tx: Transaction, guild_id: int, cycle: int) -> None:

@@ -268,9 +268,9 @@ async def test_queue_skip_and_stats(discord_server: FakeDiscord, world: World, r
             return db.execute("SELECT replies, participants FROM prompt_posts").fetchone()
     await discord_server.wait_until(lambda: replies() == (3, 2), 5, "the replies to be counted")
     stats = await ask(discord_server, world.admin, "prompts stats")
-    assert f"1. {thread.mention}: 3 replies from 2 members" in stats.text
+    assert f"1. {thread.mention} · replies: 3 · participants: 2" in stats.text
     stats = await ask(discord_server, world.admin, "prompts stats", locale="ja")
-    assert "2人から3件の返信" in stats.text
+    assert "返信: 3件 · 参加者: 2人" in stats.text
 
 async def test_a_hostile_custom_prompt_is_stored_intact_and_posted_without_pings(
         discord_server: FakeDiscord, world: World, running_bot: KakehashiBot) -> None:

@@ -90,3 +90,15 @@ def test_otherwise_the_first_tag_only_when_one_is_required() -> None:
     assert choose_tag(tags, required=True) == 2  # a moderated tag needs Manage Threads: last resort
     assert choose_tag(tags, required=False) is None
     assert choose_tag([], required=True) is None
+
+
+def test_a_post_is_recognised_by_the_marker_on_its_last_line_in_any_language() -> None:
+    from bot.i18n import default_catalog
+    from bot.prompts.render import marker, marks
+
+    catalog = default_catalog()
+    for language in ("en", "ja"):
+        content = f"Summary…\n\n1. A question?\n{marker(language, 12, catalog)}"
+        assert marks(content, 12) and marks(content + "\n", 12)
+        assert not marks(content, 2) and not marks(content, 112)
+    assert not marks("a member quoting #12", 12)
