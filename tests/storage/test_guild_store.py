@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -14,13 +12,6 @@ from bot.storage import Storage
 from bot.sync.store import CommandSyncStore
 
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def storage(tmp_path: Path) -> AsyncIterator[Storage]:
-    storage = await Storage.open(tmp_path / "k.db")
-    yield storage
-    await storage.close()
 
 
 async def test_a_server_without_settings_has_the_defaults(storage: Storage) -> None:

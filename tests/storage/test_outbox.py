@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-
-import pytest
 
 from bot.outbox.model import Failure, Job, JobState, RetryLater
 from bot.outbox.runner import Outbox, retry_delay
@@ -15,13 +12,6 @@ from bot.storage import Storage
 from tests.fakeclock import FakeClock
 
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def storage(tmp_path: Path) -> AsyncIterator[Storage]:
-    storage = await Storage.open(tmp_path / "k.db")
-    yield storage
-    await storage.close()
 
 
 async def enqueue(storage: Storage, key: str, due: datetime = NOW, kind: str = "test") -> Job:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -24,13 +22,6 @@ GUILD = 10
 ADMIN = 20
 CHANNEL = ChannelRef(30, ChannelKind.FORUM, "<#30>")
 MONDAY_0900_TOKYO = datetime(2026, 11, 2, 0, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def storage(tmp_path: Path) -> AsyncIterator[Storage]:
-    storage = await Storage.open(tmp_path / "k.db")
-    yield storage
-    await storage.close()
 
 
 @pytest.fixture
