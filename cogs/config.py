@@ -151,7 +151,8 @@ class Config(commands.Cog):
         change = await self.bot.prompts.set_schedule(guild.id, weekday, time, enabled, actor_id=interaction.user.id)
         settings = await self.bot.guild_config.settings(guild.id)
         localize = await localizer_for(interaction, settings)
-        lines = [] if change.changed or weekday is time is enabled is None else [Text("prompts.schedule.unchanged")]
+        asked_to_change = (weekday, time, enabled) != (None, None, None)
+        lines = [Text("prompts.schedule.unchanged")] if asked_to_change and not change.changed else []
         new = change.new
         if change.next_slot is not None:
             lines.append(Text("prompts.schedule.set", weekday=Text(f"weekday.{WEEKDAYS[new.weekday]}"),

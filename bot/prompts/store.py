@@ -194,11 +194,12 @@ class PromptStore:
         await self._write(MARK_POSTED, (to_text(now), post_id))
 
     async def record_reply(self, guild_id: int, thread_id: int, user_id: int) -> bool:
-        """Count a member's message in a prompt's thread; False if the thread is not a prompt's."""
+        """Count a member's message in a prompt's thread; False if the thread is not a prompt's. Most
+        thread messages are not in a prompt's thread, so those cost one read and no write lock."""
+        row = await self._storage.fetch_one(SELECT_POST_BY_THREAD, (thread_id, guild_id))
+        if row is None:
+            return False
         async with self._storage.transaction() as tx:
-            row = await tx.fetch_one(SELECT_POST_BY_THREAD, (thread_id, guild_id))
-            if row is None:
-                return False
             new_participant = await tx.execute(INSERT_PARTICIPANT, (row[0], user_id))
             await tx.execute(COUNT_REPLY, (new_participant, row[0]))
         return True

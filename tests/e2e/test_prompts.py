@@ -175,6 +175,8 @@ async def test_schedule_shows_in_config_show_and_bad_times_are_refused(
         discord_server: FakeDiscord, world: World, running_bot: KakehashiBot) -> None:
     text = await schedule_mondays(discord_server, world)
     assert "No prompts channel is set yet" in text
+    assert (await schedule_mondays(discord_server, world)).startswith("Nothing changed.")
+    assert "Nothing changed" not in (await ask(discord_server, world.admin, "config prompts")).text  # just asking
     reply = await ask(discord_server, world.admin, "config show")
     (embed,) = reply.embeds
     schedule = next(f["value"] for f in embed["fields"] if f["name"] == "Discussion prompts")
