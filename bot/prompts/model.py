@@ -32,7 +32,6 @@ class Prompt:
     summaries: Mapping[str, str]  # empty for a custom prompt
     questions: Mapping[str, tuple[str, ...]]
     body: str
-    source: str = ""
 
     @property
     def translated(self) -> bool:

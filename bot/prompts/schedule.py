@@ -66,6 +66,11 @@ def next_slot(now: datetime, weekday: int, at: time, zone: ZoneInfo) -> datetime
     raise AssertionError("a weekday recurs within eight days")
 
 
+def next_post_time(schedule: Schedule, zone: ZoneInfo, now: datetime) -> datetime | None:
+    """When the schedule posts next; None when it is off."""
+    return next_slot(now, schedule.weekday, schedule.at, zone) if schedule.enabled else None
+
+
 def due_slot(schedule: Schedule, zone: ZoneInfo, now: datetime) -> datetime | None:
     """The slot to post for now, if any. After downtime only the latest missed slot is due, so a bot that
     was away for three weeks posts once, not three times."""

@@ -52,7 +52,6 @@ def essay_prompt(essay: Essay) -> Prompt:
         summaries=essay.summary,
         questions=essay.questions,
         body=essay.body,
-        source=essay.source,
     )
 
 
@@ -70,6 +69,15 @@ def custom_prompt(custom: CustomPrompt) -> Prompt:
 def _visible(text: str) -> str:
     """The text without invisible format characters and whitespace: what a reader would see."""
     return "".join(ch for ch in text if not ch.isspace() and unicodedata.category(ch) not in {"Cf", "Cc"})
+
+
+def _find(prompts: Sequence[Prompt], query: str) -> Prompt:
+    wanted = _fold(query)
+    for prompt in prompts:
+        names = {prompt.key, prompt.key.split(":", 1)[1], *prompt.titles.values()}
+        if wanted and wanted in {_fold(name) for name in names}:
+            return prompt
+    raise UserError("prompts.unknown", query=shorten(query, 80))
 
 
 def _fold(text: str) -> str:
@@ -94,13 +102,7 @@ class PromptService:
 
     async def find(self, guild_id: int, query: str) -> Prompt:
         """A prompt by its key (what autocomplete sends), an essay's slug, or a title in any language."""
-        wanted = _fold(query)
-        prompts = await self.catalogue(guild_id)
-        for prompt in prompts:
-            names = {prompt.key, prompt.key.split(":", 1)[1], *prompt.titles.values()}
-            if wanted and wanted in {_fold(name) for name in names}:
-                return prompt
-        raise UserError("prompts.unknown", query=shorten(query, 80))
+        return _find(await self.catalogue(guild_id), query)
 
     # -- posting
 
@@ -109,8 +111,9 @@ class PromptService:
         settings = await self._guilds.settings(guild_id)
         if settings.channel(Purpose.PROMPTS) is None:
             raise UserError("prompts.no_channel")
-        wanted = None if query is None else await self.find(guild_id, query)
-        prompts = {p.key: p for p in await self.catalogue(guild_id)}
+        catalogue = await self.catalogue(guild_id)
+        wanted = None if query is None else _find(catalogue, query)
+        prompts = {p.key: p for p in catalogue}
         now = self._clock.now()
         async with self.store.transaction() as tx:
             prompt = await self._take(tx, guild_id, prompts, None if wanted is None else wanted.key, now)
@@ -197,8 +200,7 @@ class PromptService:
             for post in waiting if (job := jobs.get(post.id)) is not None
         )
         zone = ZoneInfo(settings.timezone_name)
-        next_slot = (schedule_rules.next_slot(now, schedule.weekday, schedule.at, zone) if schedule.enabled
-                     else None)
+        next_slot = schedule_rules.next_post_time(schedule, zone, now)
         upcoming = tuple(prompts[e.prompt_key] for e in queue_rules.upcoming(entries, cycle, prompts, UPCOMING))
         return QueueView(upcoming, schedule, settings.timezone_name, next_slot, pending)
 
@@ -241,7 +243,7 @@ class PromptService:
         async with self.store.transaction() as tx:
             schedule, _ = await self.store.schedule(tx, guild_id, now)
         zone = ZoneInfo(settings.timezone_name)
-        upcoming = schedule_rules.next_slot(now, schedule.weekday, schedule.at, zone) if schedule.enabled else None
+        upcoming = schedule_rules.next_post_time(schedule, zone, now)
         return schedule, settings.timezone_name, upcoming
 
     async def set_schedule(self, guild_id: int, weekday: str | None, at: str | None, enabled: bool | None, *,
@@ -264,7 +266,7 @@ class PromptService:
                                                                                           zone))
                 audit = Change(SCHEDULE_SETTING, describe_schedule(old), describe_schedule(new))
                 await self.store.set_schedule(tx, guild_id, new, audit, actor_id=actor_id, now=now)
-        upcoming = schedule_rules.next_slot(now, new.weekday, new.at, zone) if new.enabled else None
+        upcoming = schedule_rules.next_post_time(new, zone, now)
         return ScheduleChange(old, new, settings.timezone_name, upcoming)
 
     # -- engagement

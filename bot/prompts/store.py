@@ -171,9 +171,6 @@ class PromptStore:
     async def pending_posts(tx: Transaction, guild_id: int) -> list[Post]:
         return [_post(row) for row in await tx.fetch_all(SELECT_PENDING_POSTS, (guild_id,))]
 
-    async def read_pending_posts(self, guild_id: int) -> list[Post]:
-        return [_post(row) for row in await self._storage.fetch_all(SELECT_PENDING_POSTS, (guild_id,))]
-
     async def set_language(self, post_id: int, language: str) -> None:
         await self._write(SET_LANGUAGE, (language, post_id))
 

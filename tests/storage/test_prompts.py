@@ -12,7 +12,7 @@ from bot.guilds.service import GuildConfig
 from bot.guilds.store import GuildSettingsStore
 from bot.outbox.store import OutboxStore
 from bot.prompts.essays import load_essays
-from bot.prompts.model import POST_JOB, PostState
+from bot.prompts.model import POST_JOB, Post, PostState
 from bot.prompts.service import PromptService
 from bot.prompts.store import PromptStore
 from bot.storage import Storage
@@ -37,9 +37,9 @@ async def service(storage: Storage, clock: FakeClock) -> PromptService:
     return PromptService(PromptStore(storage), OutboxStore(storage), guilds, load_essays(), clock)
 
 
-async def posted_keys(service: PromptService) -> list[str]:
-    view = await service.queue(GUILD)
-    return [pending.post.prompt_key for pending in view.pending]
+async def waiting(service: PromptService) -> list[Post]:
+    """The posts not sent yet, as /prompts queue sees them."""
+    return [pending.post for pending in (await service.queue(GUILD)).pending]
 
 
 async def test_a_post_is_recorded_with_its_job_before_anything_is_sent(service: PromptService) -> None:
@@ -74,7 +74,7 @@ async def test_scheduled_slots_post_the_essays_in_turn_and_then_cycle(service: P
     for week in range(3):
         clock.advance(timedelta(weeks=1) if week else timedelta(days=1))
         await service.materialise_due(clock.now())
-        pending = await service.store.read_pending_posts(GUILD)
+        pending = await waiting(service)
         assert len(pending) == 1
         keys.append(pending[0].prompt_key)
         await service.store.mark_posted(pending[0].id, clock.now())
@@ -86,7 +86,7 @@ async def test_three_missed_weeks_make_one_post(service: PromptService, clock: F
     clock.advance(timedelta(weeks=3, days=1))
     await service.materialise_due(clock.now())
     await service.materialise_due(clock.now())
-    assert len(await service.store.read_pending_posts(GUILD)) == 1
+    assert len(await waiting(service)) == 1
 
 
 async def test_a_slot_adds_nothing_while_a_post_is_still_waiting(service: PromptService, clock: FakeClock) -> None:
@@ -95,7 +95,7 @@ async def test_a_slot_adds_nothing_while_a_post_is_still_waiting(service: Prompt
     await service.materialise_due(clock.now())
     clock.advance(timedelta(weeks=1))
     await service.materialise_due(clock.now())
-    assert len(await service.store.read_pending_posts(GUILD)) == 1
+    assert len(await waiting(service)) == 1
 
 
 async def test_switching_the_schedule_on_does_not_post_for_a_slot_already_past(service: PromptService,
@@ -103,7 +103,7 @@ async def test_switching_the_schedule_on_does_not_post_for_a_slot_already_past(s
     clock.advance(timedelta(days=1, hours=2))  # Monday 11:00 in Tokyo
     change = await service.set_schedule(GUILD, "monday", "09:00", True, actor_id=ADMIN)
     await service.materialise_due(clock.now())
-    assert await service.store.read_pending_posts(GUILD) == []
+    assert await waiting(service) == []
     assert change.next_slot == MONDAY_0900_TOKYO + timedelta(weeks=1)
 
 
