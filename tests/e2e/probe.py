@@ -3,14 +3,17 @@
 It is loaded into the real bot next to the real cogs, so what it proves (the
 error path on deferred and expired interactions, modals, persistent buttons,
 gateway events) is proved for the machinery every feature uses. It holds no
-feature logic of its own.
+feature logic of its own. Some commands only drive the fake Discord's rules
+through discord.py: a select menu, a user command, files.
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
+import json
 import re
-from typing import Any
+from typing import Any, Literal
 
 import discord
 from discord import app_commands
@@ -19,7 +22,7 @@ from discord.ext import commands
 from bot.client import KakehashiBot
 from bot.errors import UserError
 from bot.interactions import defer, send
-from bot.ui import Modal, RoutedItem
+from bot.ui import Modal, RoutedItem, View
 
 
 class ProbeButton(RoutedItem, discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"probe:echo:(?P<n>[0-9]+)"):
@@ -52,6 +55,26 @@ class ProbeModal(Modal, title="Probe"):
         await send(interaction, f"got {self.first.value!r} and {self.second.value!r}")
 
 
+class ProbePicker(View):
+    """A persistent view: one select of three colours (one or two to pick), one disabled select."""
+
+    def __init__(self) -> None:
+        super().__init__(timeout=None)
+
+    @discord.ui.select(custom_id="probe:pick", min_values=1, max_values=2,
+                       options=[discord.SelectOption(label=c, value=c.lower()) for c in ("Red", "Green", "Blue")])
+    async def pick(self, interaction: discord.Interaction[Any], select: discord.ui.Select[Any]) -> None:
+        await send(interaction, f"picked {' '.join(select.values)}")
+
+    @discord.ui.select(custom_id="probe:off", disabled=True, options=[discord.SelectOption(label="Off", value="off")])
+    async def off(self, interaction: discord.Interaction[Any], select: discord.ui.Select[Any]) -> None:
+        await send(interaction, "the disabled select was used")
+
+
+def probe_file(text: str) -> discord.File:
+    return discord.File(io.BytesIO(json.dumps({"text": text}).encode()), "probe.json")
+
+
 class Probe(commands.Cog):
     probe = app_commands.Group(name="probe", description="Test-only probes")
 
@@ -61,6 +84,7 @@ class Probe(commands.Cog):
 
     async def cog_load(self) -> None:
         self.bot.add_dynamic_items(ProbeButton)
+        self.bot.add_view(ProbePicker())
 
     @probe.command(name="user-error", description="Raise a UserError, optionally after deferring")
     async def user_error(self, interaction: discord.Interaction[KakehashiBot], deferred: bool = False) -> None:
@@ -93,6 +117,23 @@ class Probe(commands.Cog):
         await interaction.channel.send(f"button {n}", view=view)
         await send(interaction, "posted")
 
+    @probe.command(name="pick", description="Post a message with select menus")
+    async def pick(self, interaction: discord.Interaction[KakehashiBot]) -> None:
+        await send(interaction, "pick colours", view=ProbePicker(), ephemeral=False)
+
+    @probe.command(name="file", description="Answer with a JSON file")
+    async def file(self, interaction: discord.Interaction[KakehashiBot], text: str,
+                   how: Literal["response", "followup", "channel"] = "response") -> None:
+        if how == "response":
+            await interaction.response.send_message("a file", file=probe_file(text))
+        elif how == "followup":
+            await defer(interaction)
+            await interaction.followup.send("a file", file=probe_file(text), ephemeral=True)
+        else:
+            assert isinstance(interaction.channel, discord.TextChannel)
+            await interaction.channel.send("a file", file=probe_file(text))
+            await send(interaction, "posted")
+
     @commands.Cog.listener()
     async def on_member_join(self, member: discord.Member) -> None:
         self.events.append(("join", member.id))
@@ -102,3 +143,27 @@ class Probe(commands.Cog):
         if message.author.bot:
             return
         self.events.append(("message", (message.author.id, message.content)))
+
+
+class ProbeUserCommands(commands.Cog):
+    """User commands (Apps on a member's context menu): one for everyone, one for those who may manage the
+    server. A cog of its own, so that the slash command tree with :class:`Probe` stays as it is."""
+
+    NAMES = ("Probe member", "Probe member (admin)")
+
+    def __init__(self, bot: KakehashiBot) -> None:
+        self.bot = bot
+
+    async def cog_load(self) -> None:
+        everyone, admin_only = (app_commands.ContextMenu(name=name, callback=self.describe) for name in self.NAMES)
+        admin_only.default_permissions = discord.Permissions(manage_guild=True)
+        self.bot.tree.add_command(everyone)
+        self.bot.tree.add_command(admin_only)
+
+    async def cog_unload(self) -> None:
+        for name in self.NAMES:
+            self.bot.tree.remove_command(name, type=discord.AppCommandType.user)
+
+    async def describe(self, interaction: discord.Interaction[KakehashiBot], member: discord.Member) -> None:
+        joined = member.joined_at.isoformat() if member.joined_at else "?"
+        await send(interaction, f"{member.display_name} ({member.id}) joined {joined}")

@@ -11,13 +11,28 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import discord
 import pytest
 
-from tests.fakediscord import Channel, ChannelType, FakeDiscord, Guild, Member, Overwrite, Perm
+from bot.client import KakehashiBot
+from tests.e2e.conftest import BotRunner, World
+from tests.e2e.probe import Probe, ProbeUserCommands
+from tests.fakediscord import (
+    Channel,
+    ChannelType,
+    CommandNotAvailable,
+    FakeDiscord,
+    Guild,
+    Member,
+    Message,
+    Overwrite,
+    Perm,
+)
 
 
 @pytest.fixture
@@ -30,7 +45,7 @@ async def server() -> AsyncIterator[FakeDiscord]:
     await server.stop()
 
 
-async def put_commands(server: FakeDiscord, commands: list[dict[str, Any]]) -> tuple[int, dict[str, Any]]:
+async def put_commands(server: FakeDiscord, commands: list[dict[str, Any]]) -> tuple[int, Any]:
     url = f"{server.rest_url}/applications/{server.application_id}/commands"
     async with aiohttp.ClientSession(headers={"Authorization": f"Bot {server.token}"}) as session, \
             session.put(url, json=commands) as response:
@@ -136,11 +151,9 @@ def club(server: FakeDiscord) -> Club:
     )
 
 
-@pytest.fixture
-async def client(server: FakeDiscord, club: Club) -> AsyncIterator[discord.Client]:
-    """A bare discord.py client (guilds and guild messages, as the bot asks) logged into the fake."""
-    intents = discord.Intents.none()
-    intents.guilds = intents.guild_messages = True
+@contextlib.asynccontextmanager
+async def logged_in(server: FakeDiscord, club: Club, intents: discord.Intents) -> AsyncIterator[discord.Client]:
+    """A bare discord.py client with ``intents``, logged into the fake until the block ends."""
     client = discord.Client(intents=intents)
     with server.pointed_at():
         task = asyncio.create_task(client.start(server.token))
@@ -148,10 +161,26 @@ async def client(server: FakeDiscord, club: Club) -> AsyncIterator[discord.Clien
                                 "the client to receive its guild")
         if task.done():
             task.result()
+        try:
+            yield client
+        finally:
+            await client.close()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+def bot_intents() -> discord.Intents:
+    """Guilds and guild messages, as the bot asks (and no reactions)."""
+    intents = discord.Intents.none()
+    intents.guilds = intents.guild_messages = True
+    return intents
+
+
+@pytest.fixture
+async def client(server: FakeDiscord, club: Club) -> AsyncIterator[discord.Client]:
+    """A bare discord.py client (guilds and guild messages, as the bot asks) logged into the fake."""
+    async with logged_in(server, club, bot_intents()) as client:
         yield client
-        await client.close()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 def channel_of(client: discord.Client, channel: Channel) -> Any:
@@ -204,6 +233,8 @@ async def test_a_forum_post_with_a_file_arrives_as_multipart(
     call = server.calls_to("POST", rf"/channels/{club.open_forum.id}/threads")[-1]
     assert call.files == [("slides.txt", b"hello")] and call.json["name"] == "Slides"
     assert server.thread_for(server.messages[post.message.id]) is not None
+    assert server.messages[post.message.id].attachments == [("slides.txt", b"hello")]
+    assert [a.filename for a in post.message.attachments] == ["slides.txt"]
 
 
 @pytest.mark.parametrize(("forum_name", "options", "status", "code"), [
@@ -473,3 +504,339 @@ async def test_stop_releases_what_is_still_held(server: FakeDiscord, club: Club)
     assert (await asyncio.wait_for(asking, 5))[0] == 200
     server.hold("GET", "/never")  # a hold that never caught anything does not matter either
     await asyncio.wait_for(server.stop(), 5)
+
+
+# ---------------------------------------------------------------------- reactions
+
+
+async def test_reactions_are_kept_per_emoji_and_shown_as_discord_py_reads_them(
+        server: FakeDiscord, club: Club, client: discord.Client) -> None:
+    logo = server.add_emoji(club.guild, "kakehashi")
+    message = await channel_of(client, club.general).send("Welcome!")
+    await message.add_reaction("👍")
+    await message.add_reaction(f"<:{logo.name}:{logo.id}>")  # discord.py sends name:id, URL-encoded
+    await message.add_reaction("👍")  # again: nothing changes
+    fake = server.messages[message.id]
+    assert fake.reactions == {"👍": {client.user.id}, logo.reaction: {client.user.id}}
+    assert [c.status for c in server.calls_to("PUT", r"/channels/\d+/messages/\d+/reactions/.+/@me")] == [204] * 3
+    await server.react(club.member, fake, "👍")
+    fetched = await message.channel.fetch_message(message.id)
+    assert [(str(r.emoji), r.count, r.me) for r in fetched.reactions] == [
+        ("👍", 2, True), (f"<:kakehashi:{logo.id}>", 1, True)]
+    await message.remove_reaction("👍", client.user)
+    await message.remove_reaction(logo.reaction, client.user)
+    assert fake.reactions == {"👍": {club.member.id}}
+    fetched = await message.channel.fetch_message(message.id)
+    assert [(str(r.emoji), r.count, r.me) for r in fetched.reactions] == [("👍", 1, False)]
+
+
+async def test_reacting_takes_read_message_history_and_add_reactions_unless_the_emoji_is_there(
+        server: FakeDiscord, club: Club, client: discord.Client) -> None:
+    message = await channel_of(client, club.general).send("Welcome!")
+    deny_bot(server, club.guild, club.general, Perm.ADD_REACTIONS)
+    with pytest.raises(discord.Forbidden) as new_emoji:
+        await message.add_reaction("🎉")
+    assert new_emoji.value.code == 50013
+    await server.react(club.member, server.messages[message.id], "🎉")  # someone else put it there first
+    await message.add_reaction("🎉")
+    assert server.messages[message.id].reactions == {"🎉": {club.member.id, client.user.id}}
+    club.general.overwrites[-1].deny = Perm.READ_MESSAGE_HISTORY
+    with pytest.raises(discord.Forbidden) as no_history:
+        await message.add_reaction("🎉")
+    assert no_history.value.code == 50013
+    # A member's client refuses the same.
+    club.general.overwrites.append(Overwrite(club.member.id, 1, deny=Perm.ADD_REACTIONS))
+    with pytest.raises(AssertionError, match="may not react"):
+        await server.react(club.member, server.messages[message.id], "👋")
+
+
+@pytest.mark.parametrize(("target", "emoji", "status", "code"), [
+    ("unknown message", "👍", 404, 10008),
+    ("message", "thumbsup", 400, 10014),  # a name is not an emoji
+    ("message", "ghost:123", 400, 10014),  # nor is a custom emoji of no server the bot is in
+])
+async def test_reactions_discord_refuses_are_refused(
+        server: FakeDiscord, club: Club, client: discord.Client, target: str, emoji: str, status: int,
+        code: int) -> None:
+    general = channel_of(client, club.general)
+    message = await general.send("Welcome!") if target == "message" else general.get_partial_message(12345)
+    with pytest.raises(discord.HTTPException) as refused:
+        await message.add_reaction(emoji)
+    assert (refused.value.status, refused.value.code) == (status, code)
+
+
+async def test_a_message_takes_at_most_twenty_different_emojis(
+        server: FakeDiscord, club: Club, client: discord.Client) -> None:
+    message = await channel_of(client, club.general).send("Vote!")
+    for offset in range(20):
+        await message.add_reaction(chr(0x1F600 + offset))
+    with pytest.raises(discord.HTTPException) as refused:
+        await message.add_reaction("🎉")
+    assert (refused.value.status, refused.value.code) == (400, 30010)
+    await message.add_reaction(chr(0x1F600))  # one already there is fine
+    assert len(server.messages[message.id].reactions) == 20
+
+
+async def test_reacting_in_a_dm_checks_no_permission(server: FakeDiscord, club: Club) -> None:
+    _, dm = await rest(server, "POST", "/users/@me/channels", {"recipient_id": str(club.member.id)})
+    _, sent = await rest(server, "POST", f"/channels/{dm['id']}/messages", {"content": "Hi"})
+    status, _ = await rest(server, "PUT", f"/channels/{dm['id']}/messages/{sent['id']}/reactions/{quote('👋')}/@me")
+    assert status == 204 and server.messages[int(sent["id"])].reactions == {"👋": {server.bot_user.id}}
+
+
+async def test_reaction_events_reach_only_a_client_that_asked_for_them(
+        server: FakeDiscord, club: Club, client: discord.Client) -> None:
+    message = await channel_of(client, club.general).send("Welcome!")
+    await message.add_reaction("👍")
+    assert server.session is not None
+    assert [p for p in server.session.sent if p["t"].startswith("MESSAGE_REACTION")] == []
+    await client.close()
+
+    intents = bot_intents()
+    intents.guild_reactions = True
+    async with logged_in(server, club, intents) as listening:
+        message = await channel_of(listening, club.general).send("Welcome again!")
+        added = await soon(listening.wait_for("raw_reaction_add", timeout=5))
+        await message.add_reaction("👍")
+        event = await added
+        assert (event.user_id, event.message_id, event.emoji.name) == (listening.user.id, message.id, "👍")
+        assert event.member is not None and event.message_author_id == listening.user.id
+        by_member = await soon(listening.wait_for("reaction_add", timeout=5))
+        await server.react(club.member, server.messages[message.id], "👍")
+        reaction, user = await by_member
+        assert (reaction.count, reaction.me, user.id) == (2, True, club.member.id)
+        removed = await soon(listening.wait_for("raw_reaction_remove", timeout=5))
+        await message.remove_reaction("👍", listening.user)
+        assert (await removed).user_id == listening.user.id
+
+
+# ---------------------------------------------------------------------- files
+
+
+async def test_files_stay_on_the_message_and_are_served_as_discord_py_reads_them(
+        server: FakeDiscord, club: Club, client: discord.Client) -> None:
+    general = channel_of(client, club.general)
+    message = await general.send("Files", files=[
+        discord.File(io.BytesIO(b'{"a": 1}'), "data.json"),
+        discord.File(io.BytesIO("メモ".encode()), "notes.txt", description="Some notes"),
+    ])
+    fake = server.messages[message.id]
+    assert fake.attachments == [("data.json", b'{"a": 1}'), ("notes.txt", "メモ".encode())]
+    data, notes = message.attachments
+    assert (data.filename, data.size, data.content_type) == ("data.json", 8, "application/json; charset=utf-8")
+    assert (notes.content_type, notes.description) == ("text/plain; charset=utf-8", "Some notes")
+    assert await notes.read() == "メモ".encode()  # from the fake's own CDN, not the internet
+    # An edit without `attachments` keeps them; with it, the message keeps what it lists, new files included.
+    await message.edit(content="Still files")
+    assert [name for name, _ in fake.attachments] == ["data.json", "notes.txt"]
+    edited = await message.edit(attachments=[notes, discord.File(io.BytesIO(b"new"), "new.txt")])
+    assert fake.attachments == [("notes.txt", "メモ".encode()), ("new.txt", b"new")]
+    assert [a.filename for a in edited.attachments] == ["notes.txt", "new.txt"] and edited.attachments[0].id == notes.id
+
+
+async def test_sending_files_takes_attach_files_and_at_most_10_mib_each(
+        server: FakeDiscord, club: Club, client: discord.Client) -> None:
+    general = channel_of(client, club.general)
+    with pytest.raises(discord.HTTPException) as too_big:
+        await general.send(file=discord.File(io.BytesIO(b"x" * (10 * 1024 * 1024 + 1)), "big.bin"))
+    assert (too_big.value.status, too_big.value.code) == (413, 40005)
+    deny_bot(server, club.guild, club.general, Perm.ATTACH_FILES)
+    with pytest.raises(discord.Forbidden) as refused:
+        await general.send(file=discord.File(io.BytesIO(b"hello"), "hello.txt"))
+    assert refused.value.code == 50013
+    await general.send("Text still goes")
+    assert [m.content for m in server.channel_messages(club.general)] == ["Text still goes"]
+
+
+# ---------------------------------------------------------------------- replies
+
+
+async def test_a_reply_pings_its_author_unless_allowed_mentions_say_otherwise(
+        server: FakeDiscord, club: Club, client: discord.Client) -> None:
+    general = channel_of(client, club.general)
+    written = await server.send_message(club.member, club.general, "Hi, I am Ben")
+    answered = general.get_partial_message(written.id)
+    pinging = await answered.reply("Welcome!")  # discord.py sends no allowed_mentions: Discord's default pings
+    assert "allowed_mentions" not in server.calls_to("POST", rf"/channels/{club.general.id}/messages")[-1].json
+    assert server.messages[pinging.id].mentions == [club.member.id] and [u.id for u in pinging.mentions] == [
+        club.member.id]
+    assert pinging.type is discord.MessageType.reply and pinging.reference is not None
+    assert isinstance(pinging.reference.resolved, discord.Message)
+    assert pinging.reference.resolved.content == "Hi, I am Ben"
+    explicit = await answered.reply("Welcome!", allowed_mentions=discord.AllowedMentions(replied_user=True))
+    assert server.messages[explicit.id].mentions == [club.member.id]
+    quiet = [await answered.reply("Welcome!", mention_author=False),
+             await answered.reply("Welcome!", allowed_mentions=discord.AllowedMentions.none())]
+    assert [server.messages[m.id].mentions for m in quiet] == [[], []]
+    own = await general.send("Mine")
+    assert server.messages[(await own.reply("Me again")).id].mentions == []  # one's own message pings nobody
+    # Once the answered message is gone, Discord shows the reference as deleted.
+    server.messages[written.id].deleted = True
+    fetched = await general.fetch_message(pinging.id)
+    assert isinstance(fetched.reference.resolved, discord.DeletedReferencedMessage)
+
+
+async def test_a_reply_needs_its_message_in_the_channel_and_read_message_history(
+        server: FakeDiscord, club: Club, client: discord.Client) -> None:
+    general = channel_of(client, club.general)
+    elsewhere = await channel_of(client, club.news).send("Headline")
+    for reference in (discord.MessageReference(message_id=12345, channel_id=general.id),
+                      elsewhere.to_reference()):
+        with pytest.raises(discord.HTTPException) as unknown:
+            await general.send("Reply", reference=reference)
+        assert (unknown.value.status, unknown.value.code) == (400, 50035)
+    plain = await general.send("Reply", reference=discord.MessageReference(
+        message_id=12345, channel_id=general.id, fail_if_not_exists=False))
+    assert plain.reference is None and plain.type is discord.MessageType.default
+    written = await server.send_message(club.member, club.general, "Hi")
+    deny_bot(server, club.guild, club.general, Perm.READ_MESSAGE_HISTORY)
+    with pytest.raises(discord.Forbidden) as refused:
+        await general.get_partial_message(written.id).reply("Welcome!")
+    assert refused.value.code == 50013
+
+
+# ---------------------------------------------------------------------- commands and components Discord refuses
+
+
+@pytest.mark.parametrize("bad", [
+    [{"name": "Probe member", "type": 2, "description": "Context menus have none"}],
+    [{"name": "Probe member", "type": 2, "options": [STRING]}],
+    [{"name": "x" * 33, "type": 2}],
+    [{"name": "Probe member", "type": 2}, {"name": "Probe member", "type": 2}],
+    [{"name": "thing", "type": 7}],
+])
+async def test_user_commands_discord_refuses_are_refused(server: FakeDiscord, bad: list[dict[str, Any]]) -> None:
+    status, body = await put_commands(server, bad)
+    assert (status, body["code"]) == (400, 50035)
+
+
+async def test_user_commands_take_spaces_and_capitals_and_keep_their_ids(server: FakeDiscord) -> None:
+    tree = [command(name="probe"), {"name": "probe", "type": 2}, {"name": "Probe Member", "type": 2,
+                                                                   "description": ""}]
+    status, first = await put_commands(server, tree)
+    assert status == 200 and [(c["name"], c["type"], c["description"]) for c in first] == [
+        ("probe", 1, "Does a thing"), ("probe", 2, ""), ("Probe Member", 2, "")]
+    assert len({c["id"] for c in first}) == 3  # a slash and a user command may share a name, not an id
+    _, again = await put_commands(server, list(reversed(tree)))
+    assert {(c["name"], c["type"]): c["id"] for c in again} == {(c["name"], c["type"]): c["id"] for c in first}
+
+
+def select_row(**fields: Any) -> dict[str, Any]:
+    menu = {"type": 3, "custom_id": "pick", "options": [{"label": "A", "value": "a"}, {"label": "B", "value": "b"}]}
+    return {"type": 1, "components": [{**menu, **fields}]}
+
+
+@pytest.mark.parametrize("components", [
+    [{"type": 1, "components": [select_row()["components"][0],
+                                {"type": 2, "style": 1, "label": "Go", "custom_id": "go"}]}],  # a select fills a row
+    [select_row(options=[])],
+    [select_row(options=[{"label": str(n), "value": str(n)} for n in range(26)])],
+    [select_row(options=[{"label": "A", "value": "a"}, {"label": "Also A", "value": "a"}])],
+    [select_row(options=[{"label": "", "value": "a"}])],
+    [select_row(max_values=26)],
+    [select_row(min_values=-1)],
+    [select_row(placeholder="x" * 151)],
+])
+async def test_select_menus_discord_refuses_are_refused(server: FakeDiscord, club: Club,
+                                                        components: list[dict[str, Any]]) -> None:
+    status, body = await rest(server, "POST", f"/channels/{club.general.id}/messages",
+                              {"content": "Pick", "components": components})
+    assert (status, body["code"]) == (400, 50035)
+    assert server.channel_messages(club.general) == []
+
+
+# ---------------------------------------------------------------------- through the bot: selects, user commands, files
+
+
+@pytest.fixture
+async def probed_bot(bot_runner: BotRunner) -> KakehashiBot:
+    return await bot_runner.start(extra_cogs=(Probe, ProbeUserCommands))
+
+
+async def posted_picker(discord_server: FakeDiscord, world: World) -> Message:
+    return await (await discord_server.slash(world.member, "probe pick")).reply()
+
+
+async def test_a_select_sends_what_was_picked_and_the_bot_reads_it(
+        discord_server: FakeDiscord, world: World, probed_bot: KakehashiBot) -> None:
+    picker = await posted_picker(discord_server, world)
+    assert picker.custom_ids == ["probe:pick", "probe:off"]  # selects inside action rows
+    picked = await discord_server.select(world.ja_member, picker, "probe:pick", ["blue", "red"])
+    assert picked.payload["data"] == {"custom_id": "probe:pick", "component_type": 3, "values": ["blue", "red"]}
+    assert (await picked.reply()).content == "picked blue red"
+
+
+@pytest.mark.parametrize(("custom_id", "values", "refusal"), [
+    ("probe:pick", ["purple"], "offers"),
+    ("probe:pick", [], "takes 1 to 2"),
+    ("probe:pick", ["red", "green", "blue"], "takes 1 to 2"),
+    ("probe:pick", ["red", "red"], "twice"),
+    ("probe:off", ["off"], "disabled"),
+])
+async def test_the_fake_refuses_picks_the_discord_client_would_not_send(
+        discord_server: FakeDiscord, world: World, probed_bot: KakehashiBot, custom_id: str, values: list[str],
+        refusal: str) -> None:
+    picker = await posted_picker(discord_server, world)
+    before = len(discord_server.interactions)
+    with pytest.raises(AssertionError, match=refusal):
+        await discord_server.select(world.member, picker, custom_id, values)
+    with pytest.raises(AssertionError, match="not a button"):
+        await discord_server.click(world.member, picker, "probe:pick")
+    assert len(discord_server.interactions) == before
+
+
+async def test_a_user_command_resolves_its_target_with_the_time_it_joined(
+        discord_server: FakeDiscord, world: World, probed_bot: KakehashiBot) -> None:
+    synced = {c["name"]: c for c in discord_server.global_commands if c["type"] == 2}
+    assert {"Probe member", "Probe member (admin)"} <= set(synced) and synced["Probe member"]["description"] == ""
+    joined = datetime(2024, 4, 1, 9, 30, tzinfo=UTC)
+    newcomer = await discord_server.member_join(world.guild, "emi", joined_at=joined)
+    guild = probed_bot.get_guild(world.guild.id)
+    assert guild is not None
+    await discord_server.wait_until(lambda: guild.get_member(newcomer.id) is not None, 5, "the join")
+    assert guild.get_member(newcomer.id).joined_at == joined  # type: ignore[union-attr]
+    used = await discord_server.user_command(world.member, "Probe member", newcomer)
+    data = used.payload["data"]
+    assert (data["type"], data["name"], data["target_id"]) == (2, "Probe member", str(newcomer.id))
+    assert set(data["resolved"]["users"]) == set(data["resolved"]["members"]) == {str(newcomer.id)}
+    assert (await used.reply()).content == f"emi ({newcomer.id}) joined 2024-04-01T09:30:00+00:00"
+    with pytest.raises(AssertionError, match="not registered"):
+        await discord_server.slash(world.member, "Probe member")  # a user command is no slash command
+
+
+async def test_a_user_command_respects_default_member_permissions(
+        discord_server: FakeDiscord, world: World, probed_bot: KakehashiBot) -> None:
+    with pytest.raises(CommandNotAvailable):
+        await discord_server.user_command(world.member, "Probe member (admin)", world.ja_member)
+    by_admin = await discord_server.user_command(world.admin, "Probe member (admin)", world.ja_member)
+    assert (await by_admin.reply()).content.startswith(f"chie ({world.ja_member.id}) joined")
+    discord_server.allow_command(world.guild, "Probe member (admin)", world.member.id, kind=2)
+    allowed = await discord_server.user_command(world.member, "Probe member (admin)", world.ja_member)
+    assert (await allowed.reply()).ephemeral
+
+
+@pytest.mark.parametrize("how", ["response", "followup", "channel"])
+async def test_files_the_bot_sends_are_kept_on_its_messages(
+        discord_server: FakeDiscord, world: World, probed_bot: KakehashiBot, how: str) -> None:
+    general = world.guild.channel_named("general")
+    answered = await discord_server.slash(world.member, "probe file", where=general, text="日本語 <@1>", how=how)
+    reply = await answered.reply()
+    sent = reply if how != "channel" else next(m for m in discord_server.channel_messages(general) if m.files)
+    assert [name for name, _ in sent.attachments] == ["probe.json"]
+    assert json.loads(sent.attachments[0][1]) == {"text": "日本語 <@1>"}
+    [attachment] = sent.payload()["attachments"]
+    assert attachment["filename"] == "probe.json" and attachment["size"] == len(sent.attachments[0][1])
+    assert attachment["content_type"] == "application/json; charset=utf-8"
+    assert attachment.get("ephemeral", False) == sent.ephemeral
+    async with aiohttp.ClientSession() as session, session.get(attachment["url"]) as served:
+        assert await served.read() == sent.attachments[0][1]
+
+
+async def test_a_file_the_bot_may_not_attach_is_refused_and_apologised_for(
+        discord_server: FakeDiscord, world: World, probed_bot: KakehashiBot) -> None:
+    general = world.guild.channel_named("general")
+    deny_bot(discord_server, world.guild, general, Perm.ATTACH_FILES)
+    reply = await (await discord_server.slash(world.member, "probe file", where=general, text="x",
+                                              how="channel")).reply()
+    assert reply.ephemeral and reply.content.startswith("Sorry, something went wrong")
+    assert [c.status for c in discord_server.calls_to("POST", rf"/channels/{general.id}/messages")] == [403]

@@ -7,6 +7,7 @@ sends, with the fields discord.py 2.7 requires (see tests/README.md).
 from __future__ import annotations
 
 import itertools
+import mimetypes
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -168,6 +169,22 @@ class Member:
 
 
 @dataclass
+class Emoji:
+    """A server's custom emoji; ``reaction`` is how the API names it in a reaction's path (``name:id``)."""
+
+    id: int
+    name: str
+
+    @property
+    def reaction(self) -> str:
+        return f"{self.name}:{self.id}"
+
+    def payload(self) -> dict[str, Any]:
+        return {"id": str(self.id), "name": self.name, "roles": [], "require_colons": True, "managed": False,
+                "animated": False, "available": True}
+
+
+@dataclass
 class ForumTag:
     id: int
     name: str
@@ -309,6 +326,7 @@ class Guild:
     roles: dict[int, Role] = field(default_factory=dict)
     members: dict[int, Member] = field(default_factory=dict)
     channels: dict[int, Channel] = field(default_factory=dict)
+    emojis: list[Emoji] = field(default_factory=list)
 
     @property
     def everyone(self) -> Role:
@@ -410,7 +428,7 @@ class Guild:
             "preferred_locale": self.preferred_locale,
             "features": ["COMMUNITY"] if any(c.type == ChannelType.FORUM for c in self.channels.values()) else [],
             "roles": [r.payload() for r in self.roles.values()],
-            "emojis": [],
+            "emojis": [e.payload() for e in self.emojis],
             "stickers": [],
             "joined_at": iso(datetime.now(UTC)),
             "large": False,
@@ -429,8 +447,49 @@ class Guild:
 
 
 @dataclass
+class Attachment:
+    """A file on a message, as uploaded; ``url`` is where the fake serves it (see ``FakeDiscord``)."""
+
+    id: int
+    filename: str
+    content: bytes
+    url: str
+    description: str | None = None
+
+    @property
+    def content_type(self) -> str | None:
+        guessed, _ = mimetypes.guess_type(self.filename)
+        if guessed is None:
+            return None
+        # Discord names the character set of the text files it stores.
+        return f"{guessed}; charset=utf-8" if guessed.startswith("text/") or guessed == "application/json" \
+            else guessed
+
+    def payload(self, *, ephemeral: bool = False) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "id": str(self.id), "filename": self.filename, "size": len(self.content),
+            "url": self.url, "proxy_url": self.url,
+        }
+        if self.content_type is not None:
+            data["content_type"] = self.content_type
+        if self.description is not None:
+            data["description"] = self.description
+        if ephemeral:
+            data["ephemeral"] = True
+        return data
+
+
+def reaction_emoji(key: str) -> dict[str, Any]:
+    """The partial emoji of a reaction key: a unicode emoji, or a custom one as ``name:id``."""
+    name, _, emoji_id = key.rpartition(":")
+    if name and emoji_id.isdigit():
+        return {"id": emoji_id, "name": name}
+    return {"id": None, "name": key}
+
+
+@dataclass
 class Message:
-    """A message as Discord stores it; ``payload()`` is what the API returns."""
+    """A message as Discord stores it; ``payload()`` is what the API returns to ``viewer`` (the bot)."""
 
     id: int
     channel: Channel
@@ -440,15 +499,18 @@ class Message:
     components: list[dict[str, Any]] = field(default_factory=list)
     flags: int = 0
     allowed_mentions: dict[str, Any] | None = None
-    attachments: list[dict[str, Any]] = field(default_factory=list)
+    files: list[Attachment] = field(default_factory=list)
     interaction_id: int | None = None
     webhook_id: int | None = None
     message_reference: dict[str, Any] | None = None
+    replied_to: Message | None = None  # a reply's message, resolved when it was sent
     edited: bool = False
     deleted: bool = False
     mentions: list[int] = field(default_factory=list)  # users actually pinged
     mention_roles: list[int] = field(default_factory=list)
     mention_everyone: bool = False
+    reactions: dict[str, set[int]] = field(default_factory=dict)  # emoji (unicode, or name:id) -> user ids
+    viewer: int | None = None  # whom the API answers: decides each reaction's `me`
 
     HAS_THREAD = 1 << 5
     EPHEMERAL = 1 << 6
@@ -471,21 +533,40 @@ class Message:
         return "\n".join(p for p in parts if p)
 
     @property
-    def custom_ids(self) -> list[str]:
-        found: list[str] = []
+    def attachments(self) -> list[tuple[str, bytes]]:
+        """The files on the message, as (filename, content)."""
+        return [(f.filename, f.content) for f in self.files]
+
+    def _interactive(self) -> list[dict[str, Any]]:
+        """Every component with a custom id, in order, wherever it nests (action rows, sections, containers)."""
+        found: list[dict[str, Any]] = []
 
         def walk(items: list[dict[str, Any]]) -> None:
             for item in items:
                 if "custom_id" in item:
-                    found.append(item["custom_id"])
+                    found.append(item)
                 walk(item.get("components", []))
                 if "component" in item:
                     walk([item["component"]])
+                if "accessory" in item:
+                    walk([item["accessory"]])
 
         walk(self.components)
         return found
 
-    def payload(self) -> dict[str, Any]:
+    @property
+    def custom_ids(self) -> list[str]:
+        return [item["custom_id"] for item in self._interactive()]
+
+    def component(self, custom_id: str) -> dict[str, Any]:
+        """The component (button, select) with ``custom_id``; AssertionError when the message has none."""
+        found = next((item for item in self._interactive() if item["custom_id"] == custom_id), None)
+        if found is None:
+            raise AssertionError(f"message {self.id} has no component {custom_id!r}: {self.custom_ids}")
+        return found
+
+    def payload(self, *, nested: bool = False) -> dict[str, Any]:
+        """The message object; ``nested`` for the ``referenced_message`` inside a reply (which nests no further)."""
         guild = self.channel.guild
         mentioned = []
         for user_id in self.mentions:
@@ -504,7 +585,7 @@ class Message:
             "mention_everyone": self.mention_everyone,
             "mentions": mentioned,
             "mention_roles": [str(r) for r in self.mention_roles],
-            "attachments": self.attachments,
+            "attachments": [f.payload(ephemeral=self.ephemeral) for f in self.files],
             "embeds": self.embeds,
             "components": self.components,
             "pinned": False,
@@ -519,6 +600,14 @@ class Message:
                 data["flags"] |= self.HAS_THREAD
         if self.webhook_id is not None:
             data["webhook_id"] = str(self.webhook_id)
+        if self.reactions:
+            data["reactions"] = [{
+                "count": len(users), "count_details": {"burst": 0, "normal": len(users)},
+                "me": self.viewer in users, "me_burst": False, "burst_colors": [], "emoji": reaction_emoji(key),
+            } for key, users in self.reactions.items()]
         if self.message_reference is not None:
             data["message_reference"] = self.message_reference
+            if not nested and self.replied_to is not None:
+                # null once the replied-to message is deleted, as Discord shows it
+                data["referenced_message"] = None if self.replied_to.deleted else self.replied_to.payload(nested=True)
         return data

@@ -3,18 +3,21 @@
 The real, unmodified discord.py client talks to it; only where it connects
 changes (``discord.http.Route.BASE`` and the gateway URL, see
 :meth:`FakeDiscord.pointed_at`). Tests build a world (guilds, channels,
-roles, members), inject what users do (slash commands, autocomplete, button
-clicks, modal submits, joins, messages) and assert on what the bot sent,
-which the server records call by call.
+roles, members, emojis), inject what users do (slash and user commands,
+autocomplete, button clicks, select picks, modal submits, reactions, joins,
+messages) and assert on what the bot sent, which the server records call by
+call.
 
 It enforces what Discord enforces that matters to us: an interaction is
 answered within 3 s and only once, its token works for 15 minutes, messages
-hold at most 2,000 characters (embeds and components have their limits too),
-a command's ``default_member_permissions`` decides who may run it unless the
-server overrode it, DMs to a member who closed them fail with 50007, the
-bot needs permissions in a channel to post there, and forum posts and
-threads follow Discord's rules (tags a forum requires, one thread per
-message, names of 1-100 characters).
+hold at most 2,000 characters (embeds, components and select menus have
+their limits too), a command's ``default_member_permissions`` decides who may
+run it unless the server overrode it, DMs to a member who closed them fail
+with 50007, the bot needs permissions in a channel to post there (to attach
+files, reply or react too), files stay on their message (and are served from
+the fake's own CDN), a reply pings its author unless ``allowed_mentions`` says
+otherwise, and forum posts and threads follow Discord's rules (tags a forum
+requires, one thread per message, names of 1-100 characters).
 
 A :class:`Hold` keeps the answer to one REST call back after the fake has
 done it, so a test can kill the bot between "Discord did it" and "the bot
@@ -35,13 +38,16 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 import yarl
-from aiohttp import WSMsgType, web
+from aiohttp import BodyPartReader, WSMsgType, web
 
 from tests.fakediscord.model import (
+    Attachment,
     Channel,
     ChannelType,
+    Emoji,
     ForumTag,
     Guild,
     Member,
@@ -50,18 +56,25 @@ from tests.fakediscord.model import (
     Perm,
     Role,
     User,
+    reaction_emoji,
     snowflake,
 )
 
 API_PREFIX = "/api/v10"
 INTERACTION_DEADLINE = 3.0  # seconds to send the initial response
 TOKEN_LIFETIME = 15 * 60.0  # seconds a token works for follow-ups
+ATTACHMENT_SIZE_LIMIT = 10 * 1024 * 1024  # bytes per file, as the interaction payload announces
+MAX_REACTIONS = 20  # distinct emojis on one message
+Uploads = dict[int, tuple[str, bytes]]  # files of a multipart request by n of their `files[n]` part: (filename, bytes)
+UPLOADS = web.RequestKey("uploads", dict)
 
 # Gateway intents (https://discord.com/developers/docs/events/gateway#gateway-intents).
 INTENT_GUILDS = 1 << 0
 INTENT_GUILD_MEMBERS = 1 << 1
 INTENT_GUILD_MESSAGES = 1 << 9
+INTENT_GUILD_MESSAGE_REACTIONS = 1 << 10
 INTENT_DIRECT_MESSAGES = 1 << 12
+INTENT_DIRECT_MESSAGE_REACTIONS = 1 << 13
 INTENT_MESSAGE_CONTENT = 1 << 15
 PRIVILEGED_INTENTS = INTENT_GUILD_MEMBERS | INTENT_MESSAGE_CONTENT | (1 << 8)
 
@@ -74,12 +87,22 @@ OPTION_SUBCOMMAND, OPTION_GROUP = 1, 2
 OPTION_STRING, OPTION_INTEGER, OPTION_BOOLEAN, OPTION_USER = 3, 4, 5, 6
 OPTION_CHANNEL, OPTION_ROLE, OPTION_MENTIONABLE, OPTION_NUMBER = 7, 8, 9, 10
 
+CHAT_INPUT, USER_COMMAND, MESSAGE_COMMAND = 1, 2, 3  # application command types
+BUTTON, STRING_SELECT = 2, 3  # component types
+SELECTS = frozenset({3, 5, 6, 7, 8})  # string, user, role, mentionable and channel selects
+
 _NAME = re.compile(r"^[-_\w]{1,32}$")
 _LOCALES = frozenset({
     "id", "da", "de", "en-GB", "en-US", "es-ES", "es-419", "fr", "hr", "it", "lt", "hu", "nl", "no", "pl",
     "pt-BR", "ro", "fi", "sv-SE", "vi", "tr", "cs", "el", "bg", "ru", "uk", "hi", "th", "zh-CN", "ja", "zh-TW",
     "ko",
 })
+
+
+# What an app may do in a DM with a user (Discord's fixed set there): view, send, embed, attach, history,
+# reactions, external emojis, use application commands.
+DM_APP_PERMISSIONS = (Perm.VIEW_CHANNEL | Perm.SEND_MESSAGES | Perm.EMBED_LINKS | Perm.ATTACH_FILES
+                      | Perm.READ_MESSAGE_HISTORY | Perm.ADD_REACTIONS | (1 << 18) | (1 << 31))
 
 
 class DiscordError(Exception):
@@ -315,12 +338,19 @@ class FakeDiscord:
         return user
 
     def add_member(self, guild: Guild, name: str, *, roles: tuple[Role, ...] = (), locale: str = "en-US",
-                   dm_open: bool = True) -> Member:
-        """A member present before the bot connects (use :meth:`member_join` once it runs)."""
+                   dm_open: bool = True, joined_at: datetime | None = None) -> Member:
+        """A member present before the bot connects (use :meth:`member_join` once it runs); ``joined_at``
+        defaults to now."""
         user = self.add_user(name, locale=locale, dm_open=dm_open)
-        member = Member(user, guild, [r.id for r in roles])
+        member = Member(user, guild, [r.id for r in roles], joined_at=joined_at or datetime.now(UTC))
         guild.members[user.id] = member
         return member
+
+    def add_emoji(self, guild: Guild, name: str) -> Emoji:
+        """A custom emoji of ``guild``; the bot may react with it (``emoji.reaction``) anywhere."""
+        emoji = Emoji(snowflake(), name)
+        guild.emojis.append(emoji)
+        return emoji
 
     def add_channel(self, guild: Guild, name: str, type: int = ChannelType.TEXT, *,
                     overwrites: tuple[Overwrite, ...] = (), tags: tuple[str, ...] = (),
@@ -355,6 +385,7 @@ class FakeDiscord:
         self._changed = asyncio.Condition()
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_get("/gateway", self._gateway)
+        app.router.add_get("/attachments/{channel}/{attachment}/{filename}", self._cdn)
         app.router.add_route("*", API_PREFIX + "/{tail:.*}", self._rest)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -467,17 +498,19 @@ class FakeDiscord:
 
     # ------------------------------------------------------------------ what users do
 
-    def allow_command(self, guild: Guild, name: str, target_id: int, allowed: bool = True) -> None:
+    def allow_command(self, guild: Guild, name: str, target_id: int, allowed: bool = True, *,
+                      kind: int = CHAT_INPUT) -> None:
         """A server admin's override in Server Settings → Integrations (target: role, member or the guild id
-        for @everyone)."""
-        command = self._find_command(guild, name)
+        for @everyone); ``kind`` 2 for a user command."""
+        command = self._find_command(guild, name, kind)
         self.command_permissions.setdefault((guild.id, int(command["id"])), {})[target_id] = allowed
 
-    async def slash(self, member: Member, command: str, *, where: Channel | None = None,
+    async def slash(self, member: Member, command: str, /, *, where: Channel | None = None,
                     locale: str | None = None, age: float = 0.0, raw: bool = False, **options: Any) -> Interaction:
         """Run ``/command`` ("config show") as ``member`` in channel ``where`` (default: the first text
         channel), in the member's locale unless ``locale`` says otherwise; ``age`` makes the interaction
-        that many seconds old. Options are keyword arguments, by the names the bot registered.
+        that many seconds old. Options are keyword arguments, by the names the bot registered (``member`` and
+        ``command`` included: the first two arguments are positional only).
 
         Like the Discord client, it refuses (AssertionError) a value the option would not accept: not one of
         its choices, outside its length or range, a channel of a kind its picker does not offer. ``raw=True``
@@ -485,18 +518,83 @@ class FakeDiscord:
         data = self._command_data(member, command, options, focused=None, raw=raw)
         return await self._interact(APPLICATION_COMMAND, member, where, locale, data, age=age)
 
-    async def autocomplete(self, member: Member, command: str, focused: str, *, where: Channel | None = None,
+    async def autocomplete(self, member: Member, command: str, focused: str, /, *, where: Channel | None = None,
                            locale: str | None = None, raw: bool = False, **options: Any) -> Interaction:
         data = self._command_data(member, command, options, focused=focused, raw=raw)
         return await self._interact(AUTOCOMPLETE, member, where, locale, data, check_permission=False)
 
     async def click(self, member: Member, message: Message, custom_id: str, *, locale: str | None = None,
                     age: float = 0.0) -> Interaction:
-        if custom_id not in message.custom_ids:
-            raise AssertionError(f"message {message.id} has no component {custom_id!r}: {message.custom_ids}")
-        data = {"custom_id": custom_id, "component_type": 2}
+        """``member`` presses the button ``custom_id`` on ``message``; the Discord client offers no disabled
+        button to press (AssertionError)."""
+        button = message.component(custom_id)
+        if button.get("type") != BUTTON:
+            raise AssertionError(f"{custom_id!r} is a component of type {button.get('type')}, not a button")
+        if button.get("disabled"):
+            raise AssertionError(f"Discord will not send a click on the disabled button {custom_id!r}")
+        data = {"custom_id": custom_id, "component_type": BUTTON}
         return await self._interact(MESSAGE_COMPONENT, member, message.channel, locale, data,
                                     message=message, age=age)
+
+    async def select(self, member: Member, message: Message, custom_id: str, values: list[str], *,
+                     locale: str | None = None, age: float = 0.0) -> Interaction:
+        """``member`` picks ``values`` in the string select ``custom_id`` on ``message``. Like the Discord client,
+        it refuses (AssertionError) a value that is not one of the select's options or is picked twice, fewer
+        than ``min_values`` or more than ``max_values`` (both 1 unless set), and a disabled select."""
+        menu = message.component(custom_id)
+        if menu.get("type") != STRING_SELECT:
+            raise AssertionError(f"{custom_id!r} is a component of type {menu.get('type')}, not a string select")
+        if menu.get("disabled"):
+            raise AssertionError(f"Discord will not send a pick in the disabled select {custom_id!r}")
+        offered = [option["value"] for option in menu.get("options", [])]
+        unknown = [v for v in values if v not in offered]
+        if unknown:
+            raise AssertionError(f"{custom_id!r} offers {offered}, not {unknown}")
+        if len(set(values)) != len(values):
+            raise AssertionError(f"an option of {custom_id!r} cannot be picked twice: {values}")
+        low, high = menu.get("min_values", 1), menu.get("max_values", 1)
+        if not low <= len(values) <= high:
+            raise AssertionError(f"{custom_id!r} takes {low} to {high} values, not {len(values)}")
+        data = {"custom_id": custom_id, "component_type": STRING_SELECT, "values": list(values)}
+        return await self._interact(MESSAGE_COMPONENT, member, message.channel, locale, data,
+                                    message=message, age=age)
+
+    async def user_command(self, member: Member, name: str, target: Member, *, where: Channel | None = None,
+                           locale: str | None = None, age: float = 0.0) -> Interaction:
+        """``member`` runs the user command (Apps → ``name`` on a member's context menu) on ``target``, in
+        channel ``where`` (default: the first text channel). Like :meth:`slash`, it raises
+        :class:`CommandNotAvailable` when ``default_member_permissions`` hides it from ``member``."""
+        if target.guild.id != member.guild.id or target.id not in member.guild.members:
+            raise AssertionError(f"{target.user.username} is not a member of {member.guild.name}")
+        registered = self._find_command(member.guild, name, USER_COMMAND)
+        resolved: dict[str, dict[str, Any]] = {}
+        target_id = self._option_value(member, {"type": OPTION_USER}, target, resolved)
+        data: dict[str, Any] = {"id": registered["id"], "name": registered["name"], "type": USER_COMMAND,
+                                "target_id": target_id, "resolved": resolved}
+        if registered.get("guild_id"):
+            data["guild_id"] = registered["guild_id"]
+        return await self._interact(APPLICATION_COMMAND, member, where, locale, data, age=age)
+
+    async def react(self, member: Member, message: Message, emoji: str) -> None:
+        """``member`` reacts to ``message`` with ``emoji`` (unicode, or a custom emoji's ``name:id``). The Discord
+        client lets them only with READ_MESSAGE_HISTORY, and ADD_REACTIONS unless the emoji is already there
+        (AssertionError otherwise)."""
+        channel = message.channel
+        if channel.guild is None or member.guild.id != channel.guild.id or message.deleted or message.ephemeral:
+            raise AssertionError(f"{member.user.username} cannot see message {message.id}")
+        try:
+            key = self._emoji_key(emoji)
+        except DiscordError:
+            raise AssertionError(f"Discord knows no emoji {emoji!r}") from None
+        granted = channel.guild.permissions_in(member, channel)
+        needed = Perm.VIEW_CHANNEL | Perm.READ_MESSAGE_HISTORY
+        if key not in message.reactions:
+            needed |= Perm.ADD_REACTIONS
+            if len(message.reactions) >= MAX_REACTIONS:
+                raise AssertionError(f"message {message.id} has {MAX_REACTIONS} different emojis already")
+        if granted & needed != needed:
+            raise AssertionError(f"{member.user.username} may not react with {emoji} in {channel.name!r}")
+        await self._add_reaction(message, member.user, key)
 
     async def submit(self, opened: Interaction, values: dict[str, str], *, locale: str | None = None) -> Interaction:
         """Fill in and submit the modal the bot answered ``opened`` with; keys are inputs' custom ids or labels."""
@@ -520,8 +618,10 @@ class FakeDiscord:
         assert member is not None
         return await self._interact(MODAL_SUBMIT, member, opened.channel, locale or opened.payload["locale"], data)
 
-    async def member_join(self, guild: Guild, name: str, *, locale: str = "en-US", dm_open: bool = True) -> Member:
-        member = self.add_member(guild, name, locale=locale, dm_open=dm_open)
+    async def member_join(self, guild: Guild, name: str, *, joined_at: datetime | None = None, locale: str = "en-US",
+                          dm_open: bool = True) -> Member:
+        """A new member (joined ``joined_at``, default now); the bot gets GUILD_MEMBER_ADD."""
+        member = self.add_member(guild, name, locale=locale, dm_open=dm_open, joined_at=joined_at)
         await self._dispatch("GUILD_MEMBER_ADD", {"guild_id": str(guild.id), **member.payload()},
                              INTENT_GUILD_MEMBERS)
         return member
@@ -533,7 +633,7 @@ class FakeDiscord:
 
     async def send_message(self, member: Member, channel: Channel, content: str) -> Message:
         """``member`` writes ``content`` in ``channel``; the bot receives MESSAGE_CREATE."""
-        message = Message(snowflake(), channel, member.user, content=content)
+        message = Message(snowflake(), channel, member.user, content=content, viewer=self.bot_user.id)
         self._resolve_mentions(message, None)
         data = message.payload()
         data["member"] = member.payload(with_user=False)
@@ -542,11 +642,12 @@ class FakeDiscord:
 
     # ------------------------------------------------------------------ interactions
 
-    def _find_command(self, guild: Guild | None, name: str) -> dict[str, Any]:
+    def _find_command(self, guild: Guild | None, name: str, kind: int = CHAT_INPUT) -> dict[str, Any]:
+        """The synced command of type ``kind`` named ``name`` (a guild's own before the global ones)."""
         for command in self.commands_for(guild):
-            if command["name"] == name and command.get("type", 1) == 1:
+            if command["name"] == name and command.get("type", CHAT_INPUT) == kind:
                 return command
-        raise AssertionError(f"/{name} is not registered (the bot has not synced it)")
+        raise AssertionError(f"{_command_label(name, kind)} is not registered (the bot has not synced it)")
 
     def _command_data(self, member: Member, command: str, options: dict[str, Any],
                       focused: str | None, raw: bool) -> dict[str, Any]:
@@ -639,9 +740,10 @@ class FakeDiscord:
         guild = member.guild
         channel = channel or next(c for c in guild.channels.values() if c.type == ChannelType.TEXT)
         if kind == APPLICATION_COMMAND and check_permission:
-            command = self._find_command(guild, data["name"])
+            command = self._find_command(guild, data["name"], data.get("type", CHAT_INPUT))
             if not self._may_use(member, channel, command):
-                raise CommandNotAvailable(f"{member.user.username} may not use /{data['name']} in {guild.name}")
+                label = _command_label(data["name"], data.get("type", CHAT_INPUT))
+                raise CommandNotAvailable(f"{member.user.username} may not use {label} in {guild.name}")
         interaction_id = snowflake(time.time() - age)
         token = f"itoken.{secrets.token_urlsafe(32)}"
         member_data = member.payload()
@@ -669,6 +771,14 @@ class FakeDiscord:
             "attachment_size_limit": 10 * 1024 * 1024,
             "data": data,
         }
+        if channel.type == ChannelType.DM:
+            # In a DM with the bot there is no server: the user instead of the member, context BOT_DM, and a
+            # guild install's owner is "0".
+            for key in ("guild_id", "guild", "member", "guild_locale"):
+                del payload[key]
+            payload.update(user=member.user.payload(), context=1, authorizing_integration_owners={"0": "0"},
+                           app_permissions=str(DM_APP_PERMISSIONS))
+            payload["channel"] = channel.payload()
         if message is not None:
             payload["message"] = message.payload()
         interaction = Interaction(
@@ -811,6 +921,8 @@ class FakeDiscord:
         r("POST", "/channels/{channel}/messages/{message}/threads", self._start_thread_from_message)
         r("PATCH", "/channels/{channel}/messages/{message}", self._edit_message)
         r("DELETE", "/channels/{channel}/messages/{message}", self._delete_message)
+        r("PUT", "/channels/{channel}/messages/{message}/reactions/{emoji}/@me", self._put_reaction)
+        r("DELETE", "/channels/{channel}/messages/{message}/reactions/{emoji}/@me", self._delete_own_reaction)
         r("GET", "/guilds/{guild}", self._get_guild)
         r("GET", "/guilds/{guild}/channels", self._get_guild_channels)
         r("GET", "/guilds/{guild}/members/{user}", self._get_member)
@@ -818,8 +930,10 @@ class FakeDiscord:
 
     async def _rest(self, request: web.Request) -> web.Response:
         path = "/" + request.match_info["tail"]
-        body, files = await self._read_body(request)
-        call = Call(request.method, path, dict(request.query), body, files)
+        body, uploads = await self._read_body(request)
+        # Handlers find the uploaded files by the index of their `files[n]` part, as Discord does.
+        request[UPLOADS] = uploads
+        call = Call(request.method, path, dict(request.query), body, list(uploads.values()))
         self.calls.append(call)
         try:
             response = await self._serve(request, path, body, call)
@@ -837,6 +951,8 @@ class FakeDiscord:
                 if match and method == request.method:
                     if auth and request.headers.get("Authorization") != f"Bot {self.token}":
                         raise DiscordError(401, 0, "401: Unauthorized")
+                    if any(len(content) > ATTACHMENT_SIZE_LIMIT for _, content in request[UPLOADS].values()):
+                        raise DiscordError(413, 40005, "Request entity too large")
                     result = await handler(request, match, body)
                     status = 204 if result is None else 200
                     call.status = status
@@ -856,21 +972,33 @@ class FakeDiscord:
                             headers={"Content-Type": "application/json"})
 
     @staticmethod
-    async def _read_body(request: web.Request) -> tuple[Any, list[tuple[str, bytes]]]:
+    async def _read_body(request: web.Request) -> tuple[Any, Uploads]:
+        """The JSON body (``payload_json`` in a multipart request) and the files, by the ``n`` of their
+        ``files[n]`` part (any other file part counts after them)."""
         if not request.can_read_body:
-            return None, []
+            return None, {}
         if request.content_type.startswith("multipart/"):
             body: Any = None
-            files: list[tuple[str, bytes]] = []
+            files: Uploads = {}
+            others: list[tuple[str, bytes]] = []
             reader = await request.multipart()
             async for part in reader:
+                if not isinstance(part, BodyPartReader):
+                    continue  # a nested multipart: not something Discord takes
                 if part.name == "payload_json":
-                    body = json.loads(await part.text())  # type: ignore[union-attr]
+                    body = json.loads(await part.text())
+                    continue
+                upload = (part.filename or part.name or "", await part.read())
+                numbered = re.fullmatch(r"files\[(\d+)\]", part.name or "")
+                if numbered:
+                    files[int(numbered[1])] = upload
                 else:
-                    files.append((part.filename or part.name or "", await part.read()))  # type: ignore[union-attr]
+                    others.append(upload)
+            for upload in others:
+                files[max(files, default=-1) + 1] = upload
             return body, files
         raw = await request.read()
-        return (json.loads(raw) if raw else None), []
+        return (json.loads(raw) if raw else None), {}
 
     # -- application and commands
 
@@ -903,7 +1031,9 @@ class FakeDiscord:
         guild = self._check_app(match)
         if not isinstance(body, list) or len(body) > 100:
             raise invalid_form("_root", "BASE_TYPE_MAX_LENGTH", "Must be 100 or fewer in length.")
-        existing = {c["name"]: c for c in (self.guild_commands.get(guild.id, []) if guild else self.global_commands)}
+        # A command keeps its id across syncs; names are unique per type (a slash and a user command may share).
+        existing = {(c["name"], c["type"]): c
+                    for c in (self.guild_commands.get(guild.id, []) if guild else self.global_commands)}
         stored = []
         seen: set[tuple[str, int]] = set()
         for index, command in enumerate(body):
@@ -913,7 +1043,7 @@ class FakeDiscord:
                 raise invalid_form(f"{index}.name", "APPLICATION_COMMANDS_DUPLICATE_NAME",
                                    "Application command names must be unique")
             seen.add(key)
-            previous = existing.get(command["name"])
+            previous = existing.get(key)
             entry = {
                 "id": previous["id"] if previous else str(snowflake()),
                 "application_id": str(self.application_id),
@@ -966,10 +1096,11 @@ class FakeDiscord:
             raise DiscordError(404, 10062, "Unknown interaction")
         kind = body.get("type")
         data = body.get("data") or {}
+        uploads = request[UPLOADS]
         message: Message | None = None
         if kind == CHANNEL_MESSAGE:
-            _validate_message(data, require_content=True)
-            message = await self._response_message(interaction, data, data.get("flags", 0))
+            _validate_message(data, require_content=True, files=bool(uploads))
+            message = await self._response_message(interaction, data, data.get("flags", 0), uploads)
         elif kind == DEFERRED_CHANNEL_MESSAGE:
             flags = (data.get("flags", 0) & Message.EPHEMERAL) | Message.LOADING
             message = await self._response_message(interaction, {}, flags)
@@ -982,7 +1113,7 @@ class FakeDiscord:
             message = self.messages[int(interaction.payload["message"]["id"])]
             if kind == UPDATE_MESSAGE:
                 _validate_message(data, require_content=False)
-                await self._edit(message, data)
+                await self._edit(message, data, uploads)
         elif kind == AUTOCOMPLETE_RESULT:
             if interaction.type != AUTOCOMPLETE:
                 raise invalid_form("type", "INTERACTION_RESPONSE_TYPE_INVALID", "Invalid interaction response type")
@@ -1009,13 +1140,15 @@ class FakeDiscord:
             result["resource"] = {"type": kind, "message": message.payload()}
         return result
 
-    async def _response_message(self, interaction: Interaction, data: dict[str, Any], flags: int) -> Message:
+    async def _response_message(self, interaction: Interaction, data: dict[str, Any], flags: int,
+                                uploads: Uploads | None = None) -> Message:
         message = Message(
             snowflake(), interaction.channel, self.bot_user, content=data.get("content") or "",
             embeds=data.get("embeds") or [], components=data.get("components") or [],
             flags=flags & (Message.EPHEMERAL | Message.LOADING | (1 << 15) | (1 << 12)),
             allowed_mentions=data.get("allowed_mentions"), interaction_id=interaction.id,
-            webhook_id=self.application_id,
+            webhook_id=self.application_id, viewer=self.bot_user.id,
+            files=self._attachments(interaction.channel, data, uploads or {}),
         )
         self._resolve_mentions(message, data.get("allowed_mentions"))
         await self._publish(message)
@@ -1024,15 +1157,16 @@ class FakeDiscord:
     async def _followup(self, request: web.Request, match: re.Match[str], body: Any) -> Any:
         interaction = self._by_token(match)
         body = body or {}
-        _validate_message(body, require_content=True, files=bool(request.content_type.startswith("multipart/")))
+        uploads = request[UPLOADS]
+        _validate_message(body, require_content=True, files=bool(uploads))
         original = interaction.original
         if original is not None and original.flags & Message.LOADING:
             # The first follow-up after a "thinking" defer replaces the loading message;
             # whether it is ephemeral was decided by the defer.
             original.flags &= ~Message.LOADING
-            await self._edit(original, body)
+            await self._edit(original, body, uploads)
             return original.payload()
-        message = await self._response_message(interaction, body, body.get("flags", 0))
+        message = await self._response_message(interaction, body, body.get("flags", 0), uploads)
         interaction.followups.append(message)
         return message.payload()
 
@@ -1053,7 +1187,7 @@ class FakeDiscord:
         target = self._webhook_target(self._by_token(match), match["message"])
         _validate_message(body or {}, require_content=False)
         target.flags &= ~Message.LOADING
-        await self._edit(target, body or {})
+        await self._edit(target, body or {}, request[UPLOADS])
         return target.payload()
 
     async def _delete_webhook_message(self, request: web.Request, match: re.Match[str], body: Any) -> Any:
@@ -1110,6 +1244,7 @@ class FakeDiscord:
     async def _post_message(self, request: web.Request, match: re.Match[str], body: Any) -> Any:
         channel = self._channel(match["channel"])
         body = body or {}
+        uploads = request[UPLOADS]
         if channel.type == ChannelType.DM:
             if not channel.recipients[0].dm_open:
                 raise DiscordError(403, 50007, "Cannot send messages to this user")
@@ -1118,14 +1253,19 @@ class FakeDiscord:
             raise DiscordError(400, 50008, "Cannot send messages in a non-text channel")
         else:
             needed = Perm.SEND_MESSAGES_IN_THREADS if channel.is_thread else Perm.SEND_MESSAGES
+            if uploads:
+                needed |= Perm.ATTACH_FILES
+            if body.get("message_reference") is not None:
+                needed |= Perm.READ_MESSAGE_HISTORY  # a reply
             self._require(channel, needed)
-        has_files = request.content_type.startswith("multipart/")
-        _validate_message(body, require_content=True, files=has_files)
+        _validate_message(body, require_content=True, files=bool(uploads))
+        replied_to, reference = self._reply_target(channel, body.get("message_reference"))
         message = Message(
             snowflake(), channel, self.bot_user, content=body.get("content") or "",
             embeds=body.get("embeds") or [], components=body.get("components") or [],
             flags=body.get("flags", 0) & ((1 << 2) | (1 << 12) | (1 << 15)),
-            allowed_mentions=body.get("allowed_mentions"), message_reference=body.get("message_reference"),
+            allowed_mentions=body.get("allowed_mentions"), message_reference=reference, replied_to=replied_to,
+            viewer=self.bot_user.id, files=self._attachments(channel, body, uploads),
         )
         self._resolve_mentions(message, body.get("allowed_mentions"))
         await self._publish(message)
@@ -1136,6 +1276,149 @@ class FakeDiscord:
         if message is None or message.channel.id != channel.id or message.deleted:
             raise DiscordError(404, 10008, "Unknown Message")
         return message
+
+    def _reply_target(self, channel: Channel, reference: dict[str, Any] | None) -> tuple[Message | None,
+                                                                                         dict[str, Any] | None]:
+        """The message a reply answers and the ``message_reference`` Discord then shows (ids as strings, the
+        channel and guild filled in). The message must be in this channel, else 400/50035, or, with
+        ``fail_if_not_exists`` false, the message goes out as a plain one."""
+        if reference is None:
+            return None, None
+        if reference.get("type", 0) != 0:
+            raise invalid_form("message_reference.type", "BASE_TYPE_CHOICES", "The fake models replies, not forwards")
+        raw_id = str(reference.get("message_id") or "")
+        target = self.messages.get(int(raw_id)) if raw_id.isdigit() else None
+        named = reference.get("channel_id")
+        if target is None or target.deleted or target.ephemeral or target.channel.id != channel.id \
+                or (named is not None and str(named) != str(channel.id)):
+            if reference.get("fail_if_not_exists", True):
+                raise invalid_form("message_reference", "MESSAGE_REFERENCE_UNKNOWN_MESSAGE", "Unknown message")
+            return None, None
+        shown = {"type": 0, "channel_id": str(channel.id), "message_id": str(target.id)}
+        if channel.guild is not None:
+            shown["guild_id"] = str(channel.guild.id)
+        return target, shown
+
+    def _attachments(self, channel: Channel, body: dict[str, Any], uploads: Uploads, *,
+                     kept: list[Attachment] | None = None) -> list[Attachment]:
+        """The files a message carries once created or edited (``kept``: what it had). An upload is a
+        ``files[n]`` part; the body's ``attachments`` array lists all that the message keeps: what it had, by
+        id, and new files, by ``n``. Without that array every upload is added after what it had."""
+        had = {a.id: a for a in kept or []}
+        listed = body.get("attachments")
+        if listed is None:
+            return list(had.values()) + [self._attachment(channel, *uploads[n]) for n in sorted(uploads)]
+        files = []
+        for index, entry in enumerate(listed):
+            ref = str(entry.get("id", ""))
+            if ref.isdigit() and int(ref) in had:
+                files.append(had[int(ref)])
+            elif ref.isdigit() and int(ref) in uploads:
+                filename, content = uploads[int(ref)]
+                files.append(self._attachment(channel, entry.get("filename") or filename, content,
+                                              entry.get("description")))
+            else:
+                raise invalid_form(f"attachments.{index}.id", "ATTACHMENT_NOT_FOUND",
+                                   "No file was uploaded or kept with this id")
+        if len(files) > 10:
+            raise invalid_form("attachments", "BASE_TYPE_MAX_LENGTH", "Must be 10 or fewer in length.")
+        return files
+
+    def _attachment(self, channel: Channel, filename: str, content: bytes,
+                    description: str | None = None) -> Attachment:
+        attachment_id = snowflake()
+        url = f"http://127.0.0.1:{self.port}/attachments/{channel.id}/{attachment_id}/{quote(filename)}"
+        return Attachment(attachment_id, filename, content, url, description)
+
+    async def _cdn(self, request: web.Request) -> web.Response:
+        """Discord's CDN for attachments (``Attachment.read()`` in discord.py), served by the fake itself."""
+        wanted = request.match_info["attachment"]
+        for message in self.messages.values():
+            if message.deleted or str(message.channel.id) != request.match_info["channel"]:
+                continue
+            for attachment in message.files:
+                if str(attachment.id) == wanted and attachment.filename == request.match_info["filename"]:
+                    return web.Response(body=attachment.content,
+                                        content_type=(attachment.content_type or "application/octet-stream")
+                                        .split(";")[0])
+        return web.Response(status=404, text="This content is no longer available.")
+
+    # -- reactions
+
+    def _emoji_key(self, emoji: str) -> str:
+        """A reaction's emoji as its path names it (aiohttp has decoded it), checked as Discord checks it
+        (400/10014): a custom emoji of a server the bot is in, as ``name:id``, or a unicode emoji (the fake takes
+        any text that is not plain ASCII for one). Returns the key in ``Message.reactions``."""
+        name, _, emoji_id = emoji.rpartition(":")
+        if name and emoji_id.isdigit():
+            for guild in self.guilds.values():
+                for known in guild.emojis:
+                    if known.id == int(emoji_id):
+                        return known.reaction
+            raise DiscordError(400, 10014, "Unknown Emoji")
+        if not emoji or emoji.isascii():
+            raise DiscordError(400, 10014, "Unknown Emoji")
+        return emoji
+
+    async def _put_reaction(self, request: web.Request, match: re.Match[str], body: Any) -> Any:
+        """The bot reacts: READ_MESSAGE_HISTORY, and ADD_REACTIONS unless someone already reacted with that
+        emoji; at most 20 different emojis on a message. In a DM there is nothing to check."""
+        channel = self._channel(match["channel"])
+        if channel.guild is not None:
+            self._require(channel, Perm.VIEW_CHANNEL | Perm.READ_MESSAGE_HISTORY)
+        message = self._message(channel, match["message"])
+        if message.ephemeral:
+            raise DiscordError(404, 10008, "Unknown Message")
+        key = self._emoji_key(match["emoji"])
+        if key not in message.reactions:
+            if channel.guild is not None:
+                self._require(channel, Perm.ADD_REACTIONS)
+            if len(message.reactions) >= MAX_REACTIONS:
+                raise DiscordError(400, 30010, f"Maximum number of reactions reached ({MAX_REACTIONS})")
+        await self._add_reaction(message, self.bot_user, key)
+        return None
+
+    async def _delete_own_reaction(self, request: web.Request, match: re.Match[str], body: Any) -> Any:
+        channel = self._channel(match["channel"])
+        if channel.guild is not None:
+            self._require(channel, Perm.VIEW_CHANNEL)
+        message = self._message(channel, match["message"])
+        key = self._emoji_key(match["emoji"])
+        users = message.reactions.get(key, set())
+        if self.bot_user.id in users:
+            users.discard(self.bot_user.id)
+            if not users:
+                del message.reactions[key]
+            await self._dispatch_reaction("MESSAGE_REACTION_REMOVE", message, self.bot_user, key)
+        return None
+
+    async def _add_reaction(self, message: Message, user: User, key: str) -> None:
+        users = message.reactions.setdefault(key, set())
+        if user.id not in users:
+            users.add(user.id)
+            await self._dispatch_reaction("MESSAGE_REACTION_ADD", message, user, key)
+
+    async def _dispatch_reaction(self, event: str, message: Message, user: User, key: str) -> None:
+        """MESSAGE_REACTION_ADD / _REMOVE, only to a bot that asked for the reactions intent of that kind of
+        channel and can see it."""
+        session = self.session
+        guild = message.channel.guild
+        intent = INTENT_GUILD_MESSAGE_REACTIONS if guild is not None else INTENT_DIRECT_MESSAGE_REACTIONS
+        if session is None or not session.intents & intent:
+            return
+        if guild is not None and not self._bot_permissions(message.channel) & Perm.VIEW_CHANNEL:
+            return
+        data: dict[str, Any] = {"user_id": str(user.id), "channel_id": str(message.channel.id),
+                                "message_id": str(message.id), "emoji": reaction_emoji(key), "burst": False,
+                                "type": 0}
+        if guild is not None:
+            data["guild_id"] = str(guild.id)
+        if event == "MESSAGE_REACTION_ADD":
+            data.update(message_author_id=str(message.author.id), burst_colors=[])
+            member = guild.members.get(user.id) if guild is not None else None
+            if member is not None:
+                data["member"] = member.payload()
+        await session.dispatch(event, data)
 
     async def _get_message(self, request: web.Request, match: re.Match[str], body: Any) -> Any:
         channel = self._channel(match["channel"])
@@ -1149,7 +1432,7 @@ class FakeDiscord:
         if message.author.id != self.bot_user.id:
             raise DiscordError(403, 50005, "Cannot edit a message authored by another user")
         _validate_message(body or {}, require_content=False)
-        await self._edit(message, body or {})
+        await self._edit(message, body or {}, request[UPLOADS])
         return message.payload()
 
     async def _delete_message(self, request: web.Request, match: re.Match[str], body: Any) -> Any:
@@ -1237,7 +1520,8 @@ class FakeDiscord:
             if not str(tag).isdigit() or int(tag) not in available:
                 raise invalid_form(f"applied_tags.{index}", "BASE_TYPE_CHOICES", "Unknown tag for this channel.")
             tags.append(int(tag))
-        self._require(forum, Perm.VIEW_CHANNEL | Perm.SEND_MESSAGES)
+        uploads = request[UPLOADS]
+        self._require(forum, Perm.VIEW_CHANNEL | Perm.SEND_MESSAGES | (Perm.ATTACH_FILES if uploads else 0))
         if forum.flags & Channel.REQUIRE_TAG and not tags:
             raise DiscordError(400, 40067, "A tag is required to create a forum post in this channel")
         thread = self._new_thread(forum, ChannelType.PUBLIC_THREAD, body, applied_tags=tags)
@@ -1246,7 +1530,8 @@ class FakeDiscord:
             thread.id, thread, self.bot_user, content=message_body.get("content") or "",
             embeds=message_body.get("embeds") or [], components=message_body.get("components") or [],
             flags=message_body.get("flags", 0) & ((1 << 2) | (1 << 12) | (1 << 15)),
-            allowed_mentions=message_body.get("allowed_mentions"),
+            allowed_mentions=message_body.get("allowed_mentions"), viewer=self.bot_user.id,
+            files=self._attachments(thread, message_body, uploads),
         )
         self._resolve_mentions(message, message_body.get("allowed_mentions"))
         await self._dispatch_thread_create(thread)
@@ -1274,7 +1559,9 @@ class FakeDiscord:
         await self._dispatch_message("MESSAGE_UPDATE", message, message.payload())
         return thread.payload(me=self.bot_user.id)
 
-    def _apply_edit(self, message: Message, body: dict[str, Any]) -> None:
+    def _apply_edit(self, message: Message, body: dict[str, Any],
+                    uploads: Uploads | None = None) -> None:
+        message.files = self._attachments(message.channel, body, uploads or {}, kept=message.files)
         for key in ("content", "embeds", "components"):
             if key in body and body[key] is not None:
                 setattr(message, key, body[key])
@@ -1298,13 +1585,15 @@ class FakeDiscord:
                     channel.total_message_sent += 1
             await self._dispatch_message("MESSAGE_CREATE", message, data or message.payload())
 
-    async def _edit(self, message: Message, body: dict[str, Any]) -> None:
-        self._apply_edit(message, body)
+    async def _edit(self, message: Message, body: dict[str, Any],
+                    uploads: Uploads | None = None) -> None:
+        self._apply_edit(message, body, uploads)
         if not message.ephemeral:
             await self._dispatch_message("MESSAGE_UPDATE", message, message.payload())
 
     def _resolve_mentions(self, message: Message, allowed: dict[str, Any] | None) -> None:
-        """Who this message pings, by Discord's rules for ``allowed_mentions`` (absent: everything)."""
+        """Who this message pings, by Discord's rules for ``allowed_mentions`` (absent: everything, a reply's
+        author included)."""
         parse = ["users", "roles", "everyone"] if allowed is None else allowed.get("parse", [])
         users = {int(u) for u in re.findall(r"<@!?(\d+)>", message.content)}
         roles = {int(r) for r in re.findall(r"<@&(\d+)>", message.content)}
@@ -1312,6 +1601,12 @@ class FakeDiscord:
             users &= {int(u) for u in (allowed or {}).get("users", [])}
         if "roles" not in parse:
             roles &= {int(r) for r in (allowed or {}).get("roles", [])}
+        # A reply pings the author it answers (never one's own message) when `allowed_mentions` is absent or
+        # says `replied_user`; given without it, it defaults to false.
+        replied = message.replied_to
+        if replied is not None and replied.author.id != message.author.id and (
+                allowed is None or allowed.get("replied_user")):
+            users.add(replied.author.id)
         message.mentions = sorted(users)
         message.mention_roles = sorted(roles)
         message.mention_everyone = "everyone" in parse and bool(re.search(r"@(everyone|here)\b", message.content))
@@ -1364,6 +1659,10 @@ class FakeDiscord:
 # ---------------------------------------------------------------------- validation
 
 
+def _command_label(name: str, kind: int) -> str:
+    return f"/{name}" if kind == CHAT_INPUT else f"the {'user' if kind == USER_COMMAND else 'message'} command {name!r}"
+
+
 def _check_option_value(command: str, option: dict[str, Any], value: Any) -> None:
     """What the Discord client refuses to send for an option."""
     name, kind = option["name"], option["type"]
@@ -1399,9 +1698,23 @@ def _validate_localizations(values: dict[str, str] | None, path: str, high: int,
 
 
 def _validate_command(command: dict[str, Any], path: str) -> None:
-    kind = command.get("type", 1)
+    """A slash command's name is lowercase without spaces; a user or message command's may have capitals and
+    spaces, and it has no description (empty or absent) and no options."""
+    kind = command.get("type", CHAT_INPUT)
+    if kind not in (CHAT_INPUT, USER_COMMAND, MESSAGE_COMMAND):
+        raise invalid_form(f"{path}.type", "BASE_TYPE_CHOICES", f"Value must be one of (1, 2, 3), not {kind}")
     _length(command.get("name"), f"{path}.name", 1, 32)
     _validate_localizations(command.get("name_localizations"), f"{path}.name_localizations", 32, kind == 1)
+    if kind != CHAT_INPUT:
+        if command.get("description") not in (None, ""):
+            raise invalid_form(f"{path}.description", "APPLICATION_COMMAND_INVALID_DESCRIPTION",
+                               "Context menu commands cannot have a description")
+        if command.get("description_localizations"):
+            raise invalid_form(f"{path}.description_localizations", "APPLICATION_COMMAND_INVALID_DESCRIPTION",
+                               "Context menu commands cannot have a description")
+        if command.get("options"):
+            raise invalid_form(f"{path}.options", "APPLICATION_COMMAND_OPTIONS_TYPE_INVALID",
+                               "Context menu commands cannot have options")
     if kind == 1:
         if not _NAME.match(command["name"]) or command["name"] != command["name"].lower():
             raise invalid_form(f"{path}.name", "APPLICATION_COMMAND_INVALID_NAME", "Invalid command name")
@@ -1504,7 +1817,13 @@ def _validate_message(body: dict[str, Any], *, require_content: bool, files: boo
         if row.get("type") == 1 and len(children) > 5:
             raise invalid_form(f"components.{index}.components", "BASE_TYPE_MAX_LENGTH",
                                "Must be 5 or fewer in length.")
+        if row.get("type") == 1 and len(children) > 1 and any(c.get("type") in SELECTS for c in children):
+            # A select fills its action row alone.
+            raise invalid_form(f"components.{index}.components", "COMPONENT_LAYOUT_WIDTH_EXCEEDED",
+                               "The specified component exceeds the maximum width")
         for number, child in enumerate(children):
+            if child.get("type") == STRING_SELECT:
+                _validate_string_select(child, f"components.{index}.components.{number}")
             if "custom_id" in child:
                 _length(child["custom_id"], f"components.{index}.components.{number}.custom_id", 1, 100)
             if "label" in child and child["label"] is not None:
@@ -1512,6 +1831,31 @@ def _validate_message(body: dict[str, Any], *, require_content: bool, files: boo
     if require_content and not (content or embeds or components or files or body.get("attachments")
                                 or body.get("sticker_ids") or body.get("poll")):
         raise DiscordError(400, 50006, "Cannot send an empty message")
+
+
+def _validate_string_select(menu: dict[str, Any], where: str) -> None:
+    """1-25 options with labels and values of 1-100 characters (values unique), a placeholder of up to 150,
+    min_values 0-25 and max_values 1-25."""
+    options = menu.get("options") or []
+    if not 1 <= len(options) <= 25:
+        raise invalid_form(f"{where}.options", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 25 in length.")
+    if menu.get("placeholder") is not None:
+        _length(menu["placeholder"], f"{where}.placeholder", 0, 150)
+    for key, low in (("min_values", 0), ("max_values", 1)):
+        value = menu.get(key)
+        if value is not None and (not isinstance(value, int) or not low <= value <= 25):
+            raise invalid_form(f"{where}.{key}", "NUMBER_TYPE_MAX" if isinstance(value, int) and value > 25
+                               else "NUMBER_TYPE_MIN", f"Must be between {low} and 25.")
+    values = set()
+    for number, option in enumerate(options):
+        _length(option.get("label"), f"{where}.options.{number}.label", 1, 100)
+        _length(option.get("value"), f"{where}.options.{number}.value", 1, 100)
+        if option.get("description") is not None:
+            _length(option["description"], f"{where}.options.{number}.description", 0, 100)
+        if option["value"] in values:
+            raise invalid_form(f"{where}.options.{number}.value", "SELECT_COMPONENT_OPTION_VALUE_DUPLICATED",
+                               "Select option values must be unique")
+        values.add(option["value"])
 
 
 ARCHIVE_DURATIONS = (60, 1440, 4320, 10080)
