@@ -1,0 +1,1 @@
+"""Introductions: members' profiles, their cards, welcomes and reminders, and the companies they work for."""
