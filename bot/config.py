@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_DATABASE_PATH = "kakehashi.db"
+DEFAULT_KEEP_LEFT_DAYS = 30
+MAX_KEEP_LEFT_DAYS = 365
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _SNOWFLAKE = re.compile(r"[0-9]{15,21}")
 
@@ -29,12 +31,15 @@ class Settings:
     database_path: Path
     dev_guild_id: int | None
     log_level: int
+    # Days a member's profile is kept (hidden) after they leave a server, in case they return.
+    keep_left_days: int = 30
 
     def __repr__(self) -> str:
         # Never let the token reach a log line or a traceback through repr().
         return (
             f"Settings(token=<hidden>, database_path={str(self.database_path)!r}, "
-            f"dev_guild_id={self.dev_guild_id!r}, log_level={logging.getLevelName(self.log_level)!r})"
+            f"dev_guild_id={self.dev_guild_id!r}, log_level={logging.getLevelName(self.log_level)!r}, "
+            f"keep_left_days={self.keep_left_days!r})"
         )
 
 
@@ -68,6 +73,10 @@ def load_settings(env: Mapping[str, str], *, cwd: Path | None = None) -> Setting
     if level_name not in LOG_LEVELS:
         raise SettingsError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}.")
 
+    keep_raw = env.get("KEEP_LEFT_MEMBERS_DAYS", "").strip() or str(DEFAULT_KEEP_LEFT_DAYS)
+    if not keep_raw.isascii() or not keep_raw.isdigit() or not 1 <= int(keep_raw) <= MAX_KEEP_LEFT_DAYS:
+        raise SettingsError(f"KEEP_LEFT_MEMBERS_DAYS must be a whole number of days from 1 to {MAX_KEEP_LEFT_DAYS}.")
+
     base = cwd if cwd is not None else Path.cwd()
     raw_path = env.get("DATABASE_PATH", "").strip() or DEFAULT_DATABASE_PATH
     database_path = Path(raw_path).expanduser()
@@ -80,6 +89,7 @@ def load_settings(env: Mapping[str, str], *, cwd: Path | None = None) -> Setting
         database_path=database_path,
         dev_guild_id=dev_guild_id,
         log_level=logging.getLevelName(level_name),
+        keep_left_days=int(keep_raw),
     )
 
 

@@ -115,6 +115,9 @@ class Storage:
                 row = await cursor.fetchone()
             await self._conn.execute("PRAGMA foreign_keys = ON")
             await self._conn.execute("PRAGMA synchronous = NORMAL")
+            # Deleted rows are overwritten with zeros, not just unlinked: a member who deletes their data
+            # must leave no trace in the file (see :meth:`flush_deleted`).
+            await self._conn.execute("PRAGMA secure_delete = ON")
         except sqlite3.DatabaseError as exc:
             raise StorageError(f"{self.path} is not a usable SQLite database ({exc}): "
                                "move it away or point DATABASE_PATH at another file") from None
@@ -170,6 +173,12 @@ class Storage:
     async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
         async with self._lock:
             return await Transaction(self._conn).fetch_all(sql, params)
+
+    async def flush_deleted(self) -> None:
+        """Copy the write-ahead log into the database and empty it, so data just deleted (and zeroed by
+        ``secure_delete``) survives in no older page of the log either."""
+        async with self._lock:
+            await self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     async def close(self) -> None:
         async with self._lock:

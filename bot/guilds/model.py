@@ -11,6 +11,8 @@ from types import MappingProxyType
 from bot.i18n import DEFAULT_LANGUAGE, language_of_locale
 
 DEFAULT_TIMEZONE = "UTC"
+# Who a change or a prompt is by once its author erased their data (no Discord id is 0).
+FORMER_MEMBER = 0
 
 
 class Purpose(StrEnum):

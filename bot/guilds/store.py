@@ -6,7 +6,7 @@ from datetime import datetime
 from types import MappingProxyType
 
 from bot.clock import from_text, to_text
-from bot.guilds.model import AuditEntry, Change, GuildSettings, Purpose, Setting
+from bot.guilds.model import FORMER_MEMBER, AuditEntry, Change, GuildSettings, Purpose, Setting
 from bot.storage import Storage, Transaction
 
 SELECT_SETTINGS = "SELECT language, timezone FROM guild_settings WHERE guild_id = ?"
@@ -35,6 +35,11 @@ SELECT_AUDIT = """
 SELECT guild_id, actor_id, setting, old_value, new_value, changed_at
 FROM config_audit WHERE guild_id = ? ORDER BY changed_at DESC, id DESC LIMIT ?
 """
+SELECT_BY_ACTOR = """
+SELECT setting, old_value, new_value, changed_at FROM config_audit WHERE guild_id = ? AND actor_id = ? ORDER BY id
+"""
+# The audit trail keeps what changed and when; an erased member is no longer named as who changed it.
+ANONYMISE_ACTOR = "UPDATE config_audit SET actor_id = ? WHERE guild_id = ? AND actor_id = ?"
 
 _COLUMNS = {
     Setting.LANGUAGE: (SELECT_LANGUAGE, UPDATE_LANGUAGE),
@@ -108,3 +113,14 @@ class GuildSettingsStore:
 async def record_change(tx: Transaction, guild_id: int, actor_id: int, change: Change, now: datetime) -> None:
     """Audit a change inside the transaction that makes it (other features' settings use it too)."""
     await tx.execute(INSERT_AUDIT, (guild_id, actor_id, change.setting, change.old, change.new, to_text(now)))
+
+
+async def changes_by(tx: Transaction, guild_id: int, actor_id: int) -> list[dict[str, str | None]]:
+    """The setting changes a member made, as JSON values (for /intro export)."""
+    rows = await tx.fetch_all(SELECT_BY_ACTOR, (guild_id, actor_id))
+    return [{"setting": r["setting"], "old": r["old_value"], "new": r["new_value"], "changed_at": r["changed_at"]}
+            for r in rows]
+
+
+async def forget_actor(tx: Transaction, guild_id: int, actor_id: int) -> None:
+    await tx.execute(ANONYMISE_ACTOR, (FORMER_MEMBER, guild_id, actor_id))

@@ -18,7 +18,7 @@ from bot.storage import Row, Storage, Transaction
 
 _COLUMNS = "id, kind, guild_id, dedupe_key, payload, state, due_at, attempts, last_error, created_at"
 INSERT_JOB = """
-INSERT INTO outbox (kind, guild_id, dedupe_key, payload, due_at, created_at) VALUES (?, ?, ?, ?, ?, ?)
+INSERT INTO outbox (kind, guild_id, dedupe_key, payload, due_at, created_at, member_id) VALUES (?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (dedupe_key) DO NOTHING
 """
 SELECT_BY_KEY = f"SELECT {_COLUMNS} FROM outbox WHERE dedupe_key = ?"
@@ -33,6 +33,8 @@ COMPLETE = "UPDATE outbox SET state = 'done', claimed_by = NULL, finished_at = ?
 RETRY = "UPDATE outbox SET state = 'pending', claimed_by = NULL, due_at = ?, last_error = ? WHERE id = ?"
 RELEASE = "UPDATE outbox SET state = 'pending', claimed_by = NULL WHERE state = 'running' AND claimed_by = ?"
 NEXT_DUE = "SELECT MIN(due_at) FROM outbox WHERE state = 'pending'"
+SELECT_MEMBER = f"SELECT {_COLUMNS} FROM outbox WHERE guild_id = ? AND member_id = ? ORDER BY id"
+DELETE_MEMBER = "DELETE FROM outbox WHERE guild_id = ? AND member_id = ?"
 SELECT_OPEN = f"""
 SELECT {_COLUMNS} FROM outbox WHERE guild_id = ? AND kind = ? AND state <> 'done' ORDER BY due_at, id
 """
@@ -44,14 +46,27 @@ class OutboxStore:
 
     @staticmethod
     async def enqueue(tx: Transaction, kind: str, guild_id: int, dedupe_key: str, payload: dict[str, Any],
-                      *, due_at: datetime, now: datetime) -> Job:
+                      *, due_at: datetime, now: datetime, member_id: int | None = None) -> Job:
         """Add a job inside the caller's transaction, so the work and the record that asked for it are
-        written together; the same ``dedupe_key`` again returns the job already there."""
+        written together; the same ``dedupe_key`` again returns the job already there. A job about one
+        member names them in ``member_id``, so :meth:`forget_member` can erase it."""
         await tx.execute(INSERT_JOB, (kind, guild_id, dedupe_key, json.dumps(payload, ensure_ascii=False),
-                                      to_text(due_at), to_text(now)))
+                                      to_text(due_at), to_text(now), member_id))
         row = await tx.fetch_one(SELECT_BY_KEY, (dedupe_key,))
         assert row is not None
         return _job(row)
+
+    @staticmethod
+    async def forget_member(tx: Transaction, guild_id: int, member_id: int) -> list[Job]:
+        """Delete every job about a member in a server (their data is being erased); the jobs as they were,
+        so the caller can undo on Discord what they did."""
+        jobs = await OutboxStore.member_jobs(tx, guild_id, member_id)
+        await tx.execute(DELETE_MEMBER, (guild_id, member_id))
+        return jobs
+
+    @staticmethod
+    async def member_jobs(tx: Transaction, guild_id: int, member_id: int) -> list[Job]:
+        return [_job(row) for row in await tx.fetch_all(SELECT_MEMBER, (guild_id, member_id))]
 
     async def get(self, job_id: int) -> Job | None:
         row = await self._storage.fetch_one(SELECT_BY_ID, (job_id,))

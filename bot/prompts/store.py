@@ -9,7 +9,7 @@ from datetime import datetime, time
 from typing import Any
 
 from bot.clock import from_text, to_text
-from bot.guilds.model import Change
+from bot.guilds.model import FORMER_MEMBER, Change
 from bot.guilds.store import record_change
 from bot.prompts.model import CustomPrompt, Post, PostState, QueueEntry, Schedule
 from bot.storage import Row, Storage, Transaction
@@ -72,6 +72,19 @@ SELECT {_POST_COLUMNS} FROM prompt_posts WHERE guild_id = ? AND state = 'posted'
 ORDER BY replies DESC, participants DESC, posted_at DESC, id DESC LIMIT ?
 """
 COUNT_POSTED = "SELECT COUNT(*) FROM prompt_posts WHERE guild_id = ? AND state = 'posted'"
+# A member's data: the threads they replied in, and the prompts they added.
+SELECT_MEMBER_REPLIES = """
+SELECT p.id, p.title, p.thread_id FROM prompt_participants AS pp JOIN prompt_posts AS p ON p.id = pp.post_id
+WHERE p.guild_id = ? AND pp.user_id = ? ORDER BY p.id
+"""
+SELECT_MEMBER_CUSTOMS = """
+SELECT id, title, body, questions, created_at FROM prompt_custom WHERE guild_id = ? AND author_id = ? ORDER BY id
+"""
+DELETE_MEMBER_REPLIES = """
+DELETE FROM prompt_participants WHERE user_id = ? AND post_id IN (SELECT id FROM prompt_posts WHERE guild_id = ?)
+"""
+# A prompt an erased member added stays (the server's content); only who added it is forgotten.
+ANONYMISE_CUSTOMS = "UPDATE prompt_custom SET author_id = ? WHERE guild_id = ? AND author_id = ?"
 
 
 class PromptStore:
@@ -206,6 +219,26 @@ class PromptStore:
         rows = await self._storage.fetch_all(SELECT_STATS, (guild_id, limit))
         total = await self._storage.fetch_one(COUNT_POSTED, (guild_id,))
         return [_post(row) for row in rows], int(total[0]) if total else 0
+
+    @staticmethod
+    async def member_rows(tx: Transaction, guild_id: int, user_id: int) -> dict[str, Any]:
+        """What prompts keep about a member, as JSON values (for /intro export)."""
+        replies = await tx.fetch_all(SELECT_MEMBER_REPLIES, (guild_id, user_id))
+        customs = await tx.fetch_all(SELECT_MEMBER_CUSTOMS, (guild_id, user_id))
+        return {
+            "prompt_threads_replied_in": [{"post": r["id"], "title": r["title"], "thread_id": r["thread_id"]}
+                                          for r in replies],
+            "prompts_added": [{"id": r["id"], "title": r["title"], "text": r["body"],
+                               "questions": json.loads(r["questions"]), "created_at": r["created_at"]}
+                              for r in customs],
+        }
+
+    @staticmethod
+    async def forget_member(tx: Transaction, guild_id: int, user_id: int) -> None:
+        """Erase a member from prompts: which threads they replied in, and their name on prompts they added.
+        Reply and participant counts stay: they are anonymous."""
+        await tx.execute(DELETE_MEMBER_REPLIES, (user_id, guild_id))
+        await tx.execute(ANONYMISE_CUSTOMS, (FORMER_MEMBER, guild_id, user_id))
 
     async def _write(self, sql: str, params: tuple[Any, ...]) -> None:
         async with self._storage.transaction() as tx:

@@ -18,15 +18,18 @@ def test_defaults_put_the_database_under_the_working_folder(tmp_path: Path) -> N
     assert settings.database_path == tmp_path / "kakehashi.db"
     assert settings.dev_guild_id is None
     assert settings.log_level == logging.INFO
+    assert settings.keep_left_days == 30
 
 
 def test_every_setting_is_read(tmp_path: Path) -> None:
     settings = load_settings({"DISCORD_TOKEN": TOKEN, "DATABASE_PATH": "var/bot.db",
-                              "DEV_GUILD_ID": " 123456789012345678 ", "LOG_LEVEL": "debug"}, cwd=tmp_path)
+                              "DEV_GUILD_ID": " 123456789012345678 ", "LOG_LEVEL": "debug",
+                              "KEEP_LEFT_MEMBERS_DAYS": "7"}, cwd=tmp_path)
     assert settings.database_path == tmp_path / "var" / "bot.db"
     assert (tmp_path / "var").is_dir()
     assert settings.dev_guild_id == 123456789012345678
     assert settings.log_level == logging.DEBUG
+    assert settings.keep_left_days == 7
 
 
 def test_the_token_never_appears_in_repr(tmp_path: Path) -> None:
@@ -43,6 +46,9 @@ def test_the_token_never_appears_in_repr(tmp_path: Path) -> None:
     ({"DISCORD_TOKEN": TOKEN, "DEV_GUILD_ID": "-123456789012345678"}, "DEV_GUILD_ID"),
     ({"DISCORD_TOKEN": TOKEN, "DEV_GUILD_ID": "９８７６５４３２１０９８７６５４３２"}, "DEV_GUILD_ID"),
     ({"DISCORD_TOKEN": TOKEN, "LOG_LEVEL": "verbose"}, "LOG_LEVEL"),
+    ({"DISCORD_TOKEN": TOKEN, "KEEP_LEFT_MEMBERS_DAYS": "0"}, "KEEP_LEFT_MEMBERS_DAYS"),
+    ({"DISCORD_TOKEN": TOKEN, "KEEP_LEFT_MEMBERS_DAYS": "thirty"}, "KEEP_LEFT_MEMBERS_DAYS"),
+    ({"DISCORD_TOKEN": TOKEN, "KEEP_LEFT_MEMBERS_DAYS": "３０"}, "KEEP_LEFT_MEMBERS_DAYS"),
 ])
 def test_bad_settings_say_what_to_do(tmp_path: Path, env: dict[str, str], message: str) -> None:
     with pytest.raises(SettingsError, match=message) as caught:

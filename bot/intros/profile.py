@@ -1,0 +1,107 @@
+"""What a valid profile is: bounded fields, interests as tags, languages, a time zone.
+
+Text is stored as the member typed it (trimmed): Markdown, mentions and any
+script are kept, since the bot only ever shows them in embeds and with pings
+disabled. A field that holds nothing visible (only spaces or zero-width
+characters) counts as empty.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+from typing import Final
+
+from bot.errors import UserError
+from bot.guilds.rules import parse_timezone
+from bot.i18n import Text, shorten
+from bot.intros.model import PROFILE_LANGUAGES, TEXT_FIELDS
+
+# The most each field may hold, in characters; the modal says the same to Discord.
+LIMITS: Final[dict[str, int]] = {
+    "display_name": 80,
+    "company": 100,
+    "role": 100,
+    "industry": 60,
+    "location": 100,
+    "timezone": 64,
+    "interests": 300,
+    "offer": 300,
+    "seek": 300,
+    "bio": 1000,
+}
+REQUIRED: Final = frozenset({"display_name", "company"})
+MAX_TAGS: Final = 10
+TAG_LIMIT: Final = 30
+# Tags are separated by commas (also Japanese 、), semicolons or line breaks ("AI/ML" stays one tag).
+_TAG_SEPARATORS = re.compile(r"[,、;\n]+")
+_INVISIBLE = frozenset({"Cf", "Cc", "Zs", "Zl", "Zp"})
+
+assert set(LIMITS) == set(TEXT_FIELDS)
+
+
+def has_visible(text: str) -> bool:
+    return any(unicodedata.category(ch) not in _INVISIBLE for ch in text)
+
+
+def clean_field(name: str, value: str) -> str:
+    """The value to store for a text field: trimmed, checked against its limit; "" if nothing visible."""
+    text = value.strip()
+    if not has_visible(text):
+        text = ""
+    if not text and name in REQUIRED:
+        raise UserError("intros.field.required", field=Text(f"intros.field.{name}"))
+    limit = LIMITS[name]
+    if len(text) > limit:
+        raise UserError("intros.field.too_long", field=Text(f"intros.field.{name}"), limit=limit,
+                        length=len(text))
+    return text
+
+
+def normalise_tag(raw: str) -> str:
+    """One interest as a tag: width and case folded, invisible characters dropped, spaces single."""
+    text = unicodedata.normalize("NFKC", raw).casefold()
+    text = "".join(ch for ch in text if unicodedata.category(ch) not in {"Cf", "Cc"})
+    return " ".join(text.split()).lstrip("#").strip()
+
+
+def parse_tags(text: str) -> tuple[str, ...]:
+    """Interests typed as a list ("Supply chain, AI、 ai") as distinct tags, in the order given."""
+    clean_field("interests", text)
+    tags: list[str] = []
+    for piece in _TAG_SEPARATORS.split(unicodedata.normalize("NFKC", text)):
+        tag = normalise_tag(piece)
+        if not tag or tag in tags:
+            continue
+        if len(tag) > TAG_LIMIT:
+            raise UserError("intros.interests.tag_too_long", tag=shorten(tag, 40), limit=TAG_LIMIT)
+        tags.append(tag)
+    if len(tags) > MAX_TAGS:
+        raise UserError("intros.interests.too_many", count=len(tags), limit=MAX_TAGS)
+    return tuple(tags)
+
+
+def parse_languages(values: Iterable[str]) -> tuple[str, ...]:
+    """The languages a member chose, in a stable order; at least one."""
+    chosen = {value.strip().casefold() for value in values}
+    unknown = chosen - set(PROFILE_LANGUAGES)
+    if unknown or not chosen:
+        raise UserError("intros.languages.invalid")
+    return tuple(language for language in PROFILE_LANGUAGES if language in chosen)
+
+
+def parse_profile_timezone(text: str) -> str | None:
+    """An IANA name ("Asia/Tokyo", any case), or None when left empty."""
+    value = clean_field("timezone", text)
+    if not value:
+        return None
+    try:
+        return parse_timezone(value)
+    except UserError:
+        raise UserError("intros.timezone.unknown", name=shorten(value)) from None
+
+
+def default_languages(locale: str | None) -> tuple[str, ...]:
+    """Until the member picks: the language of their Discord client."""
+    return ("ja",) if (locale or "").lower().startswith("ja") else ("en",)

@@ -1,0 +1,329 @@
+"""The SQL of introductions: profiles, members' progress, settings and company aliases; nothing else runs it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any
+
+from bot.clock import from_text, to_text
+from bot.intros.model import (
+    Alias,
+    IntroSettings,
+    MemberRecord,
+    MessageRef,
+    Profile,
+    Visibility,
+    WelcomeMode,
+)
+from bot.storage import Row, Storage, Transaction
+
+_PROFILE_COLUMNS = """guild_id, user_id, display_name, company, company_key, role, industry, location, timezone,
+languages, interests, offer, seek, bio, company_visibility, open_to_intros, active, card_channel_id,
+card_message_id, created_at, updated_at"""
+SELECT_PROFILE = f"SELECT {_PROFILE_COLUMNS} FROM intro_profiles WHERE guild_id = ? AND user_id = ?"
+SELECT_ACTIVE_PROFILES = f"SELECT {_PROFILE_COLUMNS} FROM intro_profiles WHERE guild_id = ? AND active = 1"
+UPSERT_PROFILE = """
+INSERT INTO intro_profiles (guild_id, user_id, display_name, company, company_key, role, industry, location,
+    timezone, languages, interests, offer, seek, bio, company_visibility, open_to_intros, active, created_at,
+    updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)
+ON CONFLICT (guild_id, user_id) DO UPDATE SET
+    display_name = excluded.display_name, company = excluded.company, company_key = excluded.company_key,
+    role = excluded.role, industry = excluded.industry, location = excluded.location,
+    timezone = excluded.timezone, languages = excluded.languages, interests = excluded.interests,
+    offer = excluded.offer, seek = excluded.seek, bio = excluded.bio,
+    company_visibility = excluded.company_visibility, open_to_intros = excluded.open_to_intros,
+    active = 1, updated_at = excluded.updated_at
+"""
+UPDATE_CARD = """
+UPDATE intro_profiles SET card_channel_id = ?, card_message_id = ? WHERE guild_id = ? AND user_id = ?
+"""
+SET_PROFILE_ACTIVE = "UPDATE intro_profiles SET active = ? WHERE guild_id = ? AND user_id = ?"
+DELETE_PROFILE = "DELETE FROM intro_profiles WHERE guild_id = ? AND user_id = ?"
+
+_MEMBER_COLUMNS = """guild_id, user_id, joined_at, left_at, introduced_at, intro_channel_id, intro_message_id,
+nudged_at, draft, offered_at"""
+SELECT_MEMBER = f"SELECT {_MEMBER_COLUMNS} FROM intro_members WHERE guild_id = ? AND user_id = ?"
+ENSURE_MEMBER = """
+INSERT INTO intro_members (guild_id, user_id) VALUES (?, ?) ON CONFLICT (guild_id, user_id) DO NOTHING
+"""
+MEMBER_JOINED = "UPDATE intro_members SET joined_at = ?, left_at = NULL WHERE guild_id = ? AND user_id = ?"
+MEMBER_LEFT = "UPDATE intro_members SET left_at = ? WHERE guild_id = ? AND user_id = ?"
+MARK_INTRODUCED = """
+UPDATE intro_members SET introduced_at = ? WHERE guild_id = ? AND user_id = ? AND introduced_at IS NULL
+"""
+# Only the first message counts: a later one neither moves the link nor gets a reaction.
+RECORD_INTRO_MESSAGE = """
+UPDATE intro_members SET intro_channel_id = ?, intro_message_id = ?, introduced_at = COALESCE(introduced_at, ?)
+WHERE guild_id = ? AND user_id = ? AND intro_message_id IS NULL
+"""
+OFFER_DRAFT = """
+UPDATE intro_members SET draft = ?, offered_at = ? WHERE guild_id = ? AND user_id = ? AND offered_at IS NULL
+"""
+CLEAR_DRAFT = "UPDATE intro_members SET draft = NULL WHERE guild_id = ? AND user_id = ?"
+# Members to nudge: seen joining at least the server's reminder delay ago, still here, not introduced, never
+# nudged, no profile.
+SELECT_DUE_NUDGES = """
+SELECT m.user_id FROM intro_members AS m
+WHERE m.guild_id = ? AND m.joined_at IS NOT NULL AND m.joined_at <= ? AND m.left_at IS NULL
+  AND m.introduced_at IS NULL AND m.nudged_at IS NULL
+  AND NOT EXISTS (SELECT 1 FROM intro_profiles AS p WHERE p.guild_id = m.guild_id AND p.user_id = m.user_id)
+ORDER BY m.joined_at LIMIT ?
+"""
+MARK_NUDGED = """
+UPDATE intro_members SET nudged_at = ? WHERE guild_id = ? AND user_id = ? AND nudged_at IS NULL
+"""
+SELECT_LEFT_BEFORE = "SELECT guild_id, user_id, left_at FROM intro_members WHERE left_at <= ? ORDER BY left_at LIMIT ?"
+DELETE_MEMBER = "DELETE FROM intro_members WHERE guild_id = ? AND user_id = ?"
+# Saving a profile marks its member introduced, so members' rows alone say who is.
+COUNT_INTRODUCED = """
+SELECT COUNT(*) FROM intro_members WHERE guild_id = ? AND left_at IS NULL AND introduced_at IS NOT NULL
+"""
+
+SELECT_SETTINGS = """
+SELECT guild_id, welcome, reminders_enabled, reminder_days FROM intro_settings WHERE guild_id = ?
+"""
+SELECT_REMINDING = "SELECT guild_id, welcome, reminders_enabled, reminder_days FROM intro_settings " \
+                   "WHERE reminders_enabled = 1"
+UPSERT_SETTINGS = """
+INSERT INTO intro_settings (guild_id, welcome, reminders_enabled, reminder_days, updated_at) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (guild_id) DO UPDATE SET welcome = excluded.welcome, reminders_enabled = excluded.reminders_enabled,
+    reminder_days = excluded.reminder_days, updated_at = excluded.updated_at
+"""
+
+SELECT_ALIASES = """
+SELECT alias, company, alias_key, company_key FROM company_aliases WHERE guild_id = ? ORDER BY alias_key
+"""
+UPSERT_ALIAS = """
+INSERT INTO company_aliases (guild_id, alias_key, company_key, alias, company, created_at) VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (guild_id, alias_key) DO UPDATE SET company_key = excluded.company_key, alias = excluded.alias,
+    company = excluded.company
+"""
+# Aliases that pointed at a name which is now itself an alias follow it, so no chain forms.
+REPOINT_ALIASES = """
+UPDATE company_aliases SET company_key = ?, company = ? WHERE guild_id = ? AND company_key = ?
+"""
+DELETE_ALIAS = "DELETE FROM company_aliases WHERE guild_id = ? AND alias_key = ?"
+
+
+class IntroStore:
+    def __init__(self, storage: Storage) -> None:
+        self._storage = storage
+
+    @property
+    def storage(self) -> Storage:
+        return self._storage
+
+    # -- profiles
+
+    async def profile(self, guild_id: int, user_id: int) -> Profile | None:
+        row = await self._storage.fetch_one(SELECT_PROFILE, (guild_id, user_id))
+        return None if row is None else _profile(row)
+
+    async def active_profiles(self, guild_id: int) -> list[Profile]:
+        return [_profile(row) for row in await self._storage.fetch_all(SELECT_ACTIVE_PROFILES, (guild_id,))]
+
+    async def change_profile(self, guild_id: int, user_id: int, change: Callable[[Profile | None], Profile],
+                             now: datetime, *, clear_draft: bool = False) -> Profile:
+        """Read the profile, apply ``change`` and write the result (its card stays) in one transaction, so
+        two quick changes cannot undo each other; the member counts as introduced from then on."""
+        async with self._storage.transaction() as tx:
+            row = await tx.fetch_one(SELECT_PROFILE, (guild_id, user_id))
+            profile = change(None if row is None else _profile(row))
+            await tx.execute(UPSERT_PROFILE, (
+                guild_id, user_id, profile.display_name, profile.company, profile.company_key,
+                profile.role, profile.industry, profile.location, profile.timezone,
+                json.dumps(list(profile.languages)), json.dumps(list(profile.interests), ensure_ascii=False),
+                profile.offer, profile.seek, profile.bio, profile.visibility.value, int(profile.open_to_intros),
+                to_text(now), to_text(now),
+            ))
+            await tx.execute(ENSURE_MEMBER, (guild_id, user_id))
+            await tx.execute(MARK_INTRODUCED, (to_text(now), guild_id, user_id))
+            if clear_draft:
+                await tx.execute(CLEAR_DRAFT, (guild_id, user_id))
+            row = await tx.fetch_one(SELECT_PROFILE, (guild_id, user_id))
+        assert row is not None
+        return _profile(row)
+
+    async def set_card(self, guild_id: int, user_id: int, card: MessageRef | None) -> bool:
+        """Remember the member's card; False if the profile is gone (erased meanwhile)."""
+        async with self._storage.transaction() as tx:
+            return await tx.execute(UPDATE_CARD, (None if card is None else card.channel_id,
+                                                  None if card is None else card.message_id, guild_id, user_id)) > 0
+    # -- members
+
+    async def member(self, guild_id: int, user_id: int) -> MemberRecord | None:
+        row = await self._storage.fetch_one(SELECT_MEMBER, (guild_id, user_id))
+        return None if row is None else _member(row)
+
+    async def member_joined(self, guild_id: int, user_id: int, now: datetime) -> None:
+        async with self._storage.transaction() as tx:
+            await tx.execute(ENSURE_MEMBER, (guild_id, user_id))
+            await tx.execute(MEMBER_JOINED, (to_text(now), guild_id, user_id))
+            await tx.execute(SET_PROFILE_ACTIVE, (1, guild_id, user_id))
+
+    async def member_left(self, guild_id: int, user_id: int, now: datetime) -> None:
+        async with self._storage.transaction() as tx:
+            await tx.execute(ENSURE_MEMBER, (guild_id, user_id))
+            await tx.execute(MEMBER_LEFT, (to_text(now), guild_id, user_id))
+            await tx.execute(SET_PROFILE_ACTIVE, (0, guild_id, user_id))
+
+    async def record_intro_message(self, guild_id: int, user_id: int, message: MessageRef, now: datetime) -> bool:
+        """Store the member's first message in the introductions channel; False if one was stored before."""
+        async with self._storage.transaction() as tx:
+            await tx.execute(ENSURE_MEMBER, (guild_id, user_id))
+            changed = await tx.execute(RECORD_INTRO_MESSAGE, (message.channel_id, message.message_id,
+                                                              to_text(now), guild_id, user_id))
+        return changed > 0
+
+    async def offer_draft(self, guild_id: int, user_id: int, draft: dict[str, str], now: datetime) -> bool:
+        """Keep what the parser found, for the "Make this my profile" button; False if offered before."""
+        async with self._storage.transaction() as tx:
+            changed = await tx.execute(OFFER_DRAFT, (json.dumps(draft, ensure_ascii=False), to_text(now),
+                                                     guild_id, user_id))
+        return changed > 0
+
+    async def due_nudges(self, guild_id: int, joined_before: datetime, limit: int) -> list[int]:
+        rows = await self._storage.fetch_all(SELECT_DUE_NUDGES, (guild_id, to_text(joined_before), limit))
+        return [int(row[0]) for row in rows]
+
+    @staticmethod
+    async def mark_nudged(tx: Transaction, guild_id: int, user_id: int, now: datetime) -> bool:
+        return await tx.execute(MARK_NUDGED, (to_text(now), guild_id, user_id)) > 0
+
+    async def left_before(self, moment: datetime, limit: int) -> list[tuple[int, int, datetime]]:
+        rows = await self._storage.fetch_all(SELECT_LEFT_BEFORE, (to_text(moment), limit))
+        return [(int(r["guild_id"]), int(r["user_id"]), from_text(r["left_at"])) for r in rows]
+
+    async def count_introduced(self, guild_id: int) -> int:
+        row = await self._storage.fetch_one(COUNT_INTRODUCED, (guild_id,))
+        return int(row[0]) if row else 0
+
+    # -- settings
+
+    async def settings(self, guild_id: int) -> IntroSettings:
+        row = await self._storage.fetch_one(SELECT_SETTINGS, (guild_id,))
+        return IntroSettings(guild_id) if row is None else _settings(row)
+
+    async def reminding(self) -> list[IntroSettings]:
+        """Every server with reminders on."""
+        return [_settings(row) for row in await self._storage.fetch_all(SELECT_REMINDING)]
+
+    @staticmethod
+    async def current_settings(tx: Transaction, guild_id: int) -> IntroSettings:
+        row = await tx.fetch_one(SELECT_SETTINGS, (guild_id,))
+        return IntroSettings(guild_id) if row is None else _settings(row)
+
+    @staticmethod
+    async def write_settings(tx: Transaction, settings: IntroSettings, now: datetime) -> None:
+        await tx.execute(UPSERT_SETTINGS, (settings.guild_id, settings.welcome.value,
+                                           int(settings.reminders_enabled), settings.reminder_days, to_text(now)))
+
+    # -- company aliases
+
+    async def aliases(self, guild_id: int) -> list[Alias]:
+        rows = await self._storage.fetch_all(SELECT_ALIASES, (guild_id,))
+        return [Alias(r["alias"], r["company"], r["alias_key"], r["company_key"]) for r in rows]
+
+    @staticmethod
+    async def current_aliases(tx: Transaction, guild_id: int) -> list[Alias]:
+        rows = await tx.fetch_all(SELECT_ALIASES, (guild_id,))
+        return [Alias(r["alias"], r["company"], r["alias_key"], r["company_key"]) for r in rows]
+
+    @staticmethod
+    async def put_alias(tx: Transaction, guild_id: int, alias: Alias, now: datetime) -> None:
+        await tx.execute(UPSERT_ALIAS, (guild_id, alias.alias_key, alias.company_key, alias.alias, alias.company,
+                                        to_text(now)))
+        await tx.execute(REPOINT_ALIASES, (alias.company_key, alias.company, guild_id, alias.alias_key))
+
+    @staticmethod
+    async def remove_alias(tx: Transaction, guild_id: int, alias_key: str) -> bool:
+        return await tx.execute(DELETE_ALIAS, (guild_id, alias_key)) > 0
+
+    # -- erasing a member
+
+    @staticmethod
+    async def forget(tx: Transaction, guild_id: int, user_id: int) -> MessageRef | None:
+        """Delete the member's profile and progress in a server; their card, to delete on Discord."""
+        row = await tx.fetch_one(SELECT_PROFILE, (guild_id, user_id))
+        card = None if row is None else _profile(row).card
+        await tx.execute(DELETE_PROFILE, (guild_id, user_id))
+        await tx.execute(DELETE_MEMBER, (guild_id, user_id))
+        return card
+
+    @staticmethod
+    async def member_rows(tx: Transaction, guild_id: int, user_id: int) -> dict[str, Any]:
+        """Everything stored about the member by introductions, as JSON values (for /intro export)."""
+        profile = await tx.fetch_one(SELECT_PROFILE, (guild_id, user_id))
+        member = await tx.fetch_one(SELECT_MEMBER, (guild_id, user_id))
+        return {"profile": None if profile is None else _raw(profile),
+                "membership": None if member is None else _raw(member)}
+
+
+def _raw(row: Row) -> dict[str, Any]:
+    data = {key: row[key] for key in row.keys()}  # noqa: SIM118 (sqlite3.Row is not a mapping)
+    for key in ("languages", "interests", "draft"):
+        if isinstance(data.get(key), str):
+            data[key] = json.loads(data[key])
+    return data
+
+
+def _time(value: str | None) -> datetime | None:
+    return None if value is None else from_text(value)
+
+
+def _profile(row: Row) -> Profile:
+    card = None
+    if row["card_message_id"] is not None:
+        card = MessageRef(int(row["card_channel_id"]), int(row["card_message_id"]))
+    return Profile(
+        guild_id=int(row["guild_id"]),
+        user_id=int(row["user_id"]),
+        display_name=row["display_name"],
+        company=row["company"],
+        company_key=row["company_key"],
+        role=row["role"],
+        industry=row["industry"],
+        location=row["location"],
+        timezone=row["timezone"],
+        languages=tuple(json.loads(row["languages"])),
+        interests=tuple(json.loads(row["interests"])),
+        offer=row["offer"],
+        seek=row["seek"],
+        bio=row["bio"],
+        visibility=Visibility(row["company_visibility"]),
+        open_to_intros=bool(row["open_to_intros"]),
+        active=bool(row["active"]),
+        card=card,
+        created_at=_time(row["created_at"]),
+        updated_at=_time(row["updated_at"]),
+    )
+
+
+def _member(row: Row) -> MemberRecord:
+    message = None
+    if row["intro_message_id"] is not None:
+        message = MessageRef(int(row["intro_channel_id"]), int(row["intro_message_id"]))
+    return MemberRecord(
+        guild_id=int(row["guild_id"]),
+        user_id=int(row["user_id"]),
+        joined_at=_time(row["joined_at"]),
+        left_at=_time(row["left_at"]),
+        introduced_at=_time(row["introduced_at"]),
+        intro_message=message,
+        nudged_at=_time(row["nudged_at"]),
+        draft=MappingProxyType(json.loads(row["draft"]) if row["draft"] else {}),
+        offered_at=_time(row["offered_at"]),
+    )
+
+
+def _settings(row: Row) -> IntroSettings:
+    return IntroSettings(
+        guild_id=int(row["guild_id"]),
+        welcome=WelcomeMode(row["welcome"]),
+        reminders_enabled=bool(row["reminders_enabled"]),
+        reminder_days=int(row["reminder_days"]),
+    )
