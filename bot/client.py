@@ -20,6 +20,8 @@ from bot.guilds.service import GuildConfig
 from bot.guilds.store import GuildSettingsStore
 from bot.i18n import Catalog, default_catalog
 from bot.interactions import report_error
+from bot.intros.service import IntroService
+from bot.intros.store import IntroStore
 from bot.outbox.runner import Outbox
 from bot.outbox.store import OutboxStore
 from bot.prompts.essays import load_essays
@@ -33,7 +35,7 @@ log = logging.getLogger(__name__)
 
 # Every feature's cog, in load order. Each cog's setup() registers its own
 # persistent (dynamic) buttons, so they work again right after a restart.
-EXTENSIONS: Final = ("cogs.config", "cogs.prompts")
+EXTENSIONS: Final = ("cogs.config", "cogs.prompts", "cogs.intros")
 
 # Exactly what the invite link asks for: what the channels' purposes need.
 REQUIRED_PERMISSIONS: Final = discord.Permissions(**dict.fromkeys(sorted(all_required_permissions()), True))
@@ -86,6 +88,7 @@ class KakehashiBot(commands.Bot):
         # Features register their job handlers while their cogs load, before the database is open.
         self.outbox = Outbox(self.clock)
         self._prompts: PromptService | None = None
+        self._intros: IntroService | None = None
         self._outbox_task: asyncio.Task[None] | None = None
 
     @property
@@ -106,6 +109,12 @@ class KakehashiBot(commands.Bot):
             raise RuntimeError("the bot has not started")
         return self._prompts
 
+    @property
+    def intros(self) -> IntroService:
+        if self._intros is None:
+            raise RuntimeError("the bot has not started")
+        return self._intros
+
     async def setup_hook(self) -> None:
         essays = load_essays()
         self._storage = await Storage.open(self.settings.database_path)
@@ -113,6 +122,7 @@ class KakehashiBot(commands.Bot):
         outbox_store = OutboxStore(self._storage)
         self._prompts = PromptService(PromptStore(self._storage), outbox_store, self._guild_config, essays,
                                       self.clock)
+        self._intros = IntroService(IntroStore(self._storage), self.clock, keep_left_days=self.settings.keep_left_days)
         await self.tree.set_translator(CatalogTranslator(self.catalog))
         for extension in EXTENSIONS:
             await self.load_extension(extension)

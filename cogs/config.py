@@ -13,9 +13,11 @@ from bot.channels import channel_ref, kind_of
 from bot.checks import AdminGroup
 from bot.client import KakehashiBot
 from bot.guilds import rules
-from bot.guilds.model import AuditEntry, ChannelRef, Overview, Purpose, Setting
-from bot.i18n import LANGUAGES, Text, permission_texts
+from bot.guilds.model import FORMER_MEMBER, AuditEntry, ChannelRef, Overview, Purpose, Setting
+from bot.i18n import LANGUAGES, Text, permission_texts, shorten
 from bot.interactions import Localizer, localizer_for, send
+from bot.intros.model import Alias, IntroSettings, WelcomeMode
+from bot.intros.service import ALIAS_SETTING, MAX_REMINDER_DAYS, MIN_REMINDER_DAYS, REMINDERS_SETTING, WELCOME_SETTING
 from bot.prompts.schedule import WEEKDAYS
 from bot.prompts.service import SCHEDULE_SETTING
 from bot.translator import described
@@ -28,6 +30,10 @@ PURPOSE_CHOICES = [
 WEEKDAY_CHOICES = [
     app_commands.Choice(name=described(f"weekday.{day}"), value=day) for day in WEEKDAYS
 ]
+WELCOME_CHOICES = [
+    app_commands.Choice(name=described(f"choices.welcome.{mode.value}"), value=mode.value) for mode in WelcomeMode
+]
+ALIASES_SHOWN = 15
 LANGUAGE_CHOICES = [
     app_commands.Choice(name=described(f"language.{code}"), value=code) for code in LANGUAGES
 ]
@@ -74,6 +80,12 @@ class Config(commands.Cog):
         # Before the recent changes, which stay last.
         embed.insert_field_at(len(embed.fields) - 1, name=localize(Text("config.show.schedule.name")), value=value,
                               inline=False)
+        intro_settings = await self.bot.intros.settings(guild.id)
+        embed.insert_field_at(len(embed.fields) - 1, name=localize(Text("config.show.intros.name")),
+                              value=localize(_intro_settings_text(intro_settings)), inline=False)
+        aliases = await self.bot.intros.aliases(guild.id)
+        embed.insert_field_at(len(embed.fields) - 1, name=localize(Text("config.show.aliases.name")),
+                              value=_aliases_text(localize, aliases), inline=False)
         await send(interaction, None, embed=embed)
 
     @config.command(name="channel", description=described("commands.config.channel.description"))
@@ -164,6 +176,69 @@ class Config(commands.Cog):
             lines.append(Text("prompts.schedule.off"))
         await send(interaction, "\n".join(localize(line) for line in lines))
 
+    @config.command(name="reminders", description=described("commands.config.reminders.description"))
+    @app_commands.describe(after_days=described("commands.config.reminders.after_days"),
+                           enabled=described("commands.config.reminders.enabled"))
+    async def reminders(self, interaction: discord.Interaction[KakehashiBot],
+                        after_days: app_commands.Range[int, MIN_REMINDER_DAYS, MAX_REMINDER_DAYS] | None = None,
+                        enabled: bool | None = None) -> None:
+        guild = _guild(interaction)
+        change, new = await self.bot.intros.set_reminders(guild.id, after_days, enabled, actor_id=interaction.user.id)
+        localize = await localizer_for(interaction)
+        lines = []
+        if (after_days, enabled) != (None, None) and not change.changed:
+            lines.append(Text("config.reminders.unchanged"))
+        lines.append(_intro_settings_text(new))
+        if new.reminders_enabled:
+            lines.append(Text("config.reminders.how"))
+        await send(interaction, "\n".join(localize(line) for line in lines))
+
+    @config.command(name="welcome", description=described("commands.config.welcome.description"))
+    @app_commands.describe(mode=described("commands.config.welcome.mode"))
+    @app_commands.choices(mode=WELCOME_CHOICES)
+    async def welcome(self, interaction: discord.Interaction[KakehashiBot], mode: str) -> None:
+        guild = _guild(interaction)
+        change = await self.bot.intros.set_welcome(guild.id, mode, actor_id=interaction.user.id)
+        settings = await self.bot.guild_config.settings(guild.id)
+        lines = [Text("config.welcome.set" if change.changed else "config.welcome.unchanged",
+                      where=Text(f"choices.welcome.{change.new}"))]
+        if change.new != WelcomeMode.OFF.value and settings.channel(Purpose.WELCOME) is None:
+            lines.append(Text("config.welcome.no_channel"))
+        localize = await localizer_for(interaction, settings)
+        await send(interaction, "\n".join(localize(line) for line in lines))
+
+    @config.command(name="company-alias", description=described("commands.config.company_alias.description"))
+    @app_commands.describe(alias=described("commands.config.company_alias.alias"),
+                           company=described("commands.config.company_alias.company"))
+    async def company_alias(self, interaction: discord.Interaction[KakehashiBot],
+                            alias: app_commands.Range[str, 1, 100],
+                            company: app_commands.Range[str, 1, 100] | None = None) -> None:
+        guild = _guild(interaction)
+        change = await self.bot.intros.set_alias(guild.id, alias, company, actor_id=interaction.user.id)
+        if company is None:
+            key = "config.alias.removed" if change.changed else "config.alias.not_found"
+            await send(interaction, Text(key, alias=shorten(alias, 100)))
+            return
+        key = "config.alias.set" if change.changed else "config.alias.unchanged"
+        await send(interaction, Text(key, value=shorten(change.new or "", 210)))
+
+
+def _intro_settings_text(settings: IntroSettings) -> Text:
+    reminders = (Text("config.show.intros.reminders_on", days=settings.reminder_days) if settings.reminders_enabled
+                 else Text("config.show.intros.reminders_off"))
+    return Text("config.show.intros.value", welcome=Text(f"choices.welcome.{settings.welcome.value}"),
+                reminders=reminders)
+
+
+def _aliases_text(localize: Localizer, aliases: list[Alias]) -> str:
+    if not aliases:
+        return localize(Text("config.show.aliases.none"))
+    lines = [f"{shorten(a.alias, 60)} → {shorten(a.company, 60)}" for a in aliases[:ALIASES_SHOWN]]
+    if len(aliases) > ALIASES_SHOWN:
+        lines.append(localize(Text("config.show.aliases.more", count=len(aliases) - ALIASES_SHOWN)))
+    text = "\n".join(lines)
+    return text if len(text) <= EMBED_FIELD_LIMIT else text[: EMBED_FIELD_LIMIT - 1] + "…"
+
 
 def _guild(interaction: discord.Interaction[Any]) -> discord.Guild:
     # The group is guild-only and AdminGroup refuses DMs; a missing guild is a bug.
@@ -180,6 +255,14 @@ def _value(setting: str, value: str | None) -> Text | str:
         return f"<#{value}>"
     if setting == Setting.LANGUAGE:
         return Text(f"language.{value}")
+    if setting == WELCOME_SETTING:
+        return Text(f"choices.welcome.{value}")
+    if setting == REMINDERS_SETTING:
+        state, _, days = value.partition(" ")
+        return Text("config.show.intros.reminders_on", days=days) if state == "on" \
+            else Text("config.show.intros.reminders_off")
+    if setting == ALIAS_SETTING:
+        return shorten(value, 120)
     if setting == SCHEDULE_SETTING:
         day, _, at = value.partition(" ")
         if day not in WEEKDAYS:
@@ -229,7 +312,7 @@ def _change_line(localize: Localizer, entry: AuditEntry) -> str:
     return localize(Text(
         "config.show.change",
         when=f"<t:{int(entry.changed_at.timestamp())}:R>",
-        actor=f"<@{entry.actor_id}>",
+        actor=Text("config.show.former.member") if entry.actor_id == FORMER_MEMBER else f"<@{entry.actor_id}>",
         setting=setting,
         old=_value(entry.setting, entry.old),
         new=_value(entry.setting, entry.new),

@@ -17,7 +17,10 @@ from bot.translator import CatalogTranslator
 
 # The contract of DESIGN.md: these names must not change.
 CONTRACT = {"config show", "config channel", "config timezone", "config language", "config prompts",
-            "prompts post", "prompts queue", "prompts skip", "prompts add", "prompts stats"}
+            "prompts post", "prompts queue", "prompts skip", "prompts add", "prompts stats",
+            "config reminders", "config company-alias", "intro edit", "intro show", "intro delete", "intro export",
+            "stats"}
+CONTEXT_MENUS = {"View intro"}
 
 
 @pytest.fixture
@@ -42,6 +45,16 @@ async def test_the_contract_commands_exist(bot: KakehashiBot) -> None:
     names = {c.qualified_name for top in bot.tree.get_commands() for c in walk(top)
              if isinstance(c, app_commands.Command)}
     assert names >= CONTRACT
+    menus = {c.name for c in bot.tree.get_commands(type=discord.AppCommandType.user)}
+    assert menus >= CONTEXT_MENUS
+
+
+async def test_context_menus_have_japanese_names(bot: KakehashiBot) -> None:
+    translator = bot.tree.translator
+    assert translator is not None
+    for menu in bot.tree.get_commands(type=discord.AppCommandType.user):
+        payload = await menu.get_translated_payload(bot.tree, translator)
+        assert payload["name_localizations"].get("ja"), menu.name
 
 
 async def test_command_names_are_unique(bot: KakehashiBot) -> None:
