@@ -85,23 +85,25 @@ class IntroService:
         key = companies.company_key(company)
         if not key:
             raise UserError("intros.company.no_letters")
-        fields = dict(display_name=clean_field("display_name", about.display_name), company=company,
-                      company_key=key, role=clean_field("role", about.role),
-                      industry=clean_field("industry", about.industry),
-                      location=clean_field("location", about.location))
+        display_name = clean_field("display_name", about.display_name)
+        role = clean_field("role", about.role)
+        industry = clean_field("industry", about.industry)
+        location = clean_field("location", about.location)
 
         def change(current: Profile | None) -> Profile:
             base = current or Profile(guild_id, user_id, "", "", "", languages=default_languages(locale))
-            return replace(base, **fields)
+            return replace(base, display_name=display_name, company=company, company_key=key, role=role,
+                           industry=industry, location=location)
 
         return await self._store.change_profile(guild_id, user_id, change, self._clock.now())
 
     async def save_more(self, guild_id: int, user_id: int, more: More) -> Profile:
         """The modal's second step; the first must have created the profile. What the member's free-form
         introduction offered is used up by now."""
-        fields = dict(timezone=parse_profile_timezone(more.timezone), interests=parse_tags(more.interests),
-                      offer=clean_field("offer", more.offer), seek=clean_field("seek", more.seek),
-                      bio=clean_field("bio", more.bio))
+        fields: dict[str, Any] = {
+            "timezone": parse_profile_timezone(more.timezone), "interests": parse_tags(more.interests),
+            "offer": clean_field("offer", more.offer), "seek": clean_field("seek", more.seek),
+            "bio": clean_field("bio", more.bio)}
         return await self._change(guild_id, user_id, fields, clear_draft=True)
 
     async def set_languages(self, guild_id: int, user_id: int, values: Iterable[str]) -> Profile:
