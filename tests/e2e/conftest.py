@@ -15,7 +15,7 @@ from discord.ext import commands
 from bot.client import KakehashiBot
 from bot.config import Settings
 from tests.fakeclock import FakeClock
-from tests.fakediscord import ChannelType, FakeDiscord, Guild, Member, Perm
+from tests.fakediscord import Channel, ChannelType, FakeDiscord, Guild, Member, Message, Perm
 
 
 @dataclass
@@ -48,6 +48,20 @@ def build_world(server: FakeDiscord) -> World:
     server.add_channel(other, "general")
     other_admin = server.add_member(other, "dan", roles=(other_admin_role,))
     return World(guild, other, admin, member, ja_member, other_admin)
+
+
+async def ask(server: FakeDiscord, member: Member, command: str, /, **options: object) -> Message:
+    """Run a command and return its answer, which must be private (ephemeral)."""
+    reply = await (await server.slash(member, command, **options)).reply(timeout=30)
+    assert reply.ephemeral, f"/{command} answered publicly: {reply.text!r}"
+    return reply
+
+
+async def use_channel(server: FakeDiscord, world: World, purpose: str, name: str) -> Channel:
+    """As the admin, point ``purpose`` at the world's channel called ``name``."""
+    channel = world.guild.channel_named(name)
+    await ask(server, world.admin, "config channel", purpose=purpose, channel=channel)
+    return channel
 
 
 class BotRunner:

@@ -13,23 +13,11 @@ from pathlib import Path
 import pytest
 
 from bot.client import KakehashiBot
-from tests.e2e.conftest import BotRunner, World
+from tests.e2e.conftest import BotRunner, World, ask, use_channel
 from tests.fakeclock import FakeClock
 from tests.fakediscord import Channel, CommandNotAvailable, FakeDiscord, Interaction, Member, Message, Overwrite, Perm
 
 HOSTILE = "@everyone @here <@&1> <@2> **bold** `code` \u200b\u200d\u202e右から左 ミックス"
-
-
-async def ask(server: FakeDiscord, member: Member, command: str, /, **options: object) -> Message:
-    reply = await (await server.slash(member, command, **options)).reply(timeout=30)
-    assert reply.ephemeral, f"/{command} answered publicly: {reply.text!r}"
-    return reply
-
-
-async def use_channel(server: FakeDiscord, world: World, purpose: str, name: str) -> Channel:
-    channel = world.guild.channel_named(name)
-    await ask(server, world.admin, "config channel", purpose=purpose, channel=channel)
-    return channel
 
 
 def bot_messages(server: FakeDiscord, channel: Channel) -> list[Message]:

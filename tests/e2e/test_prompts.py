@@ -14,25 +14,13 @@ import pytest
 from bot.client import KakehashiBot
 from bot.prompts.essays import load_essays
 from bot.prompts.split import split_message
-from tests.e2e.conftest import BotRunner, World
+from tests.e2e.conftest import BotRunner, World, ask, use_channel
 from tests.e2e.test_cli import clean_env
 from tests.fakeclock import FakeClock
-from tests.fakediscord import Channel, ChannelType, FakeDiscord, Member, Message, Overwrite, Perm
+from tests.fakediscord import Channel, ChannelType, FakeDiscord, Message, Overwrite, Perm
 
 ESSAYS = load_essays()
 BODIES = {essay.body for essay in ESSAYS}
-
-
-async def ask(server: FakeDiscord, member: Member, command: str, **options: object) -> Message:
-    reply = await (await server.slash(member, command, **options)).reply(timeout=30)
-    assert reply.ephemeral, f"/{command} answered publicly: {reply.text!r}"
-    return reply
-
-
-async def use_channel(server: FakeDiscord, world: World, purpose: str, name: str) -> Channel:
-    channel = world.guild.channel_named(name)
-    await ask(server, world.admin, "config channel", purpose=purpose, channel=channel)
-    return channel
 
 
 def bot_messages(server: FakeDiscord, channel: Channel) -> list[Message]:
