@@ -87,6 +87,9 @@ _ASCII_WORD: Final = re.compile(r"[a-z0-9]+")
 # and the combining marks, which need a closer look (re has no Unicode categories).
 _NOT_ALNUM: Final = re.compile(r"[\W_]+")
 _ALNUM: Final = re.compile(r"[^\W_]")
+# Normalising is repeated until nothing changes, which takes one pass or two for any text tried (every
+# code point, and fuzzed text); the bound is there so that no text, however odd, can keep the bot busy.
+_ENOUGH_PASSES: Final = 4
 # ASCII control characters that are not whitespace are dropped; tabs and line breaks separate words.
 _ASCII_INVISIBLE: Final = {code: None for code in (*range(0x09), *range(0x0E, 0x1C), 0x7F)}
 
@@ -165,12 +168,19 @@ def _invisible(ch: str) -> bool:
 
 
 def _normalize(text: str) -> str:
-    # Casefolding can undo NFKC and NFKC can undo casefolding (rarely, but any input reaches here),
-    # so both are applied until neither changes anything.
-    text = unicodedata.normalize("NFKC", text)
-    while (folded := text.casefold()) != text:
-        text = unicodedata.normalize("NFKC", folded)
+    """NFKC, casefolded, NFKC again: casefolding can undo NFKC ("ẗ" folds to "t" and a combining
+    diaeresis, which NFKC composes back), so the result is in NFKC, not always unchanged by casefold."""
+    for _ in range(_ENOUGH_PASSES):
+        folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
+        if folded == text or _stable(folded):
+            return folded
+        text = folded
     return text
+
+
+def _stable(text: str) -> bool:
+    """Whether normalising would leave ``text`` as it is; cheaper to ask than to do."""
+    return text.isascii() or (text.casefold() == text and unicodedata.is_normalized("NFKC", text))
 
 
 def _words(text: str) -> list[str]:
@@ -257,6 +267,11 @@ def _drop_chars(words: list[str], count: int, *, from_end: bool) -> list[str]:
 def _settle(key: str) -> str:
     """``key`` as folding it again would leave it: joining words can bring an accent next to the letter
     it composes with, which NFKC then merges."""
-    while not key.isascii() and (key.casefold() != key or not unicodedata.is_normalized("NFKC", key)):
-        key = "".join(_words(_normalize(key)))
+    for _ in range(_ENOUGH_PASSES):
+        if _stable(key):
+            break
+        settled = "".join(_words(_normalize(key)))
+        if settled == key:
+            break
+        key = settled
     return key
