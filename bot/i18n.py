@@ -137,9 +137,19 @@ def permission_texts(names: Iterable[str]) -> list[Text]:
     return [Text(f"permissions.{name}") for name in names]
 
 
+def without_invisible(text: str) -> str:
+    """The text without invisible format and control characters (zero-width, right-to-left overrides);
+    whitespace stays."""
+    return "".join(ch for ch in text if ch.isspace() or unicodedata.category(ch) not in {"Cf", "Cc"})
+
+
+def visible(text: str) -> str:
+    """What a reader would see of the text: no invisible characters and no whitespace ("" for blank)."""
+    return "".join(ch for ch in without_invisible(text) if not ch.isspace())
+
+
 def shorten(text: str, limit: int = 80) -> str:
     """Member input echoed back: one line, bounded, and without invisible format characters
     (zero-width, right-to-left overrides) that could garble the reply around it."""
-    visible = "".join(ch for ch in text if unicodedata.category(ch) not in {"Cf", "Cc"} or ch.isspace())
-    flat = " ".join(visible.split())
+    flat = " ".join(without_invisible(text).split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"

@@ -26,7 +26,7 @@ from discord.ext import commands
 from bot.checks import require_manage_guild
 from bot.client import KakehashiBot
 from bot.errors import UserError
-from bot.guilds.model import Purpose
+from bot.guilds.model import GuildSettings, Purpose
 from bot.i18n import Text, permission_texts, shorten
 from bot.interactions import Localizer, bot_of, defer, localizer_for, send
 from bot.intros.model import (
@@ -73,9 +73,8 @@ def _guild_id(interaction: discord.Interaction[Any]) -> int:
     return interaction.guild_id
 
 
-async def _server_localizer(bot: KakehashiBot, guild: discord.Guild) -> Localizer:
+def _server_localizer(bot: KakehashiBot, guild: discord.Guild, settings: GuildSettings) -> Localizer:
     """For what the bot posts in a server (cards, welcomes): the server's language."""
-    settings = await bot.guild_config.settings(guild.id)
     return Localizer(settings.effective_language(guild.preferred_locale.value), bot.catalog)
 
 
@@ -134,7 +133,7 @@ class CardPoster:
         channel = guild.get_channel(channel_id)
         if not isinstance(channel, discord.TextChannel):
             return Text("intros.card.channel_gone")
-        embed = card_embed(await _server_localizer(self.bot, guild), profile, viewer_id=None)
+        embed = card_embed(_server_localizer(self.bot, guild, settings), profile, viewer_id=None)
         if profile.card is not None and profile.card.channel_id == channel.id:
             try:
                 await channel.get_partial_message(profile.card.message_id).edit(embed=embed)
@@ -420,7 +419,7 @@ async def _update_editor(interaction: discord.Interaction[Any], guild: discord.G
     """Show the change on the private card at once; then bring the public card up to date."""
     bot = bot_of(interaction)
     localize = await localizer_for(interaction)
-    step = 2 if any((profile.interests, profile.offer, profile.seek, profile.bio, profile.timezone)) else 1
+    step = 2 if profile.has_more else 1
     await interaction.response.edit_message(embed=card_embed(localize, profile, viewer_id=profile.user_id),
                                             view=editor_view(localize, guild.id, profile, step=step))
     card = await _cards(bot).publish(guild, profile)
@@ -617,13 +616,14 @@ class Intros(commands.Cog):
         except discord.HTTPException as exc:
             log.info("Could not react to an introduction in guild %s: %s", message.guild.id, exc.text)
         if outcome.offer is not None:
-            await self._offer_profile(message, outcome.offer)
+            await self._offer_profile(message, outcome.offer, settings)
 
-    async def _offer_profile(self, message: discord.Message, draft: Mapping[str, str]) -> None:
+    async def _offer_profile(self, message: discord.Message, draft: Mapping[str, str],
+                             settings: GuildSettings) -> None:
         """By DM, else (DMs closed) as a reply in the channel that goes away after ten minutes."""
         assert message.guild is not None
         guild = message.guild
-        localize = await _server_localizer(self.bot, guild)
+        localize = _server_localizer(self.bot, guild, settings)
         found = [Text(f"intros.field.{name}") for name in draft]
         text = Text("intros.offer.dm", server=shorten(guild.name, 60), link=message.jump_url,
                     found=found if found else Text("intros.offer.nothing_found"))
@@ -651,41 +651,37 @@ class Intros(commands.Cog):
         member = guild.get_member(int(job.payload["user"])) if guild is not None else None
         if guild is None or member is None:
             return  # gone again before we could say hello
-        settings = await self.bot.intros.settings(guild.id)
-        localize = await _server_localizer(self.bot, guild)
-        view = discord.ui.View(timeout=None)
-        view.add_item(IntroduceButton(guild.id, localize(Text("intros.welcome.button"))))
-        if settings.welcome is WelcomeMode.DM and await _dm(
-                member, localize(Text("intros.welcome.dm", server=shorten(guild.name, 60))), view):
-            return
-        await self._post_in_welcome(guild, member, localize(Text("intros.welcome.channel", member=member.mention,
-                                                                 server=shorten(guild.name, 60))), view)
+        by_dm = (await self.bot.intros.settings(guild.id)).welcome is WelcomeMode.DM
+        await self._greet(guild, member, "intros.welcome.dm", "intros.welcome.channel", by_dm=by_dm)
 
     async def deliver_nudge(self, job: Job) -> None:
         guild = self.bot.get_guild(job.guild_id)
         member = guild.get_member(int(job.payload["user"])) if guild is not None else None
         if guild is None or member is None or not await self.bot.intros.needs_nudge(guild.id, member.id):
             return
-        localize = await _server_localizer(self.bot, guild)
+        await self._greet(guild, member, "intros.nudge.dm", "intros.nudge.channel", by_dm=True)
+
+    async def _greet(self, guild: discord.Guild, member: discord.Member, dm_key: str, channel_key: str, *,
+                     by_dm: bool) -> None:
+        """``dm_key`` by DM if ``by_dm``; else, or with DMs closed, ``channel_key`` in the welcome channel,
+        mentioning only the member. Either with the "Introduce yourself" button."""
+        settings = await self.bot.guild_config.settings(guild.id)
+        localize = _server_localizer(self.bot, guild, settings)
         view = discord.ui.View(timeout=None)
         view.add_item(IntroduceButton(guild.id, localize(Text("intros.welcome.button"))))
-        if await _dm(member, localize(Text("intros.nudge.dm", server=shorten(guild.name, 60))), view):
+        server = shorten(guild.name, 60)
+        if by_dm and await _dm(member, localize(Text(dm_key, server=server)), view):
             return
-        await self._post_in_welcome(guild, member, localize(Text("intros.nudge.channel", member=member.mention,
-                                                                 server=shorten(guild.name, 60))), view)
-
-    async def _post_in_welcome(self, guild: discord.Guild, member: discord.Member, content: str,
-                               view: discord.ui.View) -> None:
-        settings = await self.bot.guild_config.settings(guild.id)
         channel_id = settings.channel(Purpose.WELCOME)
         channel = guild.get_channel(channel_id) if channel_id else None
         if not isinstance(channel, discord.TextChannel):
             log.info("Guild %s has no welcome channel; member %s was not greeted", guild.id, member.id)
             return
+        content = localize(Text(channel_key, member=member.mention, server=server))
         try:
             await channel.send(content, view=view, allowed_mentions=discord.AllowedMentions(users=[member]))
         except discord.HTTPException as exc:
-            # A welcome hours late helps nobody: report, and do not retry.
+            # A welcome hours late helps nobody: log it, and do not retry.
             log.warning("Could not post in the welcome channel of guild %s: %s", guild.id, exc.text)
 
     async def purge(self, job: Job) -> None:

@@ -70,6 +70,11 @@ class Profile:
     created_at: datetime | None = None
     updated_at: datetime | None = None
 
+    @property
+    def has_more(self) -> bool:
+        """Whether anything of the modal's second step is filled in."""
+        return any((self.timezone, self.interests, self.offer, self.seek, self.bio))
+
     def company_for(self, viewer_id: int | None) -> str | None:
         """The company as ``viewer_id`` may see it (None: a public place such as the introductions
         channel); None when the member keeps it for people they are introduced to."""

@@ -15,7 +15,7 @@ from typing import Final
 
 from bot.errors import UserError
 from bot.guilds.rules import parse_timezone
-from bot.i18n import Text, shorten
+from bot.i18n import Text, shorten, visible, without_invisible
 from bot.intros.model import PROFILE_LANGUAGES, TEXT_FIELDS
 
 # The most each field may hold, in characters; the modal says the same to Discord.
@@ -36,19 +36,14 @@ MAX_TAGS: Final = 10
 TAG_LIMIT: Final = 30
 # Tags are separated by commas (also Japanese 、), semicolons or line breaks ("AI/ML" stays one tag).
 _TAG_SEPARATORS = re.compile(r"[,、;\n]+")
-_INVISIBLE = frozenset({"Cf", "Cc", "Zs", "Zl", "Zp"})
 
 assert set(LIMITS) == set(TEXT_FIELDS)
-
-
-def has_visible(text: str) -> bool:
-    return any(unicodedata.category(ch) not in _INVISIBLE for ch in text)
 
 
 def clean_field(name: str, value: str) -> str:
     """The value to store for a text field: trimmed, checked against its limit; "" if nothing visible."""
     text = value.strip()
-    if not has_visible(text):
+    if not visible(text):
         text = ""
     if not text and name in REQUIRED:
         raise UserError("intros.field.required", field=Text(f"intros.field.{name}"))
@@ -62,7 +57,7 @@ def clean_field(name: str, value: str) -> str:
 def normalise_tag(raw: str) -> str:
     """One interest as a tag: width and case folded, invisible characters dropped, spaces single."""
     text = unicodedata.normalize("NFKC", raw).casefold()
-    text = "".join(ch for ch in text if unicodedata.category(ch) not in {"Cf", "Cc"})
+    text = without_invisible(text)
     return " ".join(text.split()).lstrip("#").strip()
 
 

@@ -225,13 +225,11 @@ class IntroStore:
     # -- company aliases
 
     async def aliases(self, guild_id: int) -> list[Alias]:
-        rows = await self._storage.fetch_all(SELECT_ALIASES, (guild_id,))
-        return [Alias(r["alias"], r["company"], r["alias_key"], r["company_key"]) for r in rows]
+        return [_alias(row) for row in await self._storage.fetch_all(SELECT_ALIASES, (guild_id,))]
 
     @staticmethod
     async def current_aliases(tx: Transaction, guild_id: int) -> list[Alias]:
-        rows = await tx.fetch_all(SELECT_ALIASES, (guild_id,))
-        return [Alias(r["alias"], r["company"], r["alias_key"], r["company_key"]) for r in rows]
+        return [_alias(row) for row in await tx.fetch_all(SELECT_ALIASES, (guild_id,))]
 
     @staticmethod
     async def put_alias(tx: Transaction, guild_id: int, alias: Alias, now: datetime) -> None:
@@ -318,6 +316,10 @@ def _member(row: Row) -> MemberRecord:
         draft=MappingProxyType(json.loads(row["draft"]) if row["draft"] else {}),
         offered_at=_time(row["offered_at"]),
     )
+
+
+def _alias(row: Row) -> Alias:
+    return Alias(row["alias"], row["company"], row["alias_key"], row["company_key"])
 
 
 def _settings(row: Row) -> IntroSettings:

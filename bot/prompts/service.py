@@ -13,7 +13,7 @@ from bot.clock import Clock
 from bot.errors import UserError
 from bot.guilds.model import Change, Purpose
 from bot.guilds.service import GuildConfig
-from bot.i18n import LANGUAGES, shorten
+from bot.i18n import LANGUAGES, shorten, visible
 from bot.outbox.model import Job
 from bot.outbox.store import OutboxStore
 from bot.prompts import queue as queue_rules
@@ -64,11 +64,6 @@ def custom_prompt(custom: CustomPrompt) -> Prompt:
         questions=MappingProxyType(dict.fromkeys(LANGUAGES, custom.questions)),
         body=custom.body,
     )
-
-
-def _visible(text: str) -> str:
-    """The text without invisible format characters and whitespace: what a reader would see."""
-    return "".join(ch for ch in text if not ch.isspace() and unicodedata.category(ch) not in {"Cf", "Cc"})
 
 
 def _find(prompts: Sequence[Prompt], query: str) -> Prompt:
@@ -218,8 +213,8 @@ class PromptService:
                   author_id: int) -> tuple[Prompt, int]:
         """Store a custom prompt exactly as typed (blank questions dropped); it joins the current cycle.
         The prompt and its place among the upcoming ones."""
-        kept = tuple(q for q in questions if _visible(q))
-        if not _visible(text):
+        kept = tuple(q for q in questions if visible(q))
+        if not visible(text):
             raise UserError("prompts.add.empty_text")
         if len(title) > TITLE_MAX or len(text) > TEXT_MAX or len(kept) > QUESTIONS_MAX \
                 or any(len(q) > QUESTION_MAX for q in kept):
