@@ -340,6 +340,25 @@ async def test_a_thread_without_a_message_is_private_unless_asked_otherwise(
     assert server.calls_to("POST", rf"/channels/{club.general.id}/messages") == []
 
 
+async def test_members_are_added_to_a_private_thread_once_and_then_see_it(
+        server: FakeDiscord, club: Club, client: discord.Client) -> None:
+    thread = await channel_of(client, club.general).create_thread(name="Intro", invitable=False)
+    assert not thread.invitable
+    member = discord.Object(club.member.id)
+    assert club.guild.active_threads(club.member) == []
+    for _ in range(2):  # adding someone already in changes nothing
+        await thread.add_user(member)
+    fake_thread = server.channels[thread.id]
+    assert set(fake_thread.thread_members) == {server.bot_user.id, club.member.id}
+    assert club.guild.active_threads(club.member) == [fake_thread]
+    with pytest.raises(discord.NotFound) as unknown:
+        await thread.add_user(discord.Object(12345))
+    assert unknown.value.code == 10013
+    with pytest.raises(discord.HTTPException) as not_a_thread:
+        await client.http.add_user_to_thread(club.general.id, club.member.id)
+    assert not_a_thread.value.code == 50024
+
+
 async def test_messages_in_a_thread_reach_discord_py_in_the_thread_and_are_counted(
         server: FakeDiscord, club: Club, client: discord.Client) -> None:
     post = await channel_of(client, club.open_forum).create_thread(name="Topic", content="Starter")
@@ -465,6 +484,19 @@ async def test_a_held_answer_comes_after_the_call_is_done_and_only_on_release(
     assert post.thread.id == thread.id
     # A hold catches one call: the next goes through.
     await asyncio.wait_for(forum.create_thread(name="Another", content="Starter"), 5)
+
+
+async def test_a_hold_can_let_some_calls_through_first(
+        server: FakeDiscord, club: Club, client: discord.Client) -> None:
+    hold = server.hold("POST", rf"/channels/{club.general.id}/threads", after=2)
+    general = channel_of(client, club.general)
+    for name in ("one", "two"):
+        await asyncio.wait_for(general.create_thread(name=name), 5)
+    third = asyncio.create_task(general.create_thread(name="three"))
+    call = await hold.reached()
+    assert call.json["name"] == "three" and len(server.threads(club.general)) == 3
+    hold.release()
+    await asyncio.wait_for(third, 5)
 
 
 KILLED_CLIENT = """

@@ -207,15 +207,22 @@ class Hold:
     status) and then waits for :meth:`release` before it answers. Between the two a test can kill the bot,
     as a crash after Discord accepted a request and before the bot read the answer would."""
 
-    def __init__(self, method: str, regex: re.Pattern[str]) -> None:
+    def __init__(self, method: str, regex: re.Pattern[str], after: int = 0) -> None:
         self.method = method
         self.regex = regex
         self.call: Call | None = None
+        self._let_through = after
         self._reached = asyncio.Event()
         self._released = asyncio.Event()
 
     def matches(self, call: Call) -> bool:
-        return self.call is None and call.method == self.method and bool(self.regex.match(call.path))
+        """Whether to keep this call's answer: the first matching call after the ``after`` let through."""
+        if self.call is not None or call.method != self.method or not self.regex.match(call.path):
+            return False
+        if self._let_through > 0:
+            self._let_through -= 1
+            return False
+        return True
 
     @property
     def is_reached(self) -> bool:
@@ -454,11 +461,12 @@ class FakeDiscord:
         regex = self._path_regex(pattern)
         return [c for c in self.calls if c.method == method and regex.match(c.path)]
 
-    def hold(self, method: str, pattern: str) -> Hold:
+    def hold(self, method: str, pattern: str, *, after: int = 0) -> Hold:
         """Keep back the answer to the next ``method`` call whose path matches ``pattern`` (as in
         :meth:`calls_to`), whatever its status, until ``hold.release()``; ``await hold.reached()`` waits
-        until the fake has performed it. :meth:`stop` releases whatever is still held."""
-        hold = Hold(method, self._path_regex(pattern))
+        until the fake has performed it. ``after``: let that many matching calls through first.
+        :meth:`stop` releases whatever is still held."""
+        hold = Hold(method, self._path_regex(pattern), after)
         self._holds.append(hold)
         return hold
 
@@ -923,6 +931,7 @@ class FakeDiscord:
         r("DELETE", "/channels/{channel}/messages/{message}", self._delete_message)
         r("PUT", "/channels/{channel}/messages/{message}/reactions/{emoji}/@me", self._put_reaction)
         r("DELETE", "/channels/{channel}/messages/{message}/reactions/{emoji}/@me", self._delete_own_reaction)
+        r("PUT", "/channels/{channel}/thread-members/{user}", self._add_thread_member)
         r("GET", "/guilds/{guild}", self._get_guild)
         r("GET", "/guilds/{guild}/channels", self._get_guild_channels)
         r("GET", "/guilds/{guild}/members/{user}", self._get_member)
@@ -1496,6 +1505,21 @@ class FakeDiscord:
         thread = self._new_thread(channel, kind, body)
         await self._dispatch_thread_create(thread)
         return thread.payload(me=self.bot_user.id)
+
+    async def _add_thread_member(self, request: web.Request, match: re.Match[str], body: Any) -> Any:
+        """PUT /channels/{thread}/thread-members/{user}: add a member of the server to a thread. Adding one
+        who is in already changes nothing."""
+        thread = self._channel(match["channel"])
+        if not thread.is_thread or thread.guild is None:
+            raise DiscordError(400, 50024, "Cannot execute action on this channel type")
+        member = thread.guild.members.get(int(match["user"]))
+        if member is None:
+            raise DiscordError(404, 10013, "Unknown User")
+        if thread.archived:
+            raise DiscordError(400, 50083, "Thread is archived")
+        self._require(thread, Perm.SEND_MESSAGES_IN_THREADS)
+        thread.thread_members.setdefault(member.id, datetime.now(UTC))
+        return None
 
     async def _start_forum_post(self, request: web.Request, forum: Channel, body: dict[str, Any]) -> Any:
         """A forum post: a public thread and its starter message, which has the thread's id and lives in it.
