@@ -22,6 +22,8 @@ from bot.i18n import Catalog, default_catalog
 from bot.interactions import report_error
 from bot.intros.service import IntroService
 from bot.intros.store import IntroStore
+from bot.matching.service import MatchService
+from bot.matching.store import MatchStore
 from bot.outbox.runner import Outbox
 from bot.outbox.store import OutboxStore
 from bot.prompts.essays import load_essays
@@ -35,7 +37,7 @@ log = logging.getLogger(__name__)
 
 # Every feature's cog, in load order. Each cog's setup() registers its own
 # persistent (dynamic) buttons, so they work again right after a restart.
-EXTENSIONS: Final = ("cogs.config", "cogs.prompts", "cogs.intros")
+EXTENSIONS: Final = ("cogs.config", "cogs.prompts", "cogs.intros", "cogs.matching")
 
 # Exactly what the invite link asks for: what the channels' purposes need.
 REQUIRED_PERMISSIONS: Final = discord.Permissions(**dict.fromkeys(sorted(all_required_permissions()), True))
@@ -89,6 +91,7 @@ class KakehashiBot(commands.Bot):
         self.outbox = Outbox(self.clock)
         self._prompts: PromptService | None = None
         self._intros: IntroService | None = None
+        self._matching: MatchService | None = None
         self._outbox_task: asyncio.Task[None] | None = None
 
     @property
@@ -115,6 +118,12 @@ class KakehashiBot(commands.Bot):
             raise RuntimeError("the bot has not started")
         return self._intros
 
+    @property
+    def matching(self) -> MatchService:
+        if self._matching is None:
+            raise RuntimeError("the bot has not started")
+        return self._matching
+
     async def setup_hook(self) -> None:
         essays = load_essays()
         self._storage = await Storage.open(self.settings.database_path)
@@ -123,6 +132,8 @@ class KakehashiBot(commands.Bot):
         self._prompts = PromptService(PromptStore(self._storage), outbox_store, self._guild_config, essays,
                                       self.clock)
         self._intros = IntroService(IntroStore(self._storage), self.clock, keep_left_days=self.settings.keep_left_days)
+        self._matching = MatchService(MatchStore(self._storage), self._intros, PromptStore(self._storage),
+                                      self._guild_config, self.clock)
         await self.tree.set_translator(CatalogTranslator(self.catalog))
         for extension in EXTENSIONS:
             await self.load_extension(extension)

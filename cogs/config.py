@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -18,6 +19,8 @@ from bot.i18n import LANGUAGES, Text, permission_texts, shorten
 from bot.interactions import Localizer, localizer_for, send
 from bot.intros.model import Alias, IntroSettings, WelcomeMode
 from bot.intros.service import ALIAS_SETTING, MAX_REMINDER_DAYS, MIN_REMINDER_DAYS, REMINDERS_SETTING, WELCOME_SETTING
+from bot.matching.model import Cadence, RoundSettings
+from bot.matching.service import ROUNDS_SETTING
 from bot.prompts.schedule import WEEKDAYS
 from bot.prompts.service import SCHEDULE_SETTING
 from bot.translator import described
@@ -32,6 +35,10 @@ WEEKDAY_CHOICES = [
 ]
 WELCOME_CHOICES = [
     app_commands.Choice(name=described(f"choices.welcome.{mode.value}"), value=mode.value) for mode in WelcomeMode
+]
+CADENCE_CHOICES = [
+    app_commands.Choice(name=described(f"choices.cadence.{cadence.value}"), value=cadence.value)
+    for cadence in Cadence
 ]
 ALIASES_SHOWN = 15
 LANGUAGE_CHOICES = [
@@ -83,6 +90,9 @@ class Config(commands.Cog):
         intro_settings = await self.bot.intros.settings(guild.id)
         embed.insert_field_at(len(embed.fields) - 1, name=localize(Text("config.show.intros.name")),
                               value=localize(_intro_settings_text(intro_settings)), inline=False)
+        rounds, zone, upcoming = await self.bot.matching.next_round(guild.id)
+        embed.insert_field_at(len(embed.fields) - 1, name=localize(Text("config.show.rounds.name")),
+                              value=localize(_rounds_text(rounds, zone, upcoming)), inline=False)
         aliases = await self.bot.intros.aliases(guild.id)
         embed.insert_field_at(len(embed.fields) - 1, name=localize(Text("config.show.aliases.name")),
                               value=_aliases_text(localize, aliases), inline=False)
@@ -176,6 +186,33 @@ class Config(commands.Cog):
             lines.append(Text("prompts.schedule.off"))
         await send(interaction, "\n".join(localize(line) for line in lines))
 
+    @config.command(name="rounds", description=described("commands.config.rounds.description"))
+    @app_commands.describe(
+        cadence=described("commands.config.rounds.cadence"),
+        weekday=described("commands.config.rounds.weekday"),
+        time=described("commands.config.rounds.time"),
+        enabled=described("commands.config.rounds.enabled"),
+        no_repeat_rounds=described("commands.config.rounds.no_repeat_rounds"),
+        follow_up_days=described("commands.config.rounds.follow_up_days"),
+    )
+    @app_commands.choices(weekday=WEEKDAY_CHOICES, cadence=CADENCE_CHOICES)
+    async def rounds(self, interaction: discord.Interaction[KakehashiBot], cadence: str | None = None,
+                     weekday: str | None = None, time: app_commands.Range[str, 1, 16] | None = None,
+                     enabled: bool | None = None, no_repeat_rounds: int | None = None,
+                     follow_up_days: int | None = None) -> None:
+        guild = _guild(interaction)
+        change, new, upcoming = await self.bot.matching.set_rounds(
+            guild.id, cadence, weekday, time, enabled, no_repeat_rounds=no_repeat_rounds,
+            follow_up_days=follow_up_days, actor_id=interaction.user.id)
+        settings = await self.bot.guild_config.settings(guild.id)
+        localize = await localizer_for(interaction, settings)
+        asked = (cadence, weekday, time, enabled, no_repeat_rounds, follow_up_days) != (None,) * 6
+        lines = [Text("config.rounds.unchanged")] if asked and not change.changed else []
+        lines.append(_rounds_text(new, settings.timezone_name, upcoming))
+        if new.enabled and settings.channel(Purpose.MATCHES) is None:
+            lines.append(Text("config.rounds.no_channel"))
+        await send(interaction, "\n".join(localize(line) for line in lines))
+
     @config.command(name="reminders", description=described("commands.config.reminders.description"))
     @app_commands.describe(after_days=described("commands.config.reminders.after_days"),
                            enabled=described("commands.config.reminders.enabled"))
@@ -230,6 +267,15 @@ def _intro_settings_text(settings: IntroSettings) -> Text:
                 reminders=reminders)
 
 
+def _rounds_text(settings: RoundSettings, timezone: str, upcoming: datetime | None) -> Text:
+    if not settings.enabled or upcoming is None:
+        return Text("config.show.rounds.off")
+    return Text("config.show.rounds.on", cadence=Text(f"choices.cadence.{settings.cadence.value}"),
+                weekday=Text(f"weekday.{WEEKDAYS[settings.weekday]}"), time=settings.time, timezone=timezone,
+                next=f"<t:{int(upcoming.timestamp())}:R>", repeat=settings.no_repeat_rounds,
+                follow_up=settings.follow_up_days)
+
+
 def _aliases_text(localize: Localizer, aliases: list[Alias]) -> str:
     if not aliases:
         return localize(Text("config.show.aliases.none"))
@@ -261,6 +307,8 @@ def _value(setting: str, value: str | None) -> Text | str:
         state, _, days = value.partition(" ")
         return Text("config.show.intros.reminders_on", days=days) if state == "on" \
             else Text("config.show.intros.reminders_off")
+    if setting == ROUNDS_SETTING:
+        return shorten(value, 120)
     if setting == ALIAS_SETTING:
         return shorten(value, 120)
     if setting == SCHEDULE_SETTING:

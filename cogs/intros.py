@@ -81,11 +81,13 @@ def _server_localizer(bot: KakehashiBot, guild: discord.Guild, settings: GuildSe
 # ---------------------------------------------------------------- the card
 
 
-def card_embed(localize: Localizer, profile: Profile, *, viewer_id: int | None) -> discord.Embed:
-    """A profile as others see it (``viewer_id`` None: in a channel), or as its owner sees it."""
+def card_embed(localize: Localizer, profile: Profile, *, viewer_id: int | None,
+               introduced: bool = False) -> discord.Embed:
+    """A profile as others see it (``viewer_id`` None: in a channel), or as its owner sees it;
+    ``introduced``: as the people it is introduced to see it, company included."""
     embed = discord.Embed(title=shorten(profile.display_name, 256), color=EMBED_COLOR)
     embed.description = f"<@{profile.user_id}>" + (f"\n\n{profile.bio}" if profile.bio else "")
-    company = profile.company_for(viewer_id)
+    company = profile.company if introduced else profile.company_for(viewer_id)
     fields: list[tuple[str, str | None, bool]] = [
         ("company", company, True), ("role", profile.role, True), ("industry", profile.industry, True),
         ("location", profile.location, True), ("timezone", profile.timezone, True),
@@ -171,12 +173,15 @@ def _cards(bot: KakehashiBot) -> CardPoster:
     return cog.cards
 
 
-async def _delete_message(guild: discord.Guild | None, ref: MessageRef) -> bool:
-    """Delete a message of the bot's; True when it is gone (or was already)."""
+async def _delete_message(guild: discord.Guild | None, ref: MessageRef, client: discord.Client | None = None) -> bool:
+    """Delete a message of the bot's in the server, or with ``client`` also in a DM; True when it is gone (or
+    was already)."""
     if guild is None:
         return False
-    channel = guild.get_channel_or_thread(ref.channel_id)
-    if not isinstance(channel, discord.TextChannel | discord.Thread):
+    channel: Any = guild.get_channel_or_thread(ref.channel_id)
+    if channel is None and client is not None:
+        channel = client.get_partial_messageable(ref.channel_id)  # a DM (or a thread not cached)
+    if not isinstance(channel, discord.TextChannel | discord.Thread | discord.PartialMessageable):
         return False
     try:
         await channel.get_partial_message(ref.message_id).delete()
@@ -456,7 +461,7 @@ class ForgetButton(RoutedItem, discord.ui.DynamicItem[discord.ui.Button[Any]],
             card_gone = forgotten.card is None or await _delete_message(guild, forgotten.card)
         lines = [localize(Text("intros.delete.done"))]
         for reply in forgotten.replies:
-            await _delete_message(guild, reply)
+            await _delete_message(guild, reply, bot)
         if forgotten.card is not None and not card_gone:
             lines.append(localize(Text("intros.delete.card_left", link=forgotten.card.link(self.guild_id))))
         await interaction.edit_original_response(content="\n".join(lines), view=None)
@@ -575,6 +580,10 @@ class Intros(commands.Cog):
                                             members=stats.members, share=share)), inline=True)
         embed.add_field(name=localize(Text("intros.stats.companies_name")),
                         value=localize(Text("intros.stats.companies", count=stats.companies)), inline=True)
+        rounds = await self.bot.matching.stats(guild.id)
+        embed.add_field(name=localize(Text("intros.stats.rounds_name")),
+                        value=localize(Text("intros.stats.rounds", rounds=rounds.rounds, meetings=rounds.meetings,
+                                            bridged=rounds.bridged)), inline=True)
         lines = [localize(Text("intros.stats.industry_line", industry=shorten(name, 60), count=count))
                  for name, count in stats.by_industry]
         if stats.no_industry:
@@ -693,7 +702,7 @@ class Intros(commands.Cog):
         async with self.cards.lock(job.guild_id, user_id):
             forgotten = await self.bot.intros.forget(job.guild_id, user_id)
             for ref in (*forgotten.replies, *([forgotten.card] if forgotten.card else [])):
-                await _delete_message(guild, ref)
+                await _delete_message(guild, ref, self.bot)
 
     async def delete_reply(self, job: Job) -> None:
         guild = self.bot.get_guild(job.guild_id)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
 from types import MappingProxyType
@@ -48,6 +48,7 @@ from bot.intros.profile import (
     parse_tags,
 )
 from bot.intros.store import IntroStore
+from bot.matching.store import MatchStore
 from bot.outbox.model import Job, JobState
 from bot.outbox.store import OutboxStore
 from bot.prompts.store import PromptStore
@@ -73,11 +74,24 @@ class IntroService:
         self._store = store
         self._clock = clock
         self.keep_left = timedelta(days=keep_left_days)
+        self._watchers: list[Callable[[int, int | None], None]] = []
+
+    def watch(self, callback: Callable[[int, int | None], None]) -> None:
+        """Call ``callback(guild_id, user_id)`` after a member's profile changes, appears or goes, and
+        ``callback(guild_id, None)`` after a change that touches every profile (a company alias)."""
+        self._watchers.append(callback)
+
+    def _changed(self, guild_id: int, user_id: int | None) -> None:
+        for callback in self._watchers:
+            callback(guild_id, user_id)
 
     # -- profiles
 
     async def profile(self, guild_id: int, user_id: int) -> Profile | None:
         return await self._store.profile(guild_id, user_id)
+
+    async def active_profiles(self, guild_id: int) -> list[Profile]:
+        return await self._store.active_profiles(guild_id)
 
     async def save_about(self, guild_id: int, user_id: int, about: About, *, locale: str | None) -> Profile:
         """The modal's first step: creates the profile, or updates these five fields of it."""
@@ -95,7 +109,9 @@ class IntroService:
             return replace(base, display_name=display_name, company=company, company_key=key, role=role,
                            industry=industry, location=location)
 
-        return await self._store.change_profile(guild_id, user_id, change, self._clock.now())
+        profile = await self._store.change_profile(guild_id, user_id, change, self._clock.now())
+        self._changed(guild_id, user_id)
+        return profile
 
     async def save_more(self, guild_id: int, user_id: int, more: More) -> Profile:
         """The modal's second step; the first must have created the profile. What the member's free-form
@@ -129,8 +145,10 @@ class IntroService:
                 raise UserError("intros.edit.start_first")
             return replace(current, **fields)
 
-        return await self._store.change_profile(guild_id, user_id, change, self._clock.now(),
-                                                clear_draft=clear_draft)
+        profile = await self._store.change_profile(guild_id, user_id, change, self._clock.now(),
+                                                   clear_draft=clear_draft)
+        self._changed(guild_id, user_id)
+        return profile
 
     # -- members coming, writing, going
 
@@ -141,6 +159,7 @@ class IntroService:
         """A member joined: remember when (reminders count from it) and, unless welcomes are off, a welcome."""
         now = self._clock.now()
         await self._store.member_joined(guild_id, user_id, now)
+        self._changed(guild_id, user_id)
         settings = await self._store.settings(guild_id)
         if settings.welcome is WelcomeMode.OFF:
             return None
@@ -152,6 +171,7 @@ class IntroService:
     async def left(self, guild_id: int, user_id: int) -> None:
         """A member left: their profile is hidden at once and erased after ``keep_left`` unless they return."""
         await self._store.member_left(guild_id, user_id, self._clock.now())
+        self._changed(guild_id, user_id)
 
     async def intro_message(self, guild_id: int, user_id: int, message: MessageRef, content: str) -> IntroMessage:
         """A member wrote in the introductions channel. The first message counts them as introduced; if
@@ -251,6 +271,12 @@ class IntroService:
 
     async def set_alias(self, guild_id: int, alias: str, company: str | None, *, actor_id: int) -> Change:
         """Join ``alias`` to ``company`` ("ソニー" → "Sony"); without a company, the alias is removed."""
+        change = await self._set_alias(guild_id, alias, company, actor_id=actor_id)
+        if change.changed:
+            self._changed(guild_id, None)
+        return change
+
+    async def _set_alias(self, guild_id: int, alias: str, company: str | None, *, actor_id: int) -> Change:
         now = self._clock.now()
         async with self._store.storage.transaction() as tx:
             existing = await IntroStore.current_aliases(tx, guild_id)
@@ -286,10 +312,14 @@ class IntroService:
             card = await IntroStore.forget(tx, guild_id, user_id)
             jobs = await OutboxStore.forget_member(tx, guild_id, user_id)
             await PromptStore.forget_member(tx, guild_id, user_id)
+            asked = await MatchStore.forget(tx, guild_id, user_id)
             await guild_store.forget_actor(tx, guild_id, user_id)
         await storage.flush_deleted()
+        self._changed(guild_id, user_id)
         replies = tuple(MessageRef(int(job.payload["channel_id"]), int(job.payload["message_id"]))
                         for job in jobs if job.kind == REPLY_CLEANUP_JOB and job.state is not JobState.DONE)
+        # Requests still waiting for an answer show the member's card to whoever they asked.
+        replies += tuple(MessageRef(channel_id, message_id) for channel_id, message_id in asked)
         return Forgotten(card, replies)
 
     async def export(self, guild_id: int, user_id: int) -> dict[str, Any]:
@@ -299,6 +329,7 @@ class IntroService:
                                     "exported_at": to_text(self._clock.now())}
             data.update(await IntroStore.member_rows(tx, guild_id, user_id))
             data.update(await PromptStore.member_rows(tx, guild_id, user_id))
+            data.update(await MatchStore.member_rows(tx, guild_id, user_id))
             data["settings_changed"] = await guild_store.changes_by(tx, guild_id, user_id)
             data["scheduled_messages"] = [
                 {"kind": job.kind, "due_at": to_text(job.due_at), "state": job.state.value}

@@ -90,6 +90,12 @@ class PromptService:
 
     # -- what can be posted
 
+    def starter(self, language: str, seed: int) -> str:
+        """A conversation starter from the essays' questions, in ``language``; ``seed`` picks which, so the
+        same introduction gets the same question."""
+        questions = [question for essay in self._essays for question in essay.questions_in(language)]
+        return questions[seed % len(questions)] if questions else ""
+
     async def catalogue(self, guild_id: int) -> list[Prompt]:
         """Every prompt of the server: the bundled essays, then the custom prompts in the order added."""
         customs = await self.store.read_customs(guild_id)

@@ -72,6 +72,11 @@ SELECT {_POST_COLUMNS} FROM prompt_posts WHERE guild_id = ? AND state = 'posted'
 ORDER BY replies DESC, participants DESC, posted_at DESC, id DESC LIMIT ?
 """
 COUNT_POSTED = "SELECT COUNT(*) FROM prompt_posts WHERE guild_id = ? AND state = 'posted'"
+# Who replied in the server's prompt threads posted since a time (for matching's "same thread" bonus).
+SELECT_PARTICIPANTS_SINCE = """
+SELECT pp.post_id, pp.user_id FROM prompt_participants AS pp JOIN prompt_posts AS p ON p.id = pp.post_id
+WHERE p.guild_id = ? AND p.posted_at >= ? ORDER BY pp.post_id, pp.user_id
+"""
 # A member's data: the threads they replied in, and the prompts they added.
 SELECT_MEMBER_REPLIES = """
 SELECT p.id, p.title, p.thread_id FROM prompt_participants AS pp JOIN prompt_posts AS p ON p.id = pp.post_id
@@ -202,6 +207,11 @@ class PromptStore:
 
     async def mark_posted(self, post_id: int, now: datetime) -> None:
         await self._write(MARK_POSTED, (to_text(now), post_id))
+
+    async def participants_since(self, guild_id: int, since: datetime) -> list[tuple[int, int]]:
+        """(post, member) for every member who replied in a prompt thread posted since ``since``."""
+        rows = await self._storage.fetch_all(SELECT_PARTICIPANTS_SINCE, (guild_id, to_text(since)))
+        return [(row[0], row[1]) for row in rows]
 
     async def record_reply(self, guild_id: int, thread_id: int, user_id: int) -> bool:
         """Count a member's message in a prompt's thread; False if the thread is not a prompt's. Most

@@ -58,7 +58,7 @@ async def test_bot_logs_in_and_syncs_its_commands_with_japanese_descriptions(
     assert {c["value"]: c["name_localizations"]["ja"] for c in purpose["choices"]}["prompts"] == "prompts: 議論のお題"
 
 # The bot's top-level commands and context menus, as synced.
-TOP_LEVEL = ("config", "prompts", "intro", "stats", "View intro")
+TOP_LEVEL = ("config", "prompts", "intro", "stats", "View intro", "match", "rounds", "Suggest an intro to…")
 
 
 async def test_a_restart_with_unchanged_commands_does_not_sync_again(

@@ -19,8 +19,9 @@ from bot.translator import CatalogTranslator
 CONTRACT = {"config show", "config channel", "config timezone", "config language", "config prompts",
             "prompts post", "prompts queue", "prompts skip", "prompts add", "prompts stats",
             "config reminders", "config company-alias", "intro edit", "intro show", "intro delete", "intro export",
-            "stats"}
-CONTEXT_MENUS = {"View intro"}
+            "stats", "config rounds", "match suggest", "match request", "match join", "match leave", "match pause",
+            "match avoid", "match unavoid", "rounds run", "rounds stats"}
+CONTEXT_MENUS = {"View intro", "Suggest an intro to…"}
 
 
 @pytest.fixture

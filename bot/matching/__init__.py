@@ -1,0 +1,5 @@
+"""Matching: who may be introduced to whom (one rule), how well two members fit (one score with its
+reasons), the suggestions one member asks for, and the rounds that pair a whole server.
+
+Plain data in and out (``model.py``); numpy and scipy do the work over many members at once.
+"""

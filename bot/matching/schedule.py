@@ -1,0 +1,58 @@
+"""When match rounds are due: a weekday and a time in the server's zone, every one, two or four-ish weeks.
+
+Weekly and biweekly rounds fall on the weekday; a monthly round falls on the
+month's first such weekday ("the first Monday"). Slots are read the way prompt
+slots are (bot/prompts/schedule.py), so they stay at 10:00 local across
+daylight-saving changes. After downtime only the latest missed slot is due.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from bot.matching.model import Cadence, RoundSettings
+from bot.prompts.schedule import latest_slot, next_slot, parse_time
+
+# The least time between two rounds of a cadence: less than its period, so a slot moved by a time-zone
+# change still counts, more than half of it, so no round comes twice in one period.
+MIN_GAPS = {
+    Cadence.WEEKLY: timedelta(hours=12),
+    Cadence.BIWEEKLY: timedelta(days=10),
+    Cadence.MONTHLY: timedelta(days=20),
+}
+# Slots to look through for the next round: a monthly one is at most five weeks away, plus the gap.
+LOOK_AHEAD = 12
+
+
+def _first_of_month(slot: datetime, zone: ZoneInfo) -> bool:
+    return slot.astimezone(zone).day <= 7
+
+
+def due_round(settings: RoundSettings, zone: ZoneInfo, now: datetime) -> datetime | None:
+    """The slot to run a round for now, if any."""
+    if not settings.enabled:
+        return None
+    at = parse_time(settings.time)
+    slot = latest_slot(now, settings.weekday, at, zone)
+    if settings.cadence is Cadence.MONTHLY:
+        while not _first_of_month(slot, zone):
+            slot = latest_slot(slot - timedelta(days=6), settings.weekday, at, zone)
+    if settings.last_slot is not None and slot < settings.last_slot + MIN_GAPS[settings.cadence]:
+        return None
+    return slot
+
+
+def next_round(settings: RoundSettings, zone: ZoneInfo, now: datetime) -> datetime | None:
+    """When the next scheduled round comes; None when rounds are off."""
+    if not settings.enabled:
+        return None
+    at: time = parse_time(settings.time)
+    slot = now
+    for _ in range(LOOK_AHEAD):
+        slot = next_slot(slot, settings.weekday, at, zone)
+        if settings.cadence is Cadence.MONTHLY and not _first_of_month(slot, zone):
+            continue
+        if settings.last_slot is None or slot >= settings.last_slot + MIN_GAPS[settings.cadence]:
+            return slot
+    return None

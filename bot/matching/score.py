@@ -1,0 +1,441 @@
+"""How well two members fit: one score, the same both ways round, and the reasons behind it.
+
+Every eligible pair starts at ``BASE`` so that placing a member always beats leaving them out; shared
+interests, an offer that meets a seek (each direction), nearby time zones and a prompt thread both
+replied in add to it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Final
+
+import numpy as np
+from numpy.typing import NDArray
+
+from bot.matching.model import (
+    REASON_INTERESTS,
+    REASON_SAME_TIMEZONE,
+    REASON_THEY_OFFER,
+    REASON_THREAD,
+    REASON_TIMEZONE,
+    REASON_YOU_OFFER,
+    Candidate,
+    History,
+    Reason,
+)
+from bot.matching.rules import BLOCK, grown, kept_apart
+from bot.matching.terms import phrase_terms, tag_key
+
+BASE: Final = 1.0
+PER_INTEREST: Final = 2.0
+MOST_INTERESTS: Final = 3
+OFFER: Final = 3.0
+TIMEZONE: Final = 2.0
+TIMEZONE_HOURS: Final = 12.0       # the bonus falls to nothing at this many hours apart
+TIMEZONE_REASON_HOURS: Final = 3.0  # further apart than this, a time zone is no reason worth showing
+THREAD: Final = 2.0
+# With weights tied, reasons are shown in this order.
+_REASON_ORDER: Final = (REASON_THEY_OFFER, REASON_YOU_OFFER, REASON_INTERESTS, REASON_THREAD,
+                        REASON_SAME_TIMEZONE, REASON_TIMEZONE)
+
+
+def hours_apart(x: float, y: float) -> float:
+    """Hours between two UTC offsets around the clock: +9 and -10 are 5 hours apart, not 19."""
+    d = abs(x - y) % 24.0
+    return min(d, 24.0 - d)
+
+
+def timezone_bonus(x: float | None, y: float | None) -> float:
+    if x is None or y is None:
+        return 0.0
+    return TIMEZONE * max(0.0, 1.0 - hours_apart(x, y) / TIMEZONE_HOURS)
+
+
+def shared_interests(a: Candidate, b: Candidate) -> list[str]:
+    """``a``'s tags that ``b`` has too, in a stable order."""
+    theirs = {tag_key(tag) for tag in b.interests}
+    return sorted({tag_key(tag) for tag in a.interests} & theirs)
+
+
+def terms_of(phrase_list: tuple[str, ...]) -> frozenset[str]:
+    return frozenset().union(*map(phrase_terms, phrase_list))
+
+
+def meeting_offer(offers: tuple[str, ...], seeks: tuple[str, ...]) -> str | None:
+    """The first offered phrase that shares a term with one of the sought ones, if any."""
+    sought = terms_of(seeks)
+    if not sought:
+        return None
+    return next((phrase for phrase in offers if phrase_terms(phrase) & sought), None)
+
+
+def _threaded(history: History, a: int, b: int) -> bool:
+    return b in history.threads.get(a, ()) or a in history.threads.get(b, ())
+
+
+def reasons(a: Candidate, b: Candidate, history: History, limit: int = 3) -> tuple[Reason, ...]:
+    """Why ``b`` fits ``a``, told to ``a``: the strongest first, each weighing what it adds to the score."""
+    found: list[Reason] = []
+    shared = shared_interests(a, b)
+    if shared:
+        counted = shared[:MOST_INTERESTS]
+        found.append(Reason(REASON_INTERESTS, MappingProxyType({"topics": ", ".join(counted)}),
+                            PER_INTEREST * len(counted)))
+    theirs = meeting_offer(b.offers, a.seeks)
+    if theirs is not None:
+        found.append(Reason(REASON_THEY_OFFER, MappingProxyType({"what": theirs}), OFFER))
+    mine = meeting_offer(a.offers, b.seeks)
+    if mine is not None:
+        found.append(Reason(REASON_YOU_OFFER, MappingProxyType({"what": mine}), OFFER))
+    if _threaded(history, a.user_id, b.user_id):
+        found.append(Reason(REASON_THREAD, weight=THREAD))
+    if a.utc_offset is not None and b.utc_offset is not None:
+        d = hours_apart(a.utc_offset, b.utc_offset)
+        if d == 0:
+            found.append(Reason(REASON_SAME_TIMEZONE, weight=TIMEZONE))
+        elif d <= TIMEZONE_REASON_HOURS:
+            found.append(Reason(REASON_TIMEZONE, MappingProxyType({"hours": round(d)}),
+                                timezone_bonus(a.utc_offset, b.utc_offset)))
+    found.sort(key=lambda reason: (-reason.weight, _REASON_ORDER.index(reason.key)))
+    return tuple(found[:limit])
+
+
+def score(a: Candidate, b: Candidate, history: History) -> float:
+    """How well ``a`` and ``b`` fit; ``score(a, b) == score(b, a)``. Eligibility is the rule's business:
+    this scores any two members."""
+    total = BASE + PER_INTEREST * min(MOST_INTERESTS, len(shared_interests(a, b)))
+    if terms_of(b.offers) & terms_of(a.seeks):
+        total += OFFER
+    if terms_of(a.offers) & terms_of(b.seeks):
+        total += OFFER
+    if _threaded(history, a.user_id, b.user_id):
+        total += THREAD
+    # Whole points first, the time zone's fraction last: the arrays add in the same order, so the two
+    # agree to the bit.
+    return total + timezone_bonus(a.utc_offset, b.utc_offset)
+
+
+# --- many members at once --------------------------------------------------------------------------------
+#
+# One member is scored against many in integer units of 1/12 point, a byte each: every component but the
+# time zone is a whole number of units, and the time zone's is rounded up, so ``units >= 12 * score``
+# always, with equality for offsets half an hour apart or more. Rounding up keeps whatever is derived
+# from units an upper bound (the round's bound relies on that), and ``ScoreColumns.exact`` restores the
+# float from the units and the two zones.
+
+UNITS: Final = 12
+BASE_UNITS: Final = round(BASE * UNITS)
+INTEREST_UNITS: Final = round(PER_INTEREST * UNITS)
+OFFER_UNITS: Final = round(OFFER * UNITS)
+THREAD_UNITS: Final = round(THREAD * UNITS)
+MOST_UNITS: Final = (BASE_UNITS + INTEREST_UNITS * MOST_INTERESTS + 2 * OFFER_UNITS + round(TIMEZONE * UNITS)
+                     + THREAD_UNITS)
+assert MOST_UNITS <= 255, "scores in units must fit one byte"
+assert all(abs(weight * UNITS - round(weight * UNITS)) < 1e-9 for weight in (BASE, PER_INTEREST, OFFER, THREAD))
+
+
+def timezone_units(x: float | None, y: float | None) -> int:
+    """The time zone bonus in units, rounded up (a hair below a whole unit counts as that unit, so that
+    float noise never adds one)."""
+    return max(0, math.ceil(timezone_bonus(x, y) * UNITS - 1e-9))
+
+
+class _Postings:
+    """Which slots hold each id (a tag, a term), adding ``value`` units to those slots in a row.
+
+    An id that many slots hold is a row of bytes, added with one vector operation; a rare one is a list
+    of slots, added by index; so a row costs the same whether a server has forty tags or forty thousand.
+    """
+
+    def __init__(self, value: int) -> None:
+        self._value = value
+        self._capacity = 0
+        self._slots: defaultdict[int, list[int]] = defaultdict(list)
+        self._arrays: dict[int, NDArray[np.intp]] = {}
+        self._dense: dict[int, NDArray[np.uint8]] = {}
+
+    def reserve(self, capacity: int) -> None:
+        self._capacity = capacity
+        for key, row in self._dense.items():
+            self._dense[key] = grown(row, capacity)
+
+    def extend(self, slots: NDArray[np.intp], ids: NDArray[np.intp]) -> None:
+        """Record that ``slots[i]`` holds ``ids[i]``, for every i."""
+        if not len(ids):
+            return
+        order = np.argsort(ids, kind="stable")
+        ids, slots = ids[order], slots[order]
+        starts = np.flatnonzero(np.diff(ids, prepend=-1))
+        ends = np.append(starts[1:], len(ids))
+        for key, start, end in zip(ids[starts].tolist(), starts.tolist(), ends.tolist(), strict=True):
+            held = slots[start:end]
+            dense = self._dense.get(key)
+            if dense is None:
+                listed = self._slots[key]
+                listed.extend(held.tolist())
+                self._arrays.pop(key, None)
+                if len(listed) <= max(_DENSE_FROM, self._capacity // _DENSE_SHARE):
+                    continue
+                dense = self._dense[key] = np.zeros(self._capacity, np.uint8)
+                held = np.array(listed, np.intp)
+                del self._slots[key]
+            dense[held] = self._value
+
+    def _held(self, key: int) -> NDArray[np.intp]:
+        found = self._arrays.get(key)
+        if found is None:
+            found = self._arrays[key] = np.array(self._slots.get(key, ()), np.intp)
+        return found
+
+    def add_into(self, row: NDArray[np.uint8], ids: tuple[int, ...]) -> None:
+        """Add the value to ``row`` once for each of ``ids`` a slot holds."""
+        for key in ids:
+            dense = self._dense.get(key)
+            if dense is not None:
+                np.add(row, dense, out=row)
+            else:
+                row[self._held(key)] += self._value
+
+    def any_into(self, row: NDArray[np.uint8], ids: tuple[int, ...]) -> None:
+        """Set ``row`` to the value where a slot holds any of ``ids``."""
+        for key in ids:
+            dense = self._dense.get(key)
+            if dense is not None:
+                np.maximum(row, dense, out=row)
+            else:
+                row[self._held(key)] = self._value
+
+
+_MEMO_BYTES: Final = 16 << 20   # shared parts of rows a thread keeps at once
+_DENSE_FROM: Final = 64      # slots, at least, before an id is kept as a row of bytes
+_DENSE_SHARE: Final = 64     # ... and at least this share (1/64) of the capacity
+
+
+@dataclass(frozen=True)
+class _Features:
+    zone: int
+    tags: tuple[int, ...]
+    seeks: tuple[int, ...]     # term ids
+    offers: tuple[int, ...]
+
+
+class ScoreColumns:
+    """What the score needs of members held in numbered slots, to score one against all at once.
+
+    The owner numbers the slots (``add`` appends) and shares its ``slot_of`` map, through which prompt
+    threads kept by user id reach slots. ``units`` ignores the rule: ``RuleColumns.exclude`` applies it.
+    """
+
+    def __init__(self, slot_of: Mapping[int, int]) -> None:
+        self._slot_of = slot_of
+        self.size = 0
+        self.capacity = 0
+        self._zone = np.zeros(0, np.int16)
+        self._offsets: list[float | None] = [None]
+        self._zone_id: dict[float | None, int] = {None: 0}
+        self._tz_units = np.zeros((1, 1), np.uint8)
+        self._tz_scores = np.zeros((1, 1), np.float64)
+        self._tag_id: dict[str, int] = {}
+        self._term_id: dict[str, int] = {}
+        self._tags_of: dict[frozenset[str], tuple[int, ...]] = {}
+        self._tag_keys: dict[str, str] = {}
+        self._terms_of: dict[tuple[str, ...], tuple[int, ...]] = {}
+        self._tags = _Postings(INTEREST_UNITS)
+        self._offers = _Postings(OFFER_UNITS)
+        self._seeks = _Postings(OFFER_UNITS)
+        self._features: list[_Features] = []
+        self._user: list[int] = []
+        self._threads: Mapping[int, frozenset[int]] = {}
+        self._base: dict[int, NDArray[np.uint8]] = {}
+        self._most_interests = np.zeros(0, np.uint8)
+
+    def reserve(self, capacity: int) -> None:
+        capacity = -(-capacity // BLOCK) * BLOCK
+        if capacity > self.capacity:
+            self.capacity = capacity
+            self._zone = grown(self._zone, capacity)
+            for postings in (self._tags, self._offers, self._seeks):
+                postings.reserve(capacity)
+            self._most_interests = np.full(capacity, INTEREST_UNITS * MOST_INTERESTS, np.uint8)
+            self._base.clear()
+
+    def _zone_of(self, offset: float | None) -> int:
+        zone = self._zone_id.get(offset)
+        if zone is None:
+            zone = self._zone_id[offset] = len(self._offsets)
+            self._offsets.append(offset)
+            self._tz_units = np.array([[timezone_units(x, y) for y in self._offsets] for x in self._offsets],
+                                      np.uint8)
+            self._tz_scores = np.array([[timezone_bonus(x, y) for y in self._offsets] for x in self._offsets],
+                                       np.float64)
+            self._base.clear()
+        return zone
+
+    def _ids(self, vocabulary: dict[str, int], words: Iterable[str]) -> tuple[int, ...]:
+        return tuple(sorted({vocabulary.setdefault(word, len(vocabulary)) for word in words}))
+
+    def _features_of(self, candidate: Candidate) -> _Features:
+        # Many members share a tag set, a phrase, a time zone: each distinct one is looked up once.
+        tags = self._tags_of.get(candidate.interests)
+        if tags is None:
+            tags = self._tags_of[candidate.interests] = self._ids(self._tag_id, map(self._tag_key, candidate.interests))
+        seeks = self._terms_of.get(candidate.seeks)
+        if seeks is None:
+            seeks = self._terms_of[candidate.seeks] = self._ids(self._term_id, terms_of(candidate.seeks))
+        offers = self._terms_of.get(candidate.offers)
+        if offers is None:
+            offers = self._terms_of[candidate.offers] = self._ids(self._term_id, terms_of(candidate.offers))
+        return _Features(self._zone_of(candidate.utc_offset), tags, seeks, offers)
+
+    def _tag_key(self, tag: str) -> str:
+        key = self._tag_keys.get(tag)
+        if key is None:
+            key = self._tag_keys[tag] = tag_key(tag)
+        return key
+
+    def extend(self, candidates: Sequence[Candidate]) -> None:
+        """Put ``candidates`` in the next slots, in order."""
+        first = self.size
+        if first + len(candidates) > self.capacity:
+            self.reserve(max(first + len(candidates), 2 * self.capacity))
+        features = [self._features_of(candidate) for candidate in candidates]
+        self._features.extend(features)
+        self._user.extend(candidate.user_id for candidate in candidates)
+        self.size += len(candidates)
+        slots = np.arange(first, self.size)
+        self._zone[first:self.size] = [feature.zone for feature in features]
+        for postings, field in ((self._tags, "tags"), (self._offers, "offers"), (self._seeks, "seeks")):
+            held = [getattr(feature, field) for feature in features]
+            counts = np.fromiter(map(len, held), np.intp, len(held))
+            postings.extend(np.repeat(slots, counts),
+                            np.fromiter(itertools.chain.from_iterable(held), np.intp, int(counts.sum())))
+        for zone, base in self._base.items():
+            base[first:self.size] = BASE_UNITS + self._tz_units[zone, self._zone[first:self.size]]
+
+    def set_threads(self, threads: Mapping[int, frozenset[int]]) -> None:
+        self._threads = kept_apart(History(met=threads))
+
+    def shared_key(self, slot: int) -> tuple[tuple[int, ...], tuple[int, ...], int]:
+        """What rows that share part of their work have in common (see ``units``)."""
+        features = self._features[slot]
+        return features.seeks, features.offers, features.zone
+
+    def _base_for(self, zone: int) -> NDArray[np.uint8]:
+        base = self._base.get(zone)
+        if base is None:
+            base = self._base[zone] = BASE_UNITS + self._tz_units[zone][self._zone]
+        return base
+
+    def prepare(self) -> None:
+        """Compute what rows share (a row per time zone) now, before rows are scored from several threads."""
+        for zone in range(len(self._offsets)):
+            self._base_for(zone)
+
+    def _matching(self, postings: _Postings, ids: tuple[int, ...], memo: dict[object, NDArray[np.uint8]],
+                  ) -> NDArray[np.uint8]:
+        """The offer (or seek) units each slot gets from a member seeking (offering) the terms ``ids``."""
+        key = (postings, ids)
+        found = memo.get(key)
+        if found is None:
+            if len(memo) * self.capacity >= _MEMO_BYTES:
+                memo.clear()
+            found = memo[key] = np.zeros(self.capacity, np.uint8)
+            postings.any_into(found, ids)
+        return found
+
+    def units(self, slots: Sequence[int], block: NDArray[np.uint8],
+              memo: dict[object, NDArray[np.uint8]] | None = None) -> None:
+        """The scores in units of a few members (row r is ``slots[r]``) against every slot (column c is
+        slot c), into ``block``; the rule is not applied (``RuleColumns.exclude`` does that).
+
+        ``memo`` (one per thread) keeps the parts rows share: what members seeking the same terms get from
+        each slot's offers, and the other way round.
+        """
+        memo = {} if memo is None else memo
+        features = [self._features[slot] for slot in slots]
+        for r, feature in enumerate(features):
+            row = block[r]
+            row[:] = self._base_for(feature.zone)
+            if feature.seeks:   # they offer what this member seeks
+                np.add(row, self._matching(self._offers, feature.seeks, memo), out=row)
+            if feature.offers:  # they seek what this member offers
+                np.add(row, self._matching(self._seeks, feature.offers, memo), out=row)
+            if len(feature.tags) <= MOST_INTERESTS:
+                self._tags.add_into(row, feature.tags)
+            else:
+                spare = np.zeros(self.capacity, np.uint8)
+                self._tags.add_into(spare, feature.tags)
+                np.minimum(spare, self._most_interests, out=spare)
+                np.add(row, spare, out=row)
+        rows: list[int] = []
+        columns: list[int] = []
+        for r, slot in enumerate(slots):
+            for user in self._threads.get(self._user[slot], ()):
+                other = self._slot_of.get(user, -1)
+                if other >= 0:
+                    rows.append(r)
+                    columns.append(other)
+        if rows:
+            block[rows, columns] += THREAD_UNITS
+
+    def exact(self, slot: int, others: NDArray[np.intp], units: NDArray[np.uint8]) -> NDArray[np.float64]:
+        """The float scores of ``slot`` with ``others``, given their units (as ``units`` gave them)."""
+        return self.exact_pairs(np.full(len(others), slot, np.intp), others, units)
+
+    def exact_pairs(self, a: NDArray[np.intp], b: NDArray[np.intp], units: NDArray[np.uint8]) -> NDArray[np.float64]:
+        """``exact`` for pairs of slots ``a[i]``, ``b[i]``."""
+        za, zb = self._zone[a], self._zone[b]
+        whole = (units.astype(np.int64) - self._tz_units[za, zb]) // UNITS
+        scores: NDArray[np.float64] = whole.astype(np.float64) + self._tz_scores[za, zb]
+        return scores
+
+
+def best_in_rows(block: NDArray[np.uint8], k: int, rotate: NDArray[np.int64],
+                 ) -> tuple[NDArray[np.intp], NDArray[np.uint8]]:
+    """For each row of ``block``, the positions of its ``k`` highest entries, highest first, and their
+    values; entries of value 0 (nobody, or not eligible) come last and are not to be used.
+
+    Each row folds into ``BLOCK`` equal parts; the column maxima of the fold say which columns can hold
+    the top ``k`` (every entry above the k-th largest maximum lies in a column whose maximum is above
+    it, and k columns tied at that maximum hold k entries at least as high), so only ``BLOCK * k``
+    entries of a row are sorted. Columns tied at the cut are taken from where ``rotate`` says, so that
+    members with the same scores do not all keep the same partners.
+    """
+    count, capacity = block.shape
+    width = capacity // BLOCK
+    tops = block.reshape(count, BLOCK, width).max(axis=1)
+    keep = min(k, width)
+    if keep < width:
+        # Value first; among equal values, the column number scrambled by the row's own key (a xor is
+        # one-to-one, so the order is strict).
+        bits = max(1, (width - 1).bit_length())
+        scrambled = np.arange(width, dtype=np.int32)[None, :] ^ (rotate[:, None] & ((1 << bits) - 1)).astype(np.int32)
+        priority = (tops.astype(np.int32) << bits) | scrambled
+        columns = np.argpartition(priority, width - keep, axis=1)[:, width - keep:]
+    else:
+        columns = np.broadcast_to(np.arange(width), (count, width))
+    starts = np.arange(count)[:, None, None] * capacity + np.arange(BLOCK)[None, :, None] * width
+    flat = (columns[:, None, :] + starts).reshape(count, -1)
+    values = np.take(block.reshape(-1), flat)
+    # Radix-sorted bytes, then read backwards: highest first.
+    order = np.argsort(values, axis=1, kind="stable")[:, :-k - 1:-1]
+    picked = np.take_along_axis(flat, order, axis=1)
+    return picked - np.arange(count)[:, None] * capacity, np.take_along_axis(values, order, axis=1)
+
+
+def cut_units(block: NDArray[np.uint8], k: int) -> NDArray[np.uint8]:
+    """For each row, a value such that each of the row's ``k`` highest entries is at least that (the k-th
+    largest column maximum of the fold, as in ``best_in_rows``); at least 1."""
+    count = len(block)
+    tops = block.reshape(count, BLOCK, -1).max(axis=1)
+    width = tops.shape[1]
+    if k >= width:
+        return np.ones(count, np.uint8)
+    cut: NDArray[np.uint8] = np.maximum(np.partition(tops, width - k, axis=1)[:, width - k], 1)
+    return cut

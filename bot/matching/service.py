@@ -1,0 +1,579 @@
+"""Matching: one call per thing a member or admin does, the rule first, then the store.
+
+Who may meet whom is decided by one rule (bot/matching/rules.py) on
+:class:`Candidate` records built here from profiles, members' own choices and
+the history of rounds and requests. ``/match suggest`` asks an in-memory
+:class:`MatchIndex` per server, kept current as profiles and choices change;
+requests and rounds check the rule again on data read fresh from the database,
+so a stale index can at worst leave someone out, never bring together a pair
+the rule forbids.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import unicodedata
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from bot.clock import Clock, to_text
+from bot.errors import UserError
+from bot.guilds import store as guild_store
+from bot.guilds.model import Change
+from bot.guilds.service import GuildConfig
+from bot.i18n import shorten, visible
+from bot.intros import companies
+from bot.intros.model import Profile
+from bot.intros.service import IntroService
+from bot.matching import rules, schedule
+from bot.matching.index import MatchIndex
+from bot.matching.model import (
+    FOLLOW_UP_JOB,
+    INTRODUCE_JOB,
+    LEFT_OUT_JOB,
+    PAUSED_JOB,
+    REQUEST_JOB,
+    ROUND_JOB,
+    SAME_COMPANY,
+    THREAD_JOB,
+    UNAVAILABLE,
+    YOU_AVOID,
+    Answer,
+    AvoidedCompany,
+    Cadence,
+    Candidate,
+    GroupRecord,
+    History,
+    MatchMember,
+    MatchRequest,
+    RequestState,
+    RoundPlan,
+    RoundSettings,
+    RoundStats,
+    Suggestion,
+)
+from bot.matching.pairing import plan_round
+from bot.matching.store import MatchStore
+from bot.matching.terms import phrases, tag_key
+from bot.outbox.store import OutboxStore
+from bot.prompts.schedule import WEEKDAYS, parse_time, parse_weekday
+from bot.prompts.store import PromptStore
+
+ROUNDS_SETTING: Final = "rounds"
+SUGGESTIONS: Final = 3
+MAX_OPEN_REQUESTS: Final = 3
+REQUEST_LIFETIME: Final = timedelta(days=7)
+DECLINE_MEMORY: Final = timedelta(days=90)
+NOTE_MAX: Final = 500
+COMPANY_MAX: Final = 100            # as long as a profile's company may be
+MAX_AVOIDED: Final = 50
+PAUSE_WEEKS: Final = range(1, 53)
+UNANSWERED_ROUNDS: Final = 3        # follow-ups left unanswered in a row before a member is paused
+NO_REPEAT_ROUNDS: Final = range(1, 53)
+FOLLOW_UP_DAYS: Final = range(1, 29)
+THREAD_MEMORY: Final = timedelta(days=90)   # prompt threads that still count as a shared conversation
+THREAD_PARTICIPANTS: Final = 200            # a thread bigger than this says little about any one pair
+AUTOCOMPLETE: Final = 25
+# A company nobody shares: whoever writes one of these is their own company for matching (two freelancers
+# are not colleagues). Compared as company keys.
+SOLO_COMPANIES: Final = frozenset(companies.company_key(name) for name in (
+    "freelance", "freelancer", "self-employed", "self employed", "independent", "none", "n/a", "-",
+    "フリーランス", "個人事業主", "自営業", "なし", "無職"))
+HIDDEN_COMPANY_REASONS: Final = frozenset({SAME_COMPANY, YOU_AVOID})
+# Only languages a profile names can be known to be shared; "other" may be any third one.
+KNOWN_LANGUAGES: Final = frozenset({"ja", "en"})
+
+
+@dataclass(frozen=True)
+class Pool:
+    """Everyone matching considers in a server right now, as candidates and as profiles."""
+
+    candidates: dict[int, Candidate]
+    profiles: dict[int, Profile]
+    members: dict[int, MatchMember]
+    history: History
+
+
+@dataclass(frozen=True)
+class RoundOutcome:
+    round_id: int
+    plan: RoundPlan
+    members: int                 # how many took part
+    paused: tuple[int, ...]      # members paused for leaving three follow-ups unanswered
+
+
+def utc_offset(timezone: str | None, now: datetime) -> float | None:
+    if not timezone:
+        return None
+    try:
+        offset = now.astimezone(ZoneInfo(timezone)).utcoffset()
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+    return None if offset is None else offset.total_seconds() / 3600
+
+
+def match_company(profile: Profile, aliases: Mapping[str, str]) -> str:
+    """The company key matching compares: aliases applied; a freelancer is a company of their own."""
+    key = aliases.get(profile.company_key, profile.company_key)
+    return f"solo:{profile.user_id}" if key in SOLO_COMPANIES or not key else key
+
+
+def candidate_of(profile: Profile, member: MatchMember, avoid: Iterable[str], aliases: Mapping[str, str],
+                 now: datetime) -> Candidate:
+    return Candidate(
+        user_id=profile.user_id,
+        company=match_company(profile, aliases),
+        languages=frozenset(profile.languages) & KNOWN_LANGUAGES,
+        interests=frozenset(tag_key(tag) for tag in profile.interests),
+        offers=phrases(profile.offer),
+        seeks=phrases(profile.seek),
+        utc_offset=utc_offset(profile.timezone, now),
+        avoid=frozenset(aliases.get(key, key) for key in avoid),
+        available=profile.active and profile.open_to_intros and not member.paused(now),
+    )
+
+
+def _both_ways(pairs: Iterable[tuple[int, int]]) -> dict[int, frozenset[int]]:
+    found: dict[int, set[int]] = {}
+    for a, b in pairs:
+        found.setdefault(a, set()).add(b)
+        found.setdefault(b, set()).add(a)
+    return {user: frozenset(others) for user, others in found.items()}
+
+
+def rounds_value(settings: RoundSettings) -> str:
+    """How the audit trail writes the round schedule: "weekly monday 10:00 on"."""
+    return (f"{settings.cadence.value} {WEEKDAYS[settings.weekday]} {settings.time} "
+            f"{'on' if settings.enabled else 'off'}; no repeat {settings.no_repeat_rounds} rounds; "
+            f"follow-up after {settings.follow_up_days} days")
+
+
+class MatchService:
+    def __init__(self, store: MatchStore, intros: IntroService, prompts: PromptStore, guilds: GuildConfig,
+                 clock: Clock) -> None:
+        self.store = store
+        self._intros = intros
+        self._prompts = prompts
+        self._guilds = guilds
+        self._clock = clock
+        self._indexes: dict[int, MatchIndex] = {}
+        self._stale: dict[int, set[int]] = {}          # members whose data changed since the index was built
+        self._history_stale: set[int] = set()          # servers where who met whom changed since
+        self._building: set[int] = set()               # servers whose index is being built right now
+        self._rebuild: set[int] = set()                # servers whose every candidate changed (an alias)
+        # When paused members of a server come back by themselves: each is made current once that passes.
+        self._pauses: dict[int, dict[int, datetime]] = {}
+        self._lock = asyncio.Lock()
+        intros.watch(self.changed)
+
+    # -- keeping the suggestion index current
+
+    def changed(self, guild_id: int, user_id: int | None) -> None:
+        """A member's profile or choices changed (None: something that touches everyone, such as an alias)."""
+        if guild_id not in self._indexes and guild_id not in self._building:
+            return
+        if user_id is None:
+            self._rebuild.add(guild_id)   # also when a build is under way: it may have read the old aliases
+        else:
+            # Kept also while the index is being built: the build may have read the member before the change.
+            self._stale.setdefault(guild_id, set()).add(user_id)
+
+    async def _history(self, guild_id: int, settings: RoundSettings, now: datetime) -> History:
+        met = await self.store.recent_pairs(guild_id, settings.no_repeat_rounds)
+        met += await self.store.accepted_pairs(guild_id)
+        declined = await self.store.declined_pairs(guild_id, now - DECLINE_MEMORY)
+        threads: dict[int, list[int]] = {}
+        for post_id, user_id in await self._prompts.participants_since(guild_id, now - THREAD_MEMORY):
+            threads.setdefault(post_id, []).append(user_id)
+        shared = [(a, b) for users in threads.values() if len(users) <= THREAD_PARTICIPANTS
+                  for i, a in enumerate(users) for b in users[i + 1:]]
+        return History(met=_both_ways(met), declined=_both_ways(declined), threads=_both_ways(shared))
+
+    async def pool(self, guild_id: int, *, only: Iterable[int] | None = None) -> Pool:
+        """Everyone with an active profile (or only the members named), as matching sees them now."""
+        now = self._clock.now()
+        settings = await self.store.settings(guild_id)
+        aliases = await self._intros.alias_map(guild_id)
+        members = await self.store.members(guild_id)
+        avoid = await self.store.avoid_lists(guild_id)
+        if only is None:
+            profiles = {p.user_id: p for p in await self._intros.active_profiles(guild_id)}
+        else:
+            found = [await self._intros.profile(guild_id, user_id) for user_id in set(only)]
+            profiles = {p.user_id: p for p in found if p is not None}
+        candidates = {
+            user_id: candidate_of(profile, members.get(user_id, MatchMember(guild_id, user_id)),
+                                  avoid.get(user_id, ()), aliases, now)
+            for user_id, profile in profiles.items()}
+        return Pool(candidates, profiles, members, await self._history(guild_id, settings, now))
+
+    async def _index(self, guild_id: int) -> MatchIndex:
+        async with self._lock:
+            index = self._indexes.get(guild_id)
+            now = self._clock.now()
+            if index is None or guild_id in self._rebuild:
+                self._rebuild.discard(guild_id)
+                self._stale.pop(guild_id, None)
+                self._history_stale.discard(guild_id)
+                self._building.add(guild_id)
+                try:
+                    pool = await self.pool(guild_id)
+                    index = await asyncio.to_thread(MatchIndex, pool.candidates.values(), pool.history)
+                finally:
+                    self._building.discard(guild_id)
+                self._indexes[guild_id] = index
+                self._pauses[guild_id] = {user: member.paused_until for user, member in pool.members.items()
+                                          if member.paused_until is not None and member.paused_until > now}
+            pauses = self._pauses.get(guild_id, {})
+            for user_id in [user for user, until in pauses.items() if until <= now]:
+                del pauses[user_id]
+                self._stale.setdefault(guild_id, set()).add(user_id)
+            if guild_id in self._stale or guild_id in self._history_stale:
+                stale = self._stale.pop(guild_id, set())
+                self._history_stale.discard(guild_id)
+                fresh = await self.pool(guild_id, only=stale)
+                for user_id in stale:
+                    candidate = fresh.candidates.get(user_id)
+                    if candidate is None:
+                        index.remove(user_id)   # no profile any more (erased)
+                    else:
+                        index.upsert(candidate)
+                index.set_history(fresh.history)
+            return index
+
+    def _history_changed(self, guild_id: int) -> None:
+        """Rounds and answered requests change who has met whom: the next use reads the history again."""
+        if guild_id in self._indexes:
+            self._history_stale.add(guild_id)
+
+    # -- suggestions and the rule
+
+    async def _asker(self, guild_id: int, user_id: int) -> Profile:
+        profile = await self._intros.profile(guild_id, user_id)
+        if profile is None or not profile.active:
+            raise UserError("match.no_profile")
+        return profile
+
+    async def suggest(self, guild_id: int, user_id: int) -> list[tuple[Suggestion, Profile]]:
+        """Up to three people for the member to meet, best first, with the reasons; people they already
+        asked are left out. Empty when nobody fits."""
+        await self._asker(guild_id, user_id)
+        index = await self._index(guild_id)
+        async with self.store.storage.transaction() as tx:
+            asked = {r.target_id for r in await MatchStore.open_requests_by(tx, guild_id, user_id,
+                                                                             self._clock.now())}
+        if (me := index.candidate(user_id)) is not None and not me.available:
+            raise UserError("match.rule.you_unavailable")
+        suggestions = index.suggest(user_id, SUGGESTIONS, exclude=asked)
+        found = []
+        for suggestion in suggestions:
+            profile = await self._intros.profile(guild_id, suggestion.user_id)
+            if profile is not None and profile.active:
+                found.append((suggestion, profile))
+        return found
+
+    async def check(self, guild_id: int, requester_id: int, target_id: int) -> tuple[Profile, Profile]:
+        """Whether ``requester`` may ask to be introduced to ``target``: the rule, on fresh data."""
+        if requester_id == target_id:
+            raise UserError("match.rule.self")
+        requester = await self._asker(guild_id, requester_id)
+        target = await self._intros.profile(guild_id, target_id)
+        if target is None or not target.active:
+            raise UserError("match.request.no_profile")
+        pool = await self.pool(guild_id, only=(requester_id, target_id))
+        reason = rules.why_not(pool.candidates[requester_id], pool.candidates[target_id], pool.history)
+        if reason in HIDDEN_COMPANY_REASONS and target.company_for(requester_id) is None:
+            # Saying "same company" or "on your avoid list" would confirm a company its member keeps for
+            # the people they are introduced to; guessing it by trial is exactly what must not work.
+            reason = UNAVAILABLE
+        if reason is not None:
+            raise UserError(reason)
+        return requester, target
+
+    # -- requests
+
+    async def request(self, guild_id: int, requester_id: int, target_id: int, note: str) -> MatchRequest:
+        note = note.strip()
+        if len(note) > NOTE_MAX:
+            raise UserError("match.request.note_too_long", limit=NOTE_MAX)
+        await self.check(guild_id, requester_id, target_id)
+        now = self._clock.now()
+        async with self.store.storage.transaction() as tx:
+            if await MatchStore.open_between(tx, guild_id, requester_id, target_id, now) is not None:
+                raise UserError("match.request.pending")
+            if len(await MatchStore.open_requests_by(tx, guild_id, requester_id, now)) >= MAX_OPEN_REQUESTS:
+                raise UserError("match.request.too_many", limit=MAX_OPEN_REQUESTS)
+            request = await MatchStore.add_request(tx, guild_id, requester_id, target_id,
+                                                   note if visible(note) else "", now, now + REQUEST_LIFETIME)
+            await OutboxStore.enqueue(tx, REQUEST_JOB, guild_id, f"{REQUEST_JOB}:{request.id}",
+                                      {"request": request.id}, due_at=request.expires_at, now=now,
+                                      member_id=requester_id)
+        return request
+
+    async def get_request(self, request_id: int) -> MatchRequest | None:
+        return await self.store.request(request_id)
+
+    async def delivered(self, request_id: int, channel_id: int, message_id: int) -> None:
+        await self.store.set_delivery(request_id, channel_id, message_id)
+
+    async def answer_request(self, request_id: int, user_id: int, accept: bool) -> MatchRequest:
+        """The target's answer, once; anyone else, or a second answer, is told so."""
+        now = self._clock.now()
+        async with self.store.storage.transaction() as tx:
+            row = await MatchStore.request_in(tx, request_id)
+            if row is None:
+                raise UserError("match.request.gone")
+            if row.target_id != user_id:
+                raise UserError("match.request.not_yours")
+            state = RequestState.ACCEPTED if accept else RequestState.DECLINED
+            if not await MatchStore.answer_request(tx, request_id, state, now):
+                raise UserError("match.request.closed")
+            request = replace(row, state=state, answered_at=now)
+            if accept:
+                # The introduction thread is due work: made exactly once, also if Discord fails or the bot
+                # stops right after this answer is stored.
+                await OutboxStore.enqueue(tx, INTRODUCE_JOB, request.guild_id, f"{INTRODUCE_JOB}:{request.id}",
+                                          {"request": request.id}, due_at=now, now=now)
+        self._history_changed(request.guild_id)
+        return request
+
+    async def withdraw(self, request_id: int) -> None:
+        """Forget a request that could not be put before its target (nobody was asked anything)."""
+        await self.store.delete_request(request_id)
+
+    async def introduced(self, request_id: int, thread_id: int) -> None:
+        await self.store.set_request_thread(request_id, thread_id)
+
+    async def expire(self, request_id: int) -> MatchRequest | None:
+        """The request, now expired; None when it was answered (or erased) first."""
+        now = self._clock.now()
+        async with self.store.storage.transaction() as tx:
+            request = await MatchStore.request_in(tx, request_id)
+            if request is None or not await MatchStore.expire_request(tx, request_id, now):
+                return None
+        return replace(request, state=RequestState.EXPIRED, answered_at=now)
+
+    # -- members' own choices
+
+    async def member(self, guild_id: int, user_id: int) -> MatchMember:
+        return await self.store.member(guild_id, user_id)
+
+    async def _change_member(self, guild_id: int, user_id: int, *, joined: bool | None = None,
+                             paused_until: datetime | bool | None = False, auto_paused: bool | None = None,
+                             joined_at: datetime | None = None) -> MatchMember:
+        """Change what is given (``paused_until=False``: keep it) in one transaction."""
+        now = self._clock.now()
+        async with self.store.storage.transaction() as tx:
+            member = await MatchStore.current_member(tx, guild_id, user_id)
+            member = MatchMember(
+                guild_id, user_id, member.joined if joined is None else joined,
+                member.paused_until if isinstance(paused_until, bool) else paused_until,
+                member.auto_paused if auto_paused is None else auto_paused,
+                member.joined_at if joined_at is None else joined_at)
+            await MatchStore.write_member(tx, member, now)
+        self.changed(guild_id, user_id)
+        return member
+
+    async def join(self, guild_id: int, user_id: int) -> MatchMember:
+        """Take part in rounds; a pause (set by the member or for unanswered follow-ups) ends."""
+        await self._asker(guild_id, user_id)
+        return await self._change_member(guild_id, user_id, joined=True, paused_until=None, auto_paused=False,
+                                         joined_at=self._clock.now())
+
+    async def leave(self, guild_id: int, user_id: int) -> MatchMember:
+        return await self._change_member(guild_id, user_id, joined=False)
+
+    async def pause(self, guild_id: int, user_id: int, weeks: int) -> MatchMember:
+        if weeks not in PAUSE_WEEKS:
+            raise UserError("match.pause.range", low=PAUSE_WEEKS.start, high=PAUSE_WEEKS.stop - 1)
+        until = self._clock.now() + timedelta(weeks=weeks)
+        member = await self._change_member(guild_id, user_id, paused_until=until)
+        if guild_id in self._indexes:
+            self._pauses.setdefault(guild_id, {})[user_id] = until   # back in suggestions once it ends
+        return member
+
+    async def avoided(self, guild_id: int, user_id: int) -> list[AvoidedCompany]:
+        return await self.store.avoided(guild_id, user_id)
+
+    async def avoid(self, guild_id: int, user_id: int, company: str) -> tuple[AvoidedCompany, bool]:
+        """Add a company to the member's private avoid list; whether it was new."""
+        name = company.strip()
+        if len(name) > COMPANY_MAX:
+            raise UserError("match.avoid.too_long", limit=COMPANY_MAX)
+        key = companies.company_key(name)
+        if not key:
+            raise UserError("match.avoid.empty")
+        entry = AvoidedCompany(key, name)
+        async with self.store.storage.transaction() as tx:
+            if await MatchStore.count_avoided(tx, guild_id, user_id) >= MAX_AVOIDED:
+                raise UserError("match.avoid.too_many", limit=MAX_AVOIDED)
+            added = await MatchStore.add_avoided(tx, guild_id, user_id, entry, self._clock.now())
+        self.changed(guild_id, user_id)
+        return entry, added
+
+    async def unavoid(self, guild_id: int, user_id: int, company: str) -> AvoidedCompany | None:
+        """Remove a company from the list, however it is spelled; the entry removed, if any."""
+        if len(company) > COMPANY_MAX:
+            raise UserError("match.avoid.too_long", limit=COMPANY_MAX)
+        aliases = await self._intros.alias_map(guild_id)
+        key = companies.company_key(company)
+        wanted = aliases.get(key, key)
+        removed = None
+        for entry in await self.store.avoided(guild_id, user_id):
+            # Every spelling of that company goes ("Sony" and "ソニー" once an alias joins them).
+            if aliases.get(entry.company_key, entry.company_key) == wanted \
+                    and await self.store.remove_avoided(guild_id, user_id, entry.company_key):
+                removed = removed or entry
+        if removed is not None:
+            self.changed(guild_id, user_id)
+        return removed
+
+    async def known_companies(self, guild_id: int, user_id: int, typed: str) -> list[str]:
+        """Company names for autocomplete: the member's own avoid list, and companies members show to
+        everyone (a company kept for matches is never offered, so autocomplete cannot reveal it)."""
+        folded = unicodedata.normalize("NFKC", typed).casefold().strip()
+        names: dict[str, str] = {}
+        for entry in await self.store.avoided(guild_id, user_id):
+            names.setdefault(entry.company_key, entry.company)
+        for profile in await self._intros.active_profiles(guild_id):
+            if profile.company_for(None) is not None and profile.user_id != user_id:
+                names.setdefault(profile.company_key, profile.company)
+        matching = sorted((n for n in names.values() if folded in unicodedata.normalize("NFKC", n).casefold()),
+                          key=lambda n: (not unicodedata.normalize("NFKC", n).casefold().startswith(folded),
+                                         n.casefold()))
+        return [shorten(name, COMPANY_MAX) for name in matching[:AUTOCOMPLETE]]
+
+    # -- settings
+
+    async def settings(self, guild_id: int) -> RoundSettings:
+        return await self.store.settings(guild_id)
+
+    async def next_round(self, guild_id: int) -> tuple[RoundSettings, str, datetime | None]:
+        settings = await self.store.settings(guild_id)
+        timezone = (await self._guilds.settings(guild_id)).timezone_name
+        return settings, timezone, schedule.next_round(settings, ZoneInfo(timezone), self._clock.now())
+
+    async def set_rounds(self, guild_id: int, cadence: str | None, weekday: str | None, at: str | None,
+                         enabled: bool | None, *, no_repeat_rounds: int | None = None,
+                         follow_up_days: int | None = None,
+                         actor_id: int) -> tuple[Change, RoundSettings, datetime | None]:
+        """Change what is given, keep the rest. Rounds switched on (or moved) start with the next slot."""
+        if no_repeat_rounds is not None and no_repeat_rounds not in NO_REPEAT_ROUNDS:
+            raise UserError("match.rounds.bad_repeat", low=NO_REPEAT_ROUNDS.start, high=NO_REPEAT_ROUNDS.stop - 1)
+        if follow_up_days is not None and follow_up_days not in FOLLOW_UP_DAYS:
+            raise UserError("match.rounds.bad_follow_up", low=FOLLOW_UP_DAYS.start, high=FOLLOW_UP_DAYS.stop - 1)
+        try:
+            new_cadence = None if cadence is None else Cadence(cadence)
+        except ValueError:
+            raise UserError("errors.bad_value") from None
+        day = None if weekday is None else parse_weekday(weekday)
+        clock_time = None if at is None else parse_time(at).strftime("%H:%M")
+        timezone = (await self._guilds.settings(guild_id)).timezone_name
+        zone = ZoneInfo(timezone)
+        now = self._clock.now()
+        async with self.store.storage.transaction() as tx:
+            old = await MatchStore.current_settings(tx, guild_id)
+            new = replace(old, cadence=new_cadence or old.cadence, weekday=old.weekday if day is None else day,
+                          time=clock_time or old.time, enabled=old.enabled if enabled is None else enabled,
+                          no_repeat_rounds=no_repeat_rounds or old.no_repeat_rounds,
+                          follow_up_days=follow_up_days or old.follow_up_days)
+            change = Change(ROUNDS_SETTING, rounds_value(old), rounds_value(new))
+            if change.changed:
+                if new.enabled:
+                    # The slot that just passed is not a round's: only slots after the change are.
+                    passed = schedule.due_round(replace(new, last_slot=None), zone, now)
+                    if passed is not None and old.last_slot is not None:
+                        passed = max(passed, old.last_slot)
+                    new = replace(new, last_slot=passed or old.last_slot)
+                await MatchStore.write_settings(tx, new, now)
+                await guild_store.record_change(tx, guild_id, actor_id, change, now)
+        return change, new, schedule.next_round(new, zone, now)
+
+    # -- rounds
+
+    async def round_pool(self, guild_id: int) -> tuple[Pool, list[Candidate]]:
+        """The server's pool, and the candidates of members who take part in rounds now."""
+        pool = await self.pool(guild_id)
+        taking_part = [c for user_id, c in pool.candidates.items()
+                       if pool.members.get(user_id, MatchMember(guild_id, user_id)).joined and c.available]
+        return pool, taking_part
+
+    async def preview(self, guild_id: int) -> tuple[RoundPlan, Pool, int]:
+        """What a round would do now, contacting no one: the plan, the pool, how many take part."""
+        pool, taking_part = await self.round_pool(guild_id)
+        plan = await asyncio.to_thread(plan_round, taking_part, pool.history)
+        return plan, pool, len(taking_part)
+
+    async def run_round(self, guild_id: int, slot: datetime) -> RoundOutcome | None:
+        """Make the round for ``slot``, stored with all the work it starts (threads, follow-ups, telling those
+        left out) in one transaction; None if the slot's round was already made."""
+        now = self._clock.now()
+        settings = await self.store.settings(guild_id)
+        silent = await self.store.unanswered_streaks(guild_id, UNANSWERED_ROUNDS)
+        pool, taking_part = await self.round_pool(guild_id)
+        paused = tuple(sorted(c.user_id for c in taking_part if c.user_id in silent))
+        taking_part = [c for c in taking_part if c.user_id not in silent]
+        plan = await asyncio.to_thread(plan_round, taking_part, pool.history)
+        companies_of = {c.user_id: c.company for c in taking_part}
+        async with self.store.storage.transaction() as tx:
+            saved = await MatchStore.save_round(tx, guild_id, slot, now, len(taking_part), plan, companies_of)
+            if saved is None:
+                return None
+            round_id, group_ids = saved
+            for group_id in group_ids:
+                await OutboxStore.enqueue(tx, THREAD_JOB, guild_id, f"{THREAD_JOB}:{group_id}", {"group": group_id},
+                                          due_at=now, now=now)
+                await OutboxStore.enqueue(tx, FOLLOW_UP_JOB, guild_id, f"{FOLLOW_UP_JOB}:{group_id}",
+                                          {"group": group_id}, due_at=now + timedelta(days=settings.follow_up_days),
+                                          now=now)
+            for user_id, why in sorted(plan.left_out.items()):
+                await OutboxStore.enqueue(tx, LEFT_OUT_JOB, guild_id, f"{LEFT_OUT_JOB}:{round_id}:{user_id}",
+                                          {"user": user_id, "reason": why.value}, due_at=now, now=now,
+                                          member_id=user_id)
+            for user_id in paused:
+                member = replace(await MatchStore.current_member(tx, guild_id, user_id), auto_paused=True)
+                await MatchStore.write_member(tx, member, now)
+                await OutboxStore.enqueue(tx, PAUSED_JOB, guild_id, f"{PAUSED_JOB}:{round_id}:{user_id}",
+                                          {"user": user_id}, due_at=now, now=now, member_id=user_id)
+        self._history_changed(guild_id)
+        for user_id in paused:
+            self.changed(guild_id, user_id)
+        return RoundOutcome(round_id, plan, len(taking_part), paused)
+
+    async def materialise_due(self, now: datetime) -> None:
+        """Turn each server's due round slot into a round job, once."""
+        for settings in await self.store.scheduled():
+            timezone = (await self._guilds.settings(settings.guild_id)).timezone_name
+            slot = schedule.due_round(settings, ZoneInfo(timezone), now)
+            if slot is None:
+                continue
+            async with self.store.storage.transaction() as tx:
+                current = await MatchStore.current_settings(tx, settings.guild_id)
+                if current.last_slot is not None and current.last_slot >= slot:
+                    continue
+                await MatchStore.write_settings(tx, replace(current, last_slot=slot), now)
+                await OutboxStore.enqueue(tx, ROUND_JOB, settings.guild_id,
+                                          f"{ROUND_JOB}:{settings.guild_id}:{to_text(slot)}",
+                                          {"slot": to_text(slot)}, due_at=now, now=now)
+
+    async def group(self, group_id: int) -> GroupRecord | None:
+        return await self.store.group(group_id)
+
+    async def group_channel(self, group_id: int, channel_id: int) -> None:
+        await self.store.set_group_channel(group_id, channel_id)
+
+    async def group_thread(self, group_id: int, thread_id: int) -> None:
+        await self.store.set_group_thread(group_id, thread_id)
+
+    async def followed_up(self, group_id: int) -> bool:
+        return await self.store.mark_followed_up(group_id, self._clock.now())
+
+    async def answer_follow_up(self, group_id: int, user_id: int, answer: Answer) -> None:
+        if not await self.store.answer(group_id, user_id, answer, self._clock.now()):
+            raise UserError("match.follow_up.not_yours")
+
+    async def stats(self, guild_id: int) -> RoundStats:
+        return await self.store.stats(guild_id)

@@ -1,0 +1,433 @@
+"""The SQL of matching: members' choices, avoid lists, requests, settings, rounds and follow-ups."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from itertools import combinations
+from typing import Any
+
+from bot.clock import from_text, to_text
+from bot.matching.model import (
+    Answer,
+    AvoidedCompany,
+    Cadence,
+    GroupRecord,
+    MatchMember,
+    MatchRequest,
+    RequestState,
+    RoundPlan,
+    RoundRecord,
+    RoundSettings,
+    RoundStats,
+)
+from bot.storage import Row, Storage, Transaction
+
+_MEMBER_COLUMNS = "guild_id, user_id, joined, paused_until, auto_paused, joined_at"
+SELECT_MEMBER = f"SELECT {_MEMBER_COLUMNS} FROM match_members WHERE guild_id = ? AND user_id = ?"
+SELECT_MEMBERS = f"SELECT {_MEMBER_COLUMNS} FROM match_members WHERE guild_id = ?"
+UPSERT_MEMBER = """
+INSERT INTO match_members (guild_id, user_id, joined, paused_until, auto_paused, joined_at, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (guild_id, user_id) DO UPDATE SET joined = excluded.joined, paused_until = excluded.paused_until,
+    auto_paused = excluded.auto_paused, joined_at = excluded.joined_at, updated_at = excluded.updated_at
+"""
+DELETE_MEMBER = "DELETE FROM match_members WHERE guild_id = ? AND user_id = ?"
+
+SELECT_AVOIDED = """
+SELECT company_key, company FROM match_avoid WHERE guild_id = ? AND user_id = ? ORDER BY created_at, company_key
+"""
+SELECT_AVOID_LISTS = "SELECT user_id, company_key FROM match_avoid WHERE guild_id = ?"
+COUNT_AVOIDED = "SELECT COUNT(*) FROM match_avoid WHERE guild_id = ? AND user_id = ?"
+INSERT_AVOID = """
+INSERT INTO match_avoid (guild_id, user_id, company_key, company, created_at) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (guild_id, user_id, company_key) DO NOTHING
+"""
+DELETE_AVOID = "DELETE FROM match_avoid WHERE guild_id = ? AND user_id = ? AND company_key = ?"
+DELETE_AVOID_ALL = "DELETE FROM match_avoid WHERE guild_id = ? AND user_id = ?"
+
+_REQUEST_COLUMNS = """id, guild_id, requester_id, target_id, note, state, created_at, expires_at, answered_at,
+channel_id, message_id, thread_id"""
+SELECT_REQUEST = f"SELECT {_REQUEST_COLUMNS} FROM match_requests WHERE id = ?"
+SELECT_OPEN_BY = f"""
+SELECT {_REQUEST_COLUMNS} FROM match_requests
+WHERE guild_id = ? AND requester_id = ? AND state = 'open' AND expires_at > ? ORDER BY id
+"""
+SELECT_OPEN_BETWEEN = f"""
+SELECT {_REQUEST_COLUMNS} FROM match_requests WHERE guild_id = ? AND state = 'open' AND expires_at > ?
+  AND ((requester_id = ? AND target_id = ?) OR (requester_id = ? AND target_id = ?))
+"""
+INSERT_REQUEST = """
+INSERT INTO match_requests (guild_id, requester_id, target_id, note, state, created_at, expires_at)
+VALUES (?, ?, ?, ?, 'open', ?, ?)
+"""
+SET_REQUEST_DELIVERY = "UPDATE match_requests SET channel_id = ?, message_id = ? WHERE id = ?"
+# Only an open request can be answered, once, and only before it expires (even if the expiry job runs late):
+# a second click, or an answer racing the expiry, changes nothing.
+ANSWER_REQUEST = """
+UPDATE match_requests SET state = ?, answered_at = ? WHERE id = ? AND state = 'open' AND expires_at > ?
+"""
+EXPIRE_REQUEST = "UPDATE match_requests SET state = 'expired', answered_at = ? WHERE id = ? AND state = 'open'"
+# The open requests a member made that were delivered: their card is in those messages.
+SELECT_DELIVERED_BY = """
+SELECT channel_id, message_id FROM match_requests
+WHERE guild_id = ? AND requester_id = ? AND state = 'open' AND message_id IS NOT NULL
+"""
+DELETE_REQUEST = "DELETE FROM match_requests WHERE id = ?"
+SET_REQUEST_THREAD = "UPDATE match_requests SET thread_id = ? WHERE id = ?"
+SELECT_ACCEPTED_PAIRS = """
+SELECT requester_id, target_id FROM match_requests WHERE guild_id = ? AND state = 'accepted'
+"""
+SELECT_DECLINED_PAIRS = """
+SELECT requester_id, target_id FROM match_requests WHERE guild_id = ? AND state = 'declined' AND answered_at >= ?
+"""
+SELECT_MEMBER_REQUESTS = f"""
+SELECT {_REQUEST_COLUMNS} FROM match_requests WHERE guild_id = ? AND (requester_id = ? OR target_id = ?) ORDER BY id
+"""
+DELETE_MEMBER_REQUESTS = "DELETE FROM match_requests WHERE guild_id = ? AND (requester_id = ? OR target_id = ?)"
+
+_SETTINGS_COLUMNS = "guild_id, enabled, cadence, weekday, at, no_repeat_rounds, follow_up_days, last_slot"
+SELECT_SETTINGS = f"SELECT {_SETTINGS_COLUMNS} FROM match_settings WHERE guild_id = ?"
+SELECT_SCHEDULED = f"SELECT {_SETTINGS_COLUMNS} FROM match_settings WHERE enabled = 1"
+UPSERT_SETTINGS = """
+INSERT INTO match_settings (guild_id, enabled, cadence, weekday, at, no_repeat_rounds, follow_up_days, last_slot,
+    updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (guild_id) DO UPDATE SET enabled = excluded.enabled, cadence = excluded.cadence,
+    weekday = excluded.weekday, at = excluded.at, no_repeat_rounds = excluded.no_repeat_rounds,
+    follow_up_days = excluded.follow_up_days, last_slot = excluded.last_slot, updated_at = excluded.updated_at
+"""
+
+INSERT_ROUND = """
+INSERT INTO match_rounds (guild_id, slot, created_at, members, total, bound) VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (guild_id, slot) DO NOTHING
+"""
+SELECT_ROUND_ID = "SELECT id FROM match_rounds WHERE guild_id = ? AND slot = ?"
+SELECT_ROUND = """
+SELECT r.id, r.guild_id, r.slot, r.members, r.total, r.bound,
+       (SELECT COUNT(*) FROM match_groups AS g WHERE g.round_id = r.id) AS groups
+FROM match_rounds AS r WHERE r.id = ?
+"""
+INSERT_GROUP = "INSERT INTO match_groups (round_id, guild_id, score) VALUES (?, ?, ?)"
+INSERT_GROUP_MEMBER = """
+INSERT INTO match_group_members (group_id, guild_id, user_id, company_key) VALUES (?, ?, ?, ?)
+"""
+_GROUP_COLUMNS = "g.id, g.round_id, g.guild_id, g.score, g.channel_id, g.thread_id, g.followed_up_at"
+SELECT_GROUP = f"SELECT {_GROUP_COLUMNS} FROM match_groups AS g WHERE g.id = ?"
+SELECT_GROUPS_OF_ROUND = f"SELECT {_GROUP_COLUMNS} FROM match_groups AS g WHERE g.round_id = ? ORDER BY g.id"
+SELECT_GROUP_MEMBERS = "SELECT user_id FROM match_group_members WHERE group_id = ? ORDER BY rowid"
+SET_GROUP_CHANNEL = "UPDATE match_groups SET channel_id = ? WHERE id = ? AND channel_id IS NULL"
+SET_GROUP_THREAD = "UPDATE match_groups SET thread_id = ? WHERE id = ?"
+MARK_FOLLOWED_UP = "UPDATE match_groups SET followed_up_at = ? WHERE id = ? AND followed_up_at IS NULL"
+ANSWER_GROUP = """
+UPDATE match_group_members SET answer = ?, answered_at = ? WHERE group_id = ? AND user_id = ?
+"""
+# Pairs grouped together in the server's last N rounds.
+SELECT_RECENT_GROUPS = """
+SELECT gm.group_id, gm.user_id FROM match_group_members AS gm JOIN match_groups AS g ON g.id = gm.group_id
+WHERE g.round_id IN (SELECT id FROM match_rounds WHERE guild_id = ? ORDER BY slot DESC, id DESC LIMIT ?)
+ORDER BY gm.group_id
+"""
+# Each member's answers to the follow-ups posted to them, newest first.
+SELECT_FOLLOW_UP_ANSWERS = """
+SELECT gm.user_id, gm.answer, g.followed_up_at FROM match_group_members AS gm
+JOIN match_groups AS g ON g.id = gm.group_id
+WHERE gm.guild_id = ? AND g.followed_up_at IS NOT NULL
+ORDER BY gm.user_id, g.followed_up_at DESC, g.id DESC
+"""
+COUNT_ROUNDS = "SELECT COUNT(*) FROM match_rounds WHERE guild_id = ?"
+COUNT_GROUPS = "SELECT COUNT(*) FROM match_groups WHERE guild_id = ?"
+COUNT_MEETINGS = """
+SELECT COUNT(DISTINCT group_id) FROM match_group_members WHERE guild_id = ? AND answer = 'met'
+"""
+SELECT_GROUP_COMPANIES = """
+SELECT group_id, company_key FROM match_group_members WHERE guild_id = ? ORDER BY group_id
+"""
+SELECT_MEMBER_GROUPS = """
+SELECT gm.group_id, g.round_id, g.thread_id, gm.company_key, gm.answer, gm.answered_at
+FROM match_group_members AS gm JOIN match_groups AS g ON g.id = gm.group_id
+WHERE gm.guild_id = ? AND gm.user_id = ? ORDER BY gm.group_id
+"""
+DELETE_MEMBER_GROUPS = "DELETE FROM match_group_members WHERE guild_id = ? AND user_id = ?"
+
+
+class MatchStore:
+    def __init__(self, storage: Storage) -> None:
+        self._storage = storage
+
+    @property
+    def storage(self) -> Storage:
+        return self._storage
+
+    # -- members' choices
+
+    async def member(self, guild_id: int, user_id: int) -> MatchMember:
+        row = await self._storage.fetch_one(SELECT_MEMBER, (guild_id, user_id))
+        return MatchMember(guild_id, user_id) if row is None else _member(row)
+
+    async def members(self, guild_id: int) -> dict[int, MatchMember]:
+        return {row["user_id"]: _member(row) for row in await self._storage.fetch_all(SELECT_MEMBERS, (guild_id,))}
+
+    @staticmethod
+    async def current_member(tx: Transaction, guild_id: int, user_id: int) -> MatchMember:
+        row = await tx.fetch_one(SELECT_MEMBER, (guild_id, user_id))
+        return MatchMember(guild_id, user_id) if row is None else _member(row)
+
+    @staticmethod
+    async def write_member(tx: Transaction, member: MatchMember, now: datetime) -> None:
+        await tx.execute(UPSERT_MEMBER, (member.guild_id, member.user_id, int(member.joined),
+                                         None if member.paused_until is None else to_text(member.paused_until),
+                                         int(member.auto_paused),
+                                         None if member.joined_at is None else to_text(member.joined_at),
+                                         to_text(now)))
+
+    # -- avoid lists
+
+    async def avoided(self, guild_id: int, user_id: int) -> list[AvoidedCompany]:
+        rows = await self._storage.fetch_all(SELECT_AVOIDED, (guild_id, user_id))
+        return [AvoidedCompany(row["company_key"], row["company"]) for row in rows]
+
+    async def avoid_lists(self, guild_id: int) -> dict[int, set[str]]:
+        lists: dict[int, set[str]] = {}
+        for row in await self._storage.fetch_all(SELECT_AVOID_LISTS, (guild_id,)):
+            lists.setdefault(row["user_id"], set()).add(row["company_key"])
+        return lists
+
+    @staticmethod
+    async def count_avoided(tx: Transaction, guild_id: int, user_id: int) -> int:
+        row = await tx.fetch_one(COUNT_AVOIDED, (guild_id, user_id))
+        return 0 if row is None else int(row[0])
+
+    @staticmethod
+    async def add_avoided(tx: Transaction, guild_id: int, user_id: int, company: AvoidedCompany,
+                          now: datetime) -> bool:
+        return await tx.execute(INSERT_AVOID, (guild_id, user_id, company.company_key, company.company,
+                                               to_text(now))) > 0
+
+    async def remove_avoided(self, guild_id: int, user_id: int, company_key: str) -> bool:
+        async with self._storage.transaction() as tx:
+            return await tx.execute(DELETE_AVOID, (guild_id, user_id, company_key)) > 0
+
+    # -- requests
+
+    async def request(self, request_id: int) -> MatchRequest | None:
+        row = await self._storage.fetch_one(SELECT_REQUEST, (request_id,))
+        return None if row is None else _request(row)
+
+    @staticmethod
+    async def request_in(tx: Transaction, request_id: int) -> MatchRequest | None:
+        row = await tx.fetch_one(SELECT_REQUEST, (request_id,))
+        return None if row is None else _request(row)
+
+    @staticmethod
+    async def open_requests_by(tx: Transaction, guild_id: int, requester_id: int,
+                               now: datetime) -> list[MatchRequest]:
+        rows = await tx.fetch_all(SELECT_OPEN_BY, (guild_id, requester_id, to_text(now)))
+        return [_request(row) for row in rows]
+
+    @staticmethod
+    async def open_between(tx: Transaction, guild_id: int, a: int, b: int, now: datetime) -> MatchRequest | None:
+        row = await tx.fetch_one(SELECT_OPEN_BETWEEN, (guild_id, to_text(now), a, b, b, a))
+        return None if row is None else _request(row)
+
+    @staticmethod
+    async def add_request(tx: Transaction, guild_id: int, requester_id: int, target_id: int, note: str,
+                          now: datetime, expires_at: datetime) -> MatchRequest:
+        await tx.execute(INSERT_REQUEST, (guild_id, requester_id, target_id, note, to_text(now),
+                                          to_text(expires_at)))
+        row = await tx.fetch_one("SELECT last_insert_rowid()")
+        assert row is not None
+        created = await tx.fetch_one(SELECT_REQUEST, (int(row[0]),))
+        assert created is not None
+        return _request(created)
+
+    async def set_delivery(self, request_id: int, channel_id: int, message_id: int) -> None:
+        async with self._storage.transaction() as tx:
+            await tx.execute(SET_REQUEST_DELIVERY, (channel_id, message_id, request_id))
+
+    @staticmethod
+    async def answer_request(tx: Transaction, request_id: int, state: RequestState, now: datetime) -> bool:
+        return await tx.execute(ANSWER_REQUEST, (state.value, to_text(now), request_id, to_text(now))) > 0
+
+    @staticmethod
+    async def expire_request(tx: Transaction, request_id: int, now: datetime) -> bool:
+        return await tx.execute(EXPIRE_REQUEST, (to_text(now), request_id)) > 0
+
+    async def delete_request(self, request_id: int) -> None:
+        async with self._storage.transaction() as tx:
+            await tx.execute(DELETE_REQUEST, (request_id,))
+
+    async def set_request_thread(self, request_id: int, thread_id: int) -> None:
+        async with self._storage.transaction() as tx:
+            await tx.execute(SET_REQUEST_THREAD, (thread_id, request_id))
+
+    async def accepted_pairs(self, guild_id: int) -> list[tuple[int, int]]:
+        rows = await self._storage.fetch_all(SELECT_ACCEPTED_PAIRS, (guild_id,))
+        return [(row[0], row[1]) for row in rows]
+
+    async def declined_pairs(self, guild_id: int, since: datetime) -> list[tuple[int, int]]:
+        rows = await self._storage.fetch_all(SELECT_DECLINED_PAIRS, (guild_id, to_text(since)))
+        return [(row[0], row[1]) for row in rows]
+
+    # -- settings
+
+    async def settings(self, guild_id: int) -> RoundSettings:
+        row = await self._storage.fetch_one(SELECT_SETTINGS, (guild_id,))
+        return RoundSettings(guild_id) if row is None else _settings(row)
+
+    @staticmethod
+    async def current_settings(tx: Transaction, guild_id: int) -> RoundSettings:
+        row = await tx.fetch_one(SELECT_SETTINGS, (guild_id,))
+        return RoundSettings(guild_id) if row is None else _settings(row)
+
+    async def scheduled(self) -> list[RoundSettings]:
+        return [_settings(row) for row in await self._storage.fetch_all(SELECT_SCHEDULED)]
+
+    @staticmethod
+    async def write_settings(tx: Transaction, settings: RoundSettings, now: datetime) -> None:
+        await tx.execute(UPSERT_SETTINGS, (
+            settings.guild_id, int(settings.enabled), settings.cadence.value, settings.weekday, settings.time,
+            settings.no_repeat_rounds, settings.follow_up_days,
+            None if settings.last_slot is None else to_text(settings.last_slot), to_text(now)))
+
+    # -- rounds
+
+    @staticmethod
+    async def save_round(tx: Transaction, guild_id: int, slot: datetime, now: datetime, members: int,
+                         plan: RoundPlan, companies: Mapping[int, str]) -> tuple[int, list[int]] | None:
+        """Store a round and its groups; None if the slot already has its round (the work was done)."""
+        if await tx.execute(INSERT_ROUND, (guild_id, to_text(slot), to_text(now), members, plan.total,
+                                           plan.bound)) == 0:
+            return None
+        row = await tx.fetch_one(SELECT_ROUND_ID, (guild_id, to_text(slot)))
+        assert row is not None
+        round_id = int(row[0])
+        group_ids = []
+        for group in plan.groups:
+            await tx.execute(INSERT_GROUP, (round_id, guild_id, group.score))
+            inserted = await tx.fetch_one("SELECT last_insert_rowid()")
+            assert inserted is not None
+            group_id = int(inserted[0])
+            group_ids.append(group_id)
+            for user_id in group.members:
+                await tx.execute(INSERT_GROUP_MEMBER, (group_id, guild_id, user_id, companies[user_id]))
+        return round_id, group_ids
+
+    async def round(self, round_id: int) -> RoundRecord | None:
+        row = await self._storage.fetch_one(SELECT_ROUND, (round_id,))
+        if row is None:
+            return None
+        return RoundRecord(row["id"], row["guild_id"], from_text(row["slot"]), row["members"], row["total"],
+                           row["bound"], row["groups"])
+
+    async def group(self, group_id: int) -> GroupRecord | None:
+        async with self._storage.transaction() as tx:
+            row = await tx.fetch_one(SELECT_GROUP, (group_id,))
+            if row is None:
+                return None
+            members = tuple(r[0] for r in await tx.fetch_all(SELECT_GROUP_MEMBERS, (group_id,)))
+        return _group(row, members)
+
+    async def set_group_channel(self, group_id: int, channel_id: int) -> None:
+        """Remember where the group's thread is being started, before it is: a retry looks there."""
+        async with self._storage.transaction() as tx:
+            await tx.execute(SET_GROUP_CHANNEL, (channel_id, group_id))
+
+    async def set_group_thread(self, group_id: int, thread_id: int) -> None:
+        async with self._storage.transaction() as tx:
+            await tx.execute(SET_GROUP_THREAD, (thread_id, group_id))
+
+    async def mark_followed_up(self, group_id: int, now: datetime) -> bool:
+        async with self._storage.transaction() as tx:
+            return await tx.execute(MARK_FOLLOWED_UP, (to_text(now), group_id)) > 0
+
+    async def answer(self, group_id: int, user_id: int, answer: Answer, now: datetime) -> bool:
+        """False when the member is not in the group."""
+        async with self._storage.transaction() as tx:
+            return await tx.execute(ANSWER_GROUP, (answer.value, to_text(now), group_id, user_id)) > 0
+
+    async def recent_pairs(self, guild_id: int, rounds: int) -> list[tuple[int, int]]:
+        groups: dict[int, list[int]] = {}
+        for row in await self._storage.fetch_all(SELECT_RECENT_GROUPS, (guild_id, rounds)):
+            groups.setdefault(row[0], []).append(row[1])
+        return [pair for members in groups.values() for pair in combinations(members, 2)]
+
+    async def unanswered_streaks(self, guild_id: int, length: int) -> set[int]:
+        """Members whose last ``length`` follow-ups since they last joined all went unanswered."""
+        joined = {user: member.joined_at for user, member in (await self.members(guild_id)).items()}
+        answers: dict[int, list[str | None]] = {}
+        for row in await self._storage.fetch_all(SELECT_FOLLOW_UP_ANSWERS, (guild_id,)):
+            since = joined.get(row[0])
+            if since is None or from_text(row[2]) > since:
+                answers.setdefault(row[0], []).append(row[1])
+        return {user for user, given in answers.items()
+                if len(given) >= length and all(answer is None for answer in given[:length])}
+
+    async def stats(self, guild_id: int) -> RoundStats:
+        async with self._storage.transaction() as tx:
+            rounds = await tx.fetch_one(COUNT_ROUNDS, (guild_id,))
+            groups = await tx.fetch_one(COUNT_GROUPS, (guild_id,))
+            meetings = await tx.fetch_one(COUNT_MEETINGS, (guild_id,))
+            companies: dict[int, set[str]] = {}
+            for row in await tx.fetch_all(SELECT_GROUP_COMPANIES, (guild_id,)):
+                companies.setdefault(row[0], set()).add(row[1])
+        bridged = {pair for keys in companies.values() for pair in combinations(sorted(keys), 2)}
+        assert rounds is not None and groups is not None and meetings is not None
+        return RoundStats(int(rounds[0]), int(groups[0]), int(meetings[0]), len(bridged))
+
+    # -- erasing a member
+
+    @staticmethod
+    async def forget(tx: Transaction, guild_id: int, user_id: int) -> list[tuple[int, int]]:
+        """Delete the member's choices, avoid list, requests either way and their place in groups. The
+        groups stay (others were in them); a round's counts stay, and name nobody. Returns the messages
+        (channel, message) that still show the member's card to someone they asked: to delete."""
+        delivered = [(row[0], row[1]) for row in await tx.fetch_all(SELECT_DELIVERED_BY, (guild_id, user_id))]
+        await tx.execute(DELETE_MEMBER, (guild_id, user_id))
+        await tx.execute(DELETE_AVOID_ALL, (guild_id, user_id))
+        await tx.execute(DELETE_MEMBER_REQUESTS, (guild_id, user_id, user_id))
+        await tx.execute(DELETE_MEMBER_GROUPS, (guild_id, user_id))
+        return delivered
+
+    @staticmethod
+    async def member_rows(tx: Transaction, guild_id: int, user_id: int) -> dict[str, Any]:
+        """Everything stored about the member by matching, as JSON values (for /intro export)."""
+        member = await tx.fetch_one(SELECT_MEMBER, (guild_id, user_id))
+        return {
+            "matching": None if member is None else _raw(member),
+            "avoided_companies": [_raw(row) for row in await tx.fetch_all(SELECT_AVOIDED, (guild_id, user_id))],
+            "intro_requests": [_raw(row) for row in await tx.fetch_all(SELECT_MEMBER_REQUESTS,
+                                                                         (guild_id, user_id, user_id))],
+            "match_groups": [_raw(row) for row in await tx.fetch_all(SELECT_MEMBER_GROUPS, (guild_id, user_id))],
+        }
+
+
+def _raw(row: Row) -> dict[str, Any]:
+    return {key: row[key] for key in row.keys()}  # noqa: SIM118 (sqlite3.Row is not a mapping)
+
+
+def _time(value: str | None) -> datetime | None:
+    return None if value is None else from_text(value)
+
+
+def _member(row: Row) -> MatchMember:
+    return MatchMember(row["guild_id"], row["user_id"], bool(row["joined"]), _time(row["paused_until"]),
+                       bool(row["auto_paused"]), _time(row["joined_at"]))
+
+
+def _request(row: Row) -> MatchRequest:
+    return MatchRequest(
+        id=row["id"], guild_id=row["guild_id"], requester_id=row["requester_id"], target_id=row["target_id"],
+        note=row["note"], state=RequestState(row["state"]), created_at=from_text(row["created_at"]),
+        expires_at=from_text(row["expires_at"]), answered_at=_time(row["answered_at"]),
+        channel_id=row["channel_id"], message_id=row["message_id"], thread_id=row["thread_id"])
+
+
+def _settings(row: Row) -> RoundSettings:
+    return RoundSettings(row["guild_id"], bool(row["enabled"]), Cadence(row["cadence"]), row["weekday"], row["at"],
+                         row["no_repeat_rounds"], row["follow_up_days"], _time(row["last_slot"]))
+
+
+def _group(row: Row, members: tuple[int, ...]) -> GroupRecord:
+    return GroupRecord(row["id"], row["round_id"], row["guild_id"], members, row["score"], row["channel_id"],
+                       row["thread_id"], _time(row["followed_up_at"]))

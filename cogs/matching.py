@@ -1,0 +1,662 @@
+"""``/match``, ``/rounds``, "Suggest an intro to…", requests, round threads and follow-ups: the glue of
+bot.matching.
+
+Who may meet whom, the scores and the rounds are decided in ``bot/matching``;
+this module asks and renders. Every button carries what it needs (a server,
+a request or a group id), so it works in DMs and after a restart. A round's
+threads are started by the outbox, one job per group: the matches channel is
+recorded before the thread is started, the thread right after, and a retry
+after a crash looks for a thread it started by the marker at the end of its
+name before starting another, so each group gets exactly one.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import datetime
+from typing import Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.checks import AdminGroup
+from bot.client import KakehashiBot
+from bot.clock import from_text
+from bot.errors import UserError
+from bot.guilds.model import GuildSettings, Purpose
+from bot.i18n import Text, permission_texts, shorten
+from bot.interactions import Localizer, bot_of, defer, localizer_for, send
+from bot.matching.model import (
+    FOLLOW_UP_JOB,
+    INTRODUCE_JOB,
+    LEFT_OUT_JOB,
+    PAUSED_JOB,
+    REQUEST_JOB,
+    ROUND_JOB,
+    THREAD_JOB,
+    Answer,
+    LeftOut,
+    MatchRequest,
+    Reason,
+    RequestState,
+)
+from bot.matching.service import COMPANY_MAX, NOTE_MAX
+from bot.outbox.model import Job, RetryLater
+from bot.translator import described
+from bot.ui import Modal, RoutedItem
+from cogs.intros import card_embed
+
+log = logging.getLogger(__name__)
+
+EMBED_COLOR = 0x6366F1
+THREAD_NAME_MAX = 100
+# Private threads end in a marker naming what they are for, so a retry can find one it started.
+GROUP_MARKER = "· #{id}"
+ASK_MARKER = "· q{id}"       # where a request is put to a member whose DMs are closed
+REQUEST_MARKER = "· r{id}"   # where an accepted request introduces the two
+LEFT_OUT_KEYS = {LeftOut.NO_PARTNER: "match.left_out.no_partner", LeftOut.NO_GROUP: "match.left_out.no_group"}
+LEFT_OUT_ADMIN_KEYS = {LeftOut.NO_PARTNER: "match.left_out.no_partner_admin",
+                       LeftOut.NO_GROUP: "match.left_out.no_group_admin"}
+ANSWER_KEYS = {Answer.MET: "match.follow_up.met", Answer.NOT_YET: "match.follow_up.not_yet",
+               Answer.SKIP: "match.follow_up.skip"}
+THANKS_KEYS = {Answer.MET: "match.follow_up.thanks_met", Answer.NOT_YET: "match.follow_up.thanks_not_yet",
+               Answer.SKIP: "match.follow_up.thanks_skip"}
+
+
+def _guild_id(interaction: discord.Interaction[Any]) -> int:
+    if interaction.guild_id is None:
+        raise app_commands.NoPrivateMessage()
+    return interaction.guild_id
+
+
+def _server_localizer(bot: KakehashiBot, guild: discord.Guild, settings: GuildSettings) -> Localizer:
+    """For what the bot posts for others (DMs to the other member, threads): the server's language."""
+    return Localizer(settings.effective_language(guild.preferred_locale.value), bot.catalog)
+
+
+def _reason_text(reason: Reason, name: str) -> Text:
+    return Text(reason.key, name=name, **{key: str(value) for key, value in reason.values.items()})
+
+
+async def _matches_channel(bot: KakehashiBot, guild: discord.Guild) -> discord.TextChannel:
+    """The channel where private threads for introductions are started, checked for what that needs."""
+    settings = await bot.guild_config.settings(guild.id)
+    channel_id = settings.channel(Purpose.MATCHES)
+    channel = guild.get_channel(channel_id) if channel_id else None
+    if not isinstance(channel, discord.TextChannel):
+        raise UserError("match.no_matches_channel")
+    granted = channel.permissions_for(guild.me)
+    missing = [name for name in ("view_channel", "send_messages_in_threads", "create_private_threads",
+                                 "embed_links") if not getattr(granted, name)]
+    if missing:
+        raise UserError("match.matches_channel_permissions", channel=channel.mention,
+                        permissions=permission_texts(missing))
+    return channel
+
+
+def _thread_name(names: list[str], marker: str) -> str:
+    room = THREAD_NAME_MAX - len(marker) - 1
+    return f"{shorten(' × '.join(names), room)} {marker}"
+
+
+async def _find_thread(guild: discord.Guild, channel: discord.TextChannel, marker: str) -> discord.Thread | None:
+    """A thread the bot started in ``channel`` whose name ends with ``marker`` (an attempt cut short). When
+    Discord cannot say, the error stands: starting another could make two."""
+    threads = await guild.active_threads()
+    return next((t for t in threads if t.parent_id == channel.id and t.owner_id == guild.me.id
+                 and t.name.endswith(marker)), None)
+
+
+async def _open_thread(guild: discord.Guild, channel: discord.TextChannel, marker: str,
+                       members: list[discord.Member], known: int | None) -> discord.Thread:
+    """The private thread for ``marker``: the one known, or one found, or started now; with ``members`` in."""
+    thread: discord.Thread | None = None
+    if known is not None:
+        found = guild.get_thread(known)
+        if found is None:
+            try:
+                fetched = await guild.fetch_channel(known)
+                found = fetched if isinstance(fetched, discord.Thread) else None
+            except discord.NotFound:
+                found = None
+        thread = found
+    if thread is None:
+        thread = await _find_thread(guild, channel, marker)
+    if thread is None:
+        thread = await channel.create_thread(
+            name=_thread_name([m.display_name for m in members], marker), type=discord.ChannelType.private_thread,
+            invitable=False, auto_archive_duration=10080)
+    for member in members:
+        await thread.add_user(member)
+    return thread
+
+
+async def _posted_in(thread: discord.Thread, me: int) -> bool:
+    """Whether the bot already posted in the thread (a retry after the post, before it was recorded)."""
+    async for message in thread.history(limit=10, oldest_first=True):
+        if message.author.id == me:
+            return True
+    return False
+
+
+# ---------------------------------------------------------------- requests
+
+
+async def deliver_request(bot: KakehashiBot, guild: discord.Guild, request: MatchRequest) -> Text:
+    """Put the request before its target: by DM, else (DMs closed) in a private thread in the matches channel
+    with only them in it. What to tell the requester."""
+    requester = guild.get_member(request.requester_id)
+    target = guild.get_member(request.target_id)
+    profile = await bot.intros.profile(guild.id, request.requester_id)
+    if requester is None or target is None or profile is None:
+        await bot.matching.withdraw(request.id)
+        raise UserError("match.request.gone")
+    settings = await bot.guild_config.settings(guild.id)
+    localize = _server_localizer(bot, guild, settings)
+    text = Text("match.request.dm", name=shorten(profile.display_name, 80), server=shorten(guild.name, 60),
+                days=7)
+    note = Text("match.request.note", note=request.note) if request.note else None
+    content = "\n\n".join(localize(t) for t in (text, note) if t is not None)
+    embed = card_embed(localize, profile, viewer_id=target.id)
+    view = answer_view(localize, request.id)
+    try:
+        message = await target.send(content, embed=embed, view=view)
+        await bot.matching.delivered(request.id, message.channel.id, message.id)
+        return Text("match.request.sent_dm", name=shorten(target.display_name, 80))
+    except discord.HTTPException as exc:
+        # 50007 (DMs closed) is the usual reason; whatever it is, the private thread still reaches them.
+        log.info("Could not DM member %s (%s); asking in a private thread", target.id, exc.code)
+    try:
+        channel = await _matches_channel(bot, guild)
+        thread = await _open_thread(guild, channel, ASK_MARKER.format(id=request.id), [target], None)
+        message = await thread.send(f"{target.mention} {content}", embed=embed, view=view,
+                                    allowed_mentions=discord.AllowedMentions(users=[target]))
+    except (UserError, discord.HTTPException) as exc:
+        await bot.matching.withdraw(request.id)
+        if isinstance(exc, UserError):
+            raise UserError("match.request.unreachable") from exc
+        log.warning("Could not deliver request %s in guild %s: %s", request.id, guild.id, exc.text)
+        raise UserError("match.request.unreachable") from exc
+    await bot.matching.delivered(request.id, thread.id, message.id)
+    return Text("match.request.sent_thread", name=shorten(target.display_name, 80))
+
+
+def answer_view(localize: Localizer, request_id: int) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(AnswerButton(request_id, "accept", localize(Text("match.request.accept"))))
+    view.add_item(AnswerButton(request_id, "decline", localize(Text("match.request.decline"))))
+    return view
+
+
+async def _request_and_deliver(interaction: discord.Interaction[Any], guild: discord.Guild, target_id: int,
+                               note: str) -> None:
+    bot = bot_of(interaction)
+    target = guild.get_member(target_id)
+    if target is not None and target.bot:
+        raise UserError("match.request.bot")
+    await defer(interaction)
+    request = await bot.matching.request(guild.id, interaction.user.id, target_id, note)
+    answer = await deliver_request(bot, guild, request)
+    await send(interaction, Text("match.request.sent", delivered=answer, days=7))
+
+
+class NoteModal(Modal):
+    """The request flow from a button or the context menu: an optional note, then the request."""
+
+    def __init__(self, guild_id: int, user_id: int, target_id: int, localize: Localizer, name: str) -> None:
+        super().__init__(title=shorten(localize(Text("match.request.title", name=name)), 45), timeout=15 * 60,
+                         custom_id=f"match:note:{guild_id}:{user_id}:{target_id}")
+        self.guild_id = guild_id
+        self.target_id = target_id
+        self.note: discord.ui.TextInput[Any] = discord.ui.TextInput(
+            label=localize(Text("match.request.note_label")), style=discord.TextStyle.paragraph, required=False,
+            max_length=NOTE_MAX, placeholder=shorten(localize(Text("match.request.note_hint")), 100),
+            custom_id="note")
+        self.add_item(self.note)
+
+    async def on_submit(self, interaction: discord.Interaction[Any], /) -> None:  # type: ignore[override]
+        guild = interaction.client.get_guild(self.guild_id)
+        if guild is None:
+            raise UserError("intros.server_gone")
+        await _request_and_deliver(interaction, guild, self.target_id, self.note.value)
+
+
+async def open_request(interaction: discord.Interaction[Any], guild_id: int, target_id: int) -> None:
+    """Check the rule first (so nobody writes a note for nothing), then ask for the note."""
+    bot = bot_of(interaction)
+    guild = bot.get_guild(guild_id)
+    if guild is None:
+        raise UserError("intros.server_gone")
+    target = guild.get_member(target_id)
+    if target is not None and target.bot:
+        raise UserError("match.request.bot")
+    _, profile = await bot.matching.check(guild_id, interaction.user.id, target_id)
+    localize = await localizer_for(interaction)
+    await interaction.response.send_modal(NoteModal(guild_id, interaction.user.id, target_id, localize,
+                                                    shorten(profile.display_name, 30)))
+
+
+class RequestButton(RoutedItem, discord.ui.DynamicItem[discord.ui.Button[Any]],
+                    template=r"match:ask:(?P<guild>[0-9]+):(?P<target>[0-9]+)"):
+    """"Request intro" under a suggestion."""
+
+    def __init__(self, guild_id: int, target_id: int, label: str = "") -> None:
+        super().__init__(discord.ui.Button(label=label or "Request intro", style=discord.ButtonStyle.primary,
+                                           custom_id=f"match:ask:{guild_id}:{target_id}"))
+        self.guild_id = guild_id
+        self.target_id = target_id
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction[Any], item: discord.ui.Button[Any],
+                             match: re.Match[str], /) -> RequestButton:
+        return cls(int(match["guild"]), int(match["target"]), item.label or "")
+
+    async def run(self, interaction: discord.Interaction[Any]) -> None:
+        await open_request(interaction, self.guild_id, self.target_id)
+
+
+class AnswerButton(RoutedItem, discord.ui.DynamicItem[discord.ui.Button[Any]],
+                   template=r"match:(?P<answer>accept|decline):(?P<request>[0-9]+)"):
+    """Accept / Decline on a request, in the target's DMs or their private thread."""
+
+    def __init__(self, request_id: int, answer: str, label: str = "") -> None:
+        style = discord.ButtonStyle.success if answer == "accept" else discord.ButtonStyle.secondary
+        super().__init__(discord.ui.Button(label=label or answer, style=style,
+                                           custom_id=f"match:{answer}:{request_id}"))
+        self.request_id = request_id
+        self.answer = answer
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction[Any], item: discord.ui.Button[Any],
+                             match: re.Match[str], /) -> AnswerButton:
+        return cls(int(match["request"]), match["answer"], item.label or "")
+
+    async def run(self, interaction: discord.Interaction[Any]) -> None:
+        bot = bot_of(interaction)
+        request = await bot.matching.get_request(self.request_id)
+        if request is None:
+            raise UserError("match.request.gone")
+        if request.target_id != interaction.user.id:
+            raise UserError("match.request.not_yours")
+        guild = bot.get_guild(request.guild_id)
+        if guild is None:
+            raise UserError("intros.server_gone")
+        localize = await localizer_for(interaction)
+        if self.answer == "decline":
+            request = await bot.matching.answer_request(self.request_id, interaction.user.id, False)
+            await interaction.response.edit_message(content=localize(Text("match.request.declined_target")),
+                                                    embed=None, view=None)
+            await _tell(bot, guild, request.requester_id, Text("match.request.not_this_time"))
+            return
+        channel = await _matches_channel(bot, guild)   # before answering: an accept must lead somewhere
+        if guild.get_member(request.requester_id) is None:
+            raise UserError("match.request.gone")
+        # The thread is made by the outbox (exactly once, also across a crash); the answer is stored first.
+        await bot.matching.answer_request(self.request_id, interaction.user.id, True)
+        bot.outbox.kick()
+        await interaction.response.edit_message(
+            content=localize(Text("match.request.accepted", channel=channel.mention)), embed=None, view=None)
+
+
+async def _tell(bot: KakehashiBot, guild: discord.Guild, user_id: int, text: Text) -> bool:
+    """A DM in the server's language; False when it could not be sent (closed DMs: logged, nothing else)."""
+    member = guild.get_member(user_id)
+    if member is None:
+        return False
+    settings = await bot.guild_config.settings(guild.id)
+    try:
+        await member.send(_server_localizer(bot, guild, settings)(text))
+    except discord.HTTPException as exc:
+        log.info("Could not DM member %s in guild %s (%s)", user_id, guild.id, exc.code)
+        return False
+    return True
+
+
+async def _introduce(bot: KakehashiBot, guild: discord.Guild, channel: discord.TextChannel, marker: str,
+                     members: list[discord.Member], known: int | None, *, seed: int) -> discord.Thread:
+    """A private thread with ``members``, opened by one message: their cards, and a question to start."""
+    thread = await _open_thread(guild, channel, marker, members, known)
+    if await _posted_in(thread, guild.me.id):
+        return thread
+    settings = await bot.guild_config.settings(guild.id)
+    localize = _server_localizer(bot, guild, settings)
+    embeds = []
+    for member in members:
+        profile = await bot.intros.profile(guild.id, member.id)
+        if profile is not None:
+            # Introduced people see each other's company, whoever else it is hidden from.
+            embeds.append(card_embed(localize, profile, viewer_id=None, introduced=True))
+    starter = bot.prompts.starter(localize.language, seed)
+    lines = [localize(Text("match.intro.hello", members=" ".join(m.mention for m in members)))]
+    if starter:
+        lines.append(localize(Text("match.intro.starter", question=starter)))
+    await thread.send("\n\n".join(lines), embeds=embeds[:10],
+                      allowed_mentions=discord.AllowedMentions(users=members))
+    return thread
+
+
+# ---------------------------------------------------------------- follow-ups
+
+
+class FollowUpButton(RoutedItem, discord.ui.DynamicItem[discord.ui.Button[Any]],
+                     template=r"match:met:(?P<group>[0-9]+):(?P<answer>met|not_yet|skip)"):
+    def __init__(self, group_id: int, answer: str, label: str = "") -> None:
+        style = discord.ButtonStyle.success if answer == "met" else discord.ButtonStyle.secondary
+        super().__init__(discord.ui.Button(label=label or answer, style=style,
+                                           custom_id=f"match:met:{group_id}:{answer}"))
+        self.group_id = group_id
+        self.answer = Answer(answer)
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction[Any], item: discord.ui.Button[Any],
+                             match: re.Match[str], /) -> FollowUpButton:
+        return cls(int(match["group"]), match["answer"], item.label or "")
+
+    async def run(self, interaction: discord.Interaction[Any]) -> None:
+        bot = bot_of(interaction)
+        await bot.matching.answer_follow_up(self.group_id, interaction.user.id, self.answer)
+        await send(interaction, Text(THANKS_KEYS[self.answer]))
+
+
+# ---------------------------------------------------------------- the cog
+
+
+class Matching(commands.Cog):
+    match = app_commands.Group(
+        name="match", description=described("commands.match.description"), guild_only=True,
+        allowed_contexts=app_commands.AppCommandContext(guild=True),
+        allowed_installs=app_commands.AppInstallationType(guild=True),
+    )
+    rounds = AdminGroup(name="rounds", description=described("commands.rounds.description"))
+
+    def __init__(self, bot: KakehashiBot) -> None:
+        self.bot = bot
+        self.suggest_menu = app_commands.ContextMenu(
+            name=described("commands.match.suggest_menu"), callback=self.suggest_intro,
+            allowed_contexts=app_commands.AppCommandContext(guild=True),
+            allowed_installs=app_commands.AppInstallationType(guild=True),
+        )
+
+    async def cog_load(self) -> None:
+        self.bot.tree.add_command(self.suggest_menu)
+        outbox = self.bot.outbox
+        outbox.register(ROUND_JOB, self.run_scheduled_round)
+        outbox.register(THREAD_JOB, self.start_group)
+        outbox.register(FOLLOW_UP_JOB, self.follow_up)
+        outbox.register(LEFT_OUT_JOB, self.tell_left_out)
+        outbox.register(PAUSED_JOB, self.tell_paused)
+        outbox.register(REQUEST_JOB, self.expire_request)
+        outbox.register(INTRODUCE_JOB, self.introduce_request)
+        outbox.add_ticker(self._tick)
+
+    async def _tick(self, now: datetime) -> None:
+        await self.bot.matching.materialise_due(now)
+
+    async def cog_unload(self) -> None:
+        self.bot.tree.remove_command(self.suggest_menu.name, type=self.suggest_menu.type)
+
+    # -- members
+
+    @match.command(name="suggest", description=described("commands.match.suggest.description"))
+    async def suggest(self, interaction: discord.Interaction[KakehashiBot]) -> None:
+        guild_id = _guild_id(interaction)
+        await defer(interaction)
+        found = await self.bot.matching.suggest(guild_id, interaction.user.id)
+        localize = await localizer_for(interaction)
+        if not found:
+            await send(interaction, Text("match.suggest.none"))
+            return
+        embed = discord.Embed(title=localize(Text("match.suggest.title")), color=EMBED_COLOR)
+        view = discord.ui.View(timeout=None)
+        for suggestion, profile in found:
+            name = shorten(profile.display_name, 60)
+            about = [part for part in (profile.role, profile.company_for(interaction.user.id)) if part]
+            lines = [" · ".join(shorten(part, 100) for part in about)] if about else []
+            lines += [f"• {localize(_reason_text(reason, name))}" for reason in suggestion.reasons]
+            if not suggestion.reasons:
+                lines.append(f"• {localize(Text('match.reason.open'))}")
+            embed.add_field(name=name, value="\n".join(lines)[:1024], inline=False)
+            view.add_item(RequestButton(guild_id, profile.user_id,
+                                        shorten(localize(Text("match.suggest.button", name=name)), 80)))
+        await send(interaction, None, embed=embed, view=view)
+
+    @match.command(name="request", description=described("commands.match.request.description"))
+    @app_commands.describe(member=described("commands.match.request.member"),
+                           note=described("commands.match.request.note"))
+    async def request(self, interaction: discord.Interaction[KakehashiBot], member: discord.Member,
+                      note: str | None = None) -> None:
+        guild = interaction.guild
+        if guild is None:
+            raise app_commands.NoPrivateMessage()
+        await _request_and_deliver(interaction, guild, member.id, note or "")
+
+    async def suggest_intro(self, interaction: discord.Interaction[KakehashiBot],
+                            member: discord.Member | discord.User) -> None:
+        await open_request(interaction, _guild_id(interaction), member.id)
+
+    @match.command(name="join", description=described("commands.match.join.description"))
+    async def join(self, interaction: discord.Interaction[KakehashiBot]) -> None:
+        guild_id = _guild_id(interaction)
+        await self.bot.matching.join(guild_id, interaction.user.id)
+        _, _, upcoming = await self.bot.matching.next_round(guild_id)
+        when = (Text("match.join.next", time=discord.utils.format_dt(upcoming, "F"))
+                if upcoming is not None else Text("match.join.no_schedule"))
+        await send(interaction, Text("match.join.done", next=when))
+
+    @match.command(name="leave", description=described("commands.match.leave.description"))
+    async def leave(self, interaction: discord.Interaction[KakehashiBot]) -> None:
+        await self.bot.matching.leave(_guild_id(interaction), interaction.user.id)
+        await send(interaction, Text("match.leave.done"))
+
+    @match.command(name="pause", description=described("commands.match.pause.description"))
+    @app_commands.describe(weeks=described("commands.match.pause.weeks"))
+    async def pause(self, interaction: discord.Interaction[KakehashiBot], weeks: int) -> None:
+        member = await self.bot.matching.pause(_guild_id(interaction), interaction.user.id, weeks)
+        assert member.paused_until is not None
+        await send(interaction, Text("match.pause.done", weeks=weeks,
+                                     until=discord.utils.format_dt(member.paused_until, "D")))
+
+    @match.command(name="avoid", description=described("commands.match.avoid.description"))
+    @app_commands.describe(company=described("commands.match.avoid.company"))
+    async def avoid(self, interaction: discord.Interaction[KakehashiBot], company: str) -> None:
+        guild_id = _guild_id(interaction)
+        entry, added = await self.bot.matching.avoid(guild_id, interaction.user.id, company)
+        listed = await self.bot.matching.avoided(guild_id, interaction.user.id)
+        await send(interaction, Text("match.avoid.added" if added else "match.avoid.already",
+                                     company=shorten(entry.company, COMPANY_MAX),
+                                     companies=", ".join(shorten(e.company, 60) for e in listed)))
+
+    @match.command(name="unavoid", description=described("commands.match.unavoid.description"))
+    @app_commands.describe(company=described("commands.match.unavoid.company"))
+    async def unavoid(self, interaction: discord.Interaction[KakehashiBot], company: str) -> None:
+        guild_id = _guild_id(interaction)
+        removed = await self.bot.matching.unavoid(guild_id, interaction.user.id, company)
+        if removed is None:
+            await send(interaction, Text("match.unavoid.not_listed", company=shorten(company, 60)))
+            return
+        await send(interaction, Text("match.unavoid.done", company=shorten(removed.company, COMPANY_MAX)))
+
+    @avoid.autocomplete("company")
+    async def _known_companies(self, interaction: discord.Interaction[KakehashiBot],
+                               current: str) -> list[app_commands.Choice[str]]:
+        names = await self.bot.matching.known_companies(_guild_id(interaction), interaction.user.id, current)
+        return [app_commands.Choice(name=name, value=name) for name in names]
+
+    @unavoid.autocomplete("company")
+    async def _avoided_companies(self, interaction: discord.Interaction[KakehashiBot],
+                                 current: str) -> list[app_commands.Choice[str]]:
+        listed = await self.bot.matching.avoided(_guild_id(interaction), interaction.user.id)
+        typed = current.casefold()
+        return [app_commands.Choice(name=shorten(e.company, 100), value=shorten(e.company, 100))
+                for e in listed if typed in e.company.casefold()][:25]
+
+    # -- admins
+
+    @rounds.command(name="run", description=described("commands.rounds.run.description"))
+    @app_commands.describe(dry_run=described("commands.rounds.run.dry_run"))
+    async def run(self, interaction: discord.Interaction[KakehashiBot], dry_run: bool = False) -> None:
+        guild = interaction.guild
+        if guild is None:
+            raise app_commands.NoPrivateMessage()
+        await defer(interaction)
+        localize = await localizer_for(interaction)
+        if dry_run:
+            plan, pool, taking_part = await self.bot.matching.preview(guild.id)
+        else:
+            await _matches_channel(self.bot, guild)
+            outcome = await self.bot.matching.run_round(guild.id, self.bot.clock.now().replace(microsecond=0))
+            if outcome is None:
+                raise UserError("match.rounds.already")
+            plan, taking_part = outcome.plan, outcome.members
+            pool = None
+            self.bot.outbox.kick()
+        trios = sum(1 for g in plan.groups if len(g.members) == 3)
+        quality = round(100 * plan.total / plan.bound, 1) if plan.bound else 100.0
+        embed = discord.Embed(title=localize(Text("match.rounds.preview_title" if dry_run
+                                                  else "match.rounds.done_title")), color=EMBED_COLOR)
+        embed.description = localize(Text(
+            "match.rounds.summary", members=taking_part, pairs=len(plan.groups) - trios, trios=trios,
+            placed=plan.placed, total=f"{plan.total:.1f}", bound=f"{plan.bound:.1f}", quality=quality))
+        if plan.left_out:
+            names = pool.profiles if pool is not None else {}
+            lines = []
+            for user_id, why in sorted(plan.left_out.items()):
+                member = guild.get_member(user_id)
+                name = member.mention if member else (names[user_id].display_name if user_id in names
+                                                      else str(user_id))
+                lines.append(localize(Text("match.rounds.left_out_line", name=name,
+                                           reason=Text(LEFT_OUT_ADMIN_KEYS[why]))))
+            embed.add_field(name=localize(Text("match.rounds.left_out_name", count=len(plan.left_out))),
+                            value="\n".join(lines)[:1024], inline=False)
+        if not dry_run:
+            embed.set_footer(text=localize(Text("match.rounds.threads_coming")))
+        await send(interaction, None, embed=embed)
+
+    @rounds.command(name="stats", description=described("commands.rounds.stats.description"))
+    async def stats(self, interaction: discord.Interaction[KakehashiBot]) -> None:
+        guild_id = _guild_id(interaction)
+        stats = await self.bot.matching.stats(guild_id)
+        await send(interaction, Text("match.rounds.stats", rounds=stats.rounds, groups=stats.groups,
+                                     meetings=stats.meetings, bridged=stats.bridged))
+
+    # -- due work
+
+    async def run_scheduled_round(self, job: Job) -> None:
+        guild = self.bot.get_guild(job.guild_id)
+        if guild is None:
+            return  # the bot left the server
+        try:
+            await _matches_channel(self.bot, guild)  # no round whose groups could not be introduced
+        except UserError as exc:
+            raise RetryLater(exc.key, **exc.params) from None
+        slot = from_text(str(job.payload["slot"]))
+        if await self.bot.matching.run_round(job.guild_id, slot) is not None:
+            self.bot.outbox.kick()
+
+    async def start_group(self, job: Job) -> None:
+        group = await self.bot.matching.group(int(job.payload["group"]))
+        guild = self.bot.get_guild(job.guild_id)
+        if group is None or guild is None:
+            return
+        members = [m for m in (guild.get_member(u) for u in group.members) if m is not None]
+        if len(members) < 2:
+            return  # members erased or gone: nobody left to introduce
+        if group.channel_id is not None:
+            channel = guild.get_channel(group.channel_id)
+            if not isinstance(channel, discord.TextChannel):
+                raise RetryLater("match.failure.no_channel")
+        else:
+            try:
+                channel = await _matches_channel(self.bot, guild)
+            except UserError as exc:
+                raise RetryLater(exc.key, **exc.params) from None
+            await self.bot.matching.group_channel(group.id, channel.id)
+        marker = GROUP_MARKER.format(id=group.id)
+        thread = await _open_thread(guild, channel, marker, members, group.thread_id)
+        if group.thread_id != thread.id:
+            await self.bot.matching.group_thread(group.id, thread.id)
+        await _introduce(self.bot, guild, channel, marker, members, thread.id, seed=group.id)
+
+    async def follow_up(self, job: Job) -> None:
+        group = await self.bot.matching.group(int(job.payload["group"]))
+        guild = self.bot.get_guild(job.guild_id)
+        if group is None or guild is None or group.followed_up_at is not None:
+            return
+        if group.thread_id is None:
+            if len(group.members) < 2:
+                return  # nobody left to ask
+            raise RetryLater("match.failure.thread_pending")  # its thread is still to be made
+        thread = guild.get_thread(group.thread_id)
+        if thread is None:
+            try:
+                fetched = await guild.fetch_channel(group.thread_id)
+            except discord.NotFound:
+                return  # the thread was deleted: nobody to ask
+            if not isinstance(fetched, discord.Thread):
+                return
+            thread = fetched
+        settings = await self.bot.guild_config.settings(guild.id)
+        localize = _server_localizer(self.bot, guild, settings)
+        view = discord.ui.View(timeout=None)
+        for answer in Answer:
+            view.add_item(FollowUpButton(group.id, answer.value, localize(Text(ANSWER_KEYS[answer]))))
+        await thread.send(localize(Text("match.follow_up.question")), view=view)
+        await self.bot.matching.followed_up(group.id)
+
+    async def tell_left_out(self, job: Job) -> None:
+        guild = self.bot.get_guild(job.guild_id)
+        if guild is not None:
+            why = LeftOut(str(job.payload["reason"]))
+            await _tell(self.bot, guild, int(job.payload["user"]), Text(LEFT_OUT_KEYS[why]))
+
+    async def tell_paused(self, job: Job) -> None:
+        guild = self.bot.get_guild(job.guild_id)
+        if guild is not None:
+            await _tell(self.bot, guild, int(job.payload["user"]), Text("match.paused_for_silence"))
+
+    async def introduce_request(self, job: Job) -> None:
+        """An accepted request: the private thread with both, their cards and a question to start."""
+        request = await self.bot.matching.get_request(int(job.payload["request"]))
+        guild = self.bot.get_guild(job.guild_id)
+        if request is None or guild is None or request.state is not RequestState.ACCEPTED:
+            return  # erased meanwhile
+        members = [m for m in (guild.get_member(request.requester_id), guild.get_member(request.target_id))
+                   if m is not None]
+        if len(members) < 2:
+            return  # one of them left the server
+        try:
+            channel = await _matches_channel(self.bot, guild)
+        except UserError as exc:
+            raise RetryLater(exc.key, **exc.params) from None
+        marker = REQUEST_MARKER.format(id=request.id)
+        thread = await _open_thread(guild, channel, marker, members, request.thread_id)
+        if request.thread_id != thread.id:
+            await self.bot.matching.introduced(request.id, thread.id)
+        await _introduce(self.bot, guild, channel, marker, members, thread.id, seed=request.id)
+
+    async def expire_request(self, job: Job) -> None:
+        request = await self.bot.matching.expire(int(job.payload["request"]))
+        guild = self.bot.get_guild(job.guild_id)
+        if request is None or guild is None:
+            return
+        settings = await self.bot.guild_config.settings(guild.id)
+        localize = _server_localizer(self.bot, guild, settings)
+        if request.channel_id is not None and request.message_id is not None:
+            # A DM or a private thread: either is reached by its id, also after a restart.
+            channel = self.bot.get_partial_messageable(request.channel_id)
+            try:
+                await channel.get_partial_message(request.message_id).edit(
+                    content=localize(Text("match.request.expired_target")), embed=None, view=None)
+            except discord.HTTPException as exc:
+                log.info("Could not mark request %s expired: %s", request.id, exc.text)
+        target = guild.get_member(request.target_id)
+        name = shorten(target.display_name, 80) if target else "?"
+        await _tell(self.bot, guild, request.requester_id, Text("match.request.expired", name=name))
+
+
+async def setup(bot: KakehashiBot) -> None:
+    bot.add_dynamic_items(RequestButton, AnswerButton, FollowUpButton)
+    await bot.add_cog(Matching(bot))
+

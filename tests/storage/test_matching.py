@@ -1,0 +1,355 @@
+"""Matching on a real SQLite file: the rule on stored profiles and choices, requests, avoid lists, pauses,
+rounds with their jobs, follow-ups, the schedule, erasing and exporting a member."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from itertools import combinations
+
+import pytest
+
+from bot.errors import UserError
+from bot.guilds.service import GuildConfig
+from bot.guilds.store import GuildSettingsStore
+from bot.intros.model import About, More
+from bot.intros.service import IntroService
+from bot.intros.store import IntroStore
+from bot.matching import rules
+from bot.matching.model import (
+    FOLLOW_UP_JOB,
+    LEFT_OUT_JOB,
+    PAUSED_JOB,
+    REQUEST_JOB,
+    ROUND_JOB,
+    THREAD_JOB,
+    Answer,
+    RequestState,
+)
+from bot.matching.service import MatchService
+from bot.matching.store import MatchStore
+from bot.prompts.store import PromptStore
+from bot.storage import Storage
+from tests.fakeclock import FakeClock
+
+GUILD = 10
+ADMIN = 999
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def intros(storage: Storage, clock: FakeClock) -> IntroService:
+    return IntroService(IntroStore(storage), clock)
+
+
+@pytest.fixture
+def matching(storage: Storage, intros: IntroService, clock: FakeClock) -> MatchService:
+    return MatchService(MatchStore(storage), intros, PromptStore(storage), GuildConfig(GuildSettingsStore(storage),
+                                                                                     clock), clock)
+
+
+async def member(intros: IntroService, user_id: int, company: str, *, languages: tuple[str, ...] = ("en", "ja"),
+                 **more: str) -> None:
+    await intros.save_about(GUILD, user_id, About(f"Member {user_id}", company), locale="en")
+    await intros.set_languages(GUILD, user_id, languages)
+    if more:
+        await intros.save_more(GUILD, user_id, More(**more))
+
+
+async def refused(call: object, key: str) -> None:
+    with pytest.raises(UserError) as caught:
+        await call  # type: ignore[misc]
+    assert caught.value.key == key
+
+
+async def job_count(storage: Storage, kind: str) -> int:
+    row = await storage.fetch_one("SELECT COUNT(*) FROM outbox WHERE kind = ?", (kind,))
+    assert row is not None
+    return int(row[0])
+
+
+# ---------------------------------------------------------------- the rule on stored data
+
+
+async def test_sony_and_sony_corporation_are_one_company(intros: IntroService, matching: MatchService) -> None:
+    await member(intros, 1, "Sony")
+    await member(intros, 2, "SONY Corporation")
+    await member(intros, 3, "Olympus")
+    await refused(matching.check(GUILD, 1, 2), rules.SAME_COMPANY)
+    assert [s.user_id for s, _ in await matching.suggest(GUILD, 1)] == [3]
+    await intros.set_alias(GUILD, "ソニー", "Sony", actor_id=ADMIN)
+    await member(intros, 4, "ソニー株式会社")
+    await refused(matching.check(GUILD, 4, 1), rules.SAME_COMPANY)
+    assert [s.user_id for s, _ in await matching.suggest(GUILD, 4)] == [3]
+
+
+async def test_an_avoided_company_is_kept_apart_both_ways_and_privately(intros: IntroService,
+                                                                          matching: MatchService) -> None:
+    await member(intros, 1, "Sony")
+    await member(intros, 2, "Olympus Corporation")
+    await matching.avoid(GUILD, 1, "OLYMPUS")
+    await refused(matching.check(GUILD, 1, 2), rules.YOU_AVOID)
+    await refused(matching.check(GUILD, 2, 1), rules.UNAVAILABLE)  # neutral: the list is private
+    assert await matching.suggest(GUILD, 2) == []
+    assert await matching.unavoid(GUILD, 1, "olympus corp.") is not None
+    await matching.check(GUILD, 2, 1)
+
+
+async def test_no_shared_language_and_freelancers(intros: IntroService, matching: MatchService) -> None:
+    await member(intros, 1, "Sony", languages=("ja",))
+    await member(intros, 2, "Olympus", languages=("en",))
+    await refused(matching.check(GUILD, 1, 2), rules.NO_LANGUAGE)
+    await member(intros, 3, "Freelance", languages=("ja",))
+    await member(intros, 4, "freelance", languages=("ja",))
+    await matching.check(GUILD, 3, 4)  # two freelancers are not colleagues
+
+
+# ---------------------------------------------------------------- requests
+
+
+async def test_requests_are_checked_limited_and_answered_once(intros: IntroService, matching: MatchService,
+                                                            storage: Storage, clock: FakeClock) -> None:
+    for user_id, company in enumerate(("A", "B", "C", "D", "E"), start=1):
+        await member(intros, user_id, company)
+    await refused(matching.request(GUILD, 1, 1, ""), rules.SELF)
+    await refused(matching.request(GUILD, 1, 42, ""), "match.request.no_profile")
+    await refused(matching.request(GUILD, 42, 1, ""), "match.no_profile")
+    await refused(matching.request(GUILD, 1, 2, "x" * 501), "match.request.note_too_long")
+    first = await matching.request(GUILD, 1, 2, "  Hello!  ")
+    assert (first.note, first.state, first.expires_at - first.created_at) == ("Hello!", RequestState.OPEN,
+                                                                              timedelta(days=7))
+    await refused(matching.request(GUILD, 2, 1, ""), "match.request.pending")
+    await matching.request(GUILD, 1, 3, "")
+    await matching.request(GUILD, 1, 4, "")
+    await refused(matching.request(GUILD, 1, 5, ""), "match.request.too_many")
+    assert await job_count(storage, REQUEST_JOB) == 3
+
+    await refused(matching.answer_request(first.id, 3, True), "match.request.not_yours")
+    declined = await matching.answer_request(first.id, 2, False)
+    assert declined.state is RequestState.DECLINED
+    await refused(matching.answer_request(first.id, 2, True), "match.request.closed")
+    assert await matching.expire(first.id) is None  # answered first
+    # A declined request keeps the pair apart, without saying so, for 90 days.
+    await refused(matching.request(GUILD, 1, 2, ""), rules.UNAVAILABLE)
+    await refused(matching.check(GUILD, 2, 1), rules.UNAVAILABLE)
+    clock.advance(timedelta(days=91))
+    await matching.check(GUILD, 1, 2)
+
+
+async def test_an_accepted_request_counts_as_met_and_an_unanswered_one_expires(
+        intros: IntroService, matching: MatchService) -> None:
+    for user_id, company in enumerate(("A", "B", "C"), start=1):
+        await member(intros, user_id, company)
+    accepted = await matching.request(GUILD, 1, 2, "")
+    await matching.answer_request(accepted.id, 2, True)
+    await refused(matching.check(GUILD, 1, 2), rules.MET_RECENTLY)
+    assert 2 not in [s.user_id for s, _ in await matching.suggest(GUILD, 1)]
+    waiting = await matching.request(GUILD, 1, 3, "")
+    expired = await matching.expire(waiting.id)
+    assert expired is not None and expired.state is RequestState.EXPIRED
+    assert await matching.expire(waiting.id) is None
+
+
+async def test_an_answer_after_the_expiry_is_refused_even_if_the_expiry_job_is_late(
+        intros: IntroService, matching: MatchService, clock: FakeClock) -> None:
+    await member(intros, 1, "A")
+    await member(intros, 2, "B")
+    request = await matching.request(GUILD, 1, 2, "")
+    clock.advance(timedelta(days=7, seconds=1))
+    await refused(matching.answer_request(request.id, 2, True), "match.request.closed")
+    await matching.request(GUILD, 1, 2, "")  # the expired one no longer blocks the pair
+
+
+async def test_a_company_kept_for_matches_cannot_be_guessed_by_trying(intros: IntroService,
+                                                                     matching: MatchService) -> None:
+    await member(intros, 1, "Sony")
+    await member(intros, 2, "Zuiko")
+    await member(intros, 3, "Zuiko")
+    await intros.set_visibility(GUILD, 2, "matches")
+    await refused(matching.check(GUILD, 3, 2), rules.UNAVAILABLE)  # not "same company"
+    await matching.avoid(GUILD, 1, "Zuiko")
+    await refused(matching.check(GUILD, 1, 2), rules.UNAVAILABLE)  # not "on your avoid list"
+    await refused(matching.check(GUILD, 2, 3), rules.SAME_COMPANY)  # 3 shows their company
+
+
+# ---------------------------------------------------------------- members' choices
+
+
+async def test_pause_is_bounded_and_ends_by_itself(intros: IntroService, matching: MatchService,
+                                                   clock: FakeClock) -> None:
+    await member(intros, 1, "A")
+    await member(intros, 2, "B")
+    await refused(matching.pause(GUILD, 1, 0), "match.pause.range")
+    await refused(matching.pause(GUILD, 1, 1000), "match.pause.range")
+    assert [s.user_id for s, _ in await matching.suggest(GUILD, 2)] == [1]
+    paused = await matching.pause(GUILD, 1, 2)
+    assert paused.paused_until == clock.now() + timedelta(weeks=2)
+    await refused(matching.check(GUILD, 2, 1), rules.UNAVAILABLE)
+    await refused(matching.check(GUILD, 1, 2), rules.YOU_UNAVAILABLE)
+    assert await matching.suggest(GUILD, 2) == []
+    clock.advance(timedelta(weeks=2, seconds=1))
+    await matching.check(GUILD, 2, 1)
+
+
+async def test_avoid_list_input(intros: IntroService, matching: MatchService) -> None:
+    await refused(matching.avoid(GUILD, 1, "X" * 5000), "match.avoid.too_long")
+    await refused(matching.avoid(GUILD, 1, "!!!"), "match.avoid.empty")
+    entry, added = await matching.avoid(GUILD, 1, "  Olympus  ")
+    assert (entry.company, entry.company_key, added) == ("Olympus", "olympus", True)
+    assert (await matching.avoid(GUILD, 1, "OLYMPUS CORP"))[1] is False
+    for n in range(49):
+        await matching.avoid(GUILD, 1, f"Company {n}")
+    await refused(matching.avoid(GUILD, 1, "One too many"), "match.avoid.too_many")
+    assert await matching.unavoid(GUILD, 1, "Nope") is None
+
+
+async def test_autocomplete_never_offers_a_company_kept_for_matches(intros: IntroService,
+                                                                    matching: MatchService) -> None:
+    await member(intros, 1, "Olympus")
+    await member(intros, 2, "Omron")
+    await intros.set_visibility(GUILD, 2, "matches")
+    await matching.avoid(GUILD, 3, "Oracle")
+    assert await matching.known_companies(GUILD, 3, "o") == ["Olympus", "Oracle"]
+    assert await matching.known_companies(GUILD, 3, "omr") == []
+
+
+# ---------------------------------------------------------------- rounds
+
+
+async def seven_members(intros: IntroService, matching: MatchService) -> None:
+    for user_id in range(1, 8):
+        await member(intros, user_id, f"Company {user_id}", interests="AI, supply chains")
+        await matching.join(GUILD, user_id)
+
+
+async def test_a_round_of_seven_is_two_pairs_and_a_trio_stored_once_with_its_jobs(
+        intros: IntroService, matching: MatchService, storage: Storage, clock: FakeClock) -> None:
+    await seven_members(intros, matching)
+    await member(intros, 8, "Not joined")
+    slot = clock.now()
+    outcome = await matching.run_round(GUILD, slot)
+    assert outcome is not None and outcome.members == 7
+    sizes = sorted(len(g.members) for g in outcome.plan.groups)
+    assert sizes == [2, 2, 3]
+    placed = [user for g in outcome.plan.groups for user in g.members]
+    assert sorted(placed) == list(range(1, 8))
+    pool = await matching.pool(GUILD)
+    for group in outcome.plan.groups:
+        for a, b in combinations(group.members, 2):
+            assert rules.why_not(pool.candidates[a], pool.candidates[b], pool.history) == rules.MET_RECENTLY
+    assert await matching.run_round(GUILD, slot) is None  # the slot's round exists: nothing twice
+    assert (await job_count(storage, THREAD_JOB), await job_count(storage, FOLLOW_UP_JOB)) == (3, 3)
+    stats = await matching.stats(GUILD)
+    assert (stats.rounds, stats.groups, stats.meetings, stats.bridged) == (1, 3, 0, 5)
+
+
+async def test_someone_with_nobody_eligible_is_told_why(intros: IntroService, matching: MatchService,
+                                                        storage: Storage, clock: FakeClock) -> None:
+    await member(intros, 1, "Sony")
+    await member(intros, 2, "Sony")
+    await member(intros, 3, "Olympus")
+    for user_id in (1, 2, 3):
+        await matching.join(GUILD, user_id)
+    plan, _, taking_part = await matching.preview(GUILD)
+    assert taking_part == 3 and len(plan.groups) == 1 and len(plan.left_out) == 1
+    assert await job_count(storage, LEFT_OUT_JOB) == 0  # a preview contacts no one
+    outcome = await matching.run_round(GUILD, clock.now())
+    assert outcome is not None and await job_count(storage, LEFT_OUT_JOB) == 1
+
+
+async def test_three_unanswered_follow_ups_pause_a_member(intros: IntroService, matching: MatchService,
+                                                          storage: Storage, clock: FakeClock) -> None:
+    for user_id in (1, 2, 3, 4):
+        await member(intros, user_id, f"Company {user_id}")
+        await matching.join(GUILD, user_id)
+    await matching.set_rounds(GUILD, None, None, None, None, no_repeat_rounds=1, actor_id=ADMIN)
+    for _ in range(3):
+        clock.advance(timedelta(weeks=1))
+        outcome = await matching.run_round(GUILD, clock.now())
+        assert outcome is not None and outcome.paused == () and len(outcome.plan.groups) == 2
+        for row in await storage.fetch_all("SELECT id FROM match_groups WHERE round_id = ?", (outcome.round_id,)):
+            group_id = int(row[0])
+            await matching.followed_up(group_id)
+            group = await matching.group(group_id)
+            assert group is not None
+            for user_id in group.members:
+                if user_id != 1:  # everyone answers but member 1
+                    await matching.answer_follow_up(group_id, user_id, Answer.MET)
+            await refused(matching.answer_follow_up(group_id, 42, Answer.MET), "match.follow_up.not_yours")
+    clock.advance(timedelta(weeks=1))
+    outcome = await matching.run_round(GUILD, clock.now())
+    assert outcome is not None and outcome.paused == (1,)
+    assert 1 not in {user for g in outcome.plan.groups for user in g.members}
+    assert await job_count(storage, PAUSED_JOB) == 1
+    assert (await matching.member(GUILD, 1)).auto_paused
+    await matching.join(GUILD, 1)
+    assert not (await matching.member(GUILD, 1)).auto_paused
+    assert (await matching.stats(GUILD)).meetings == 6
+    clock.advance(timedelta(weeks=1))
+    again = await matching.run_round(GUILD, clock.now())
+    assert again is not None and again.paused == ()  # silence before joining again does not count
+
+
+async def test_the_suggestion_index_follows_changes_and_pauses_that_end(
+        intros: IntroService, matching: MatchService, clock: FakeClock) -> None:
+    await member(intros, 1, "A")
+    await member(intros, 2, "B")
+    assert [s.user_id for s, _ in await matching.suggest(GUILD, 1)] == [2]  # builds the index
+    await matching.pause(GUILD, 2, 1)
+    assert await matching.suggest(GUILD, 1) == []
+    await intros.set_open(GUILD, 2, False)
+    clock.advance(timedelta(weeks=1, seconds=1))
+    assert await matching.suggest(GUILD, 1) == []  # the pause ended, but they closed to introductions
+    await intros.set_open(GUILD, 2, True)
+    assert [s.user_id for s, _ in await matching.suggest(GUILD, 1)] == [2]
+    await member(intros, 3, "B Corporation")
+    await intros.set_alias(GUILD, "B Corporation", "C", actor_id=ADMIN)
+    assert sorted(s.user_id for s, _ in await matching.suggest(GUILD, 1)) == [2, 3]
+
+
+async def test_scheduled_rounds_become_one_job_per_slot(intros: IntroService, matching: MatchService,
+                                                        storage: Storage, clock: FakeClock) -> None:
+    await refused(matching.set_rounds(GUILD, None, None, None, True, no_repeat_rounds=0, actor_id=ADMIN),
+                  "match.rounds.bad_repeat")
+    # 2026-11-02 is a Monday, 09:00 UTC; the server's zone is UTC by default.
+    change, _, upcoming = await matching.set_rounds(GUILD, "weekly", "monday", "10:00", True, actor_id=ADMIN)
+    assert change.changed and upcoming == clock.now() + timedelta(hours=1)
+    await matching.materialise_due(clock.now())
+    assert await job_count(storage, ROUND_JOB) == 0
+    clock.advance(timedelta(hours=1))
+    for _ in range(2):
+        await matching.materialise_due(clock.now())
+    assert await job_count(storage, ROUND_JOB) == 1
+    clock.advance(timedelta(weeks=3))  # downtime: only the latest missed slot
+    await matching.materialise_due(clock.now())
+    assert await job_count(storage, ROUND_JOB) == 2
+    _, _, upcoming = await matching.set_rounds(GUILD, "monthly", None, None, None, actor_id=ADMIN)
+    assert upcoming is not None and upcoming.day <= 7 and upcoming.weekday() == 0
+
+
+# ---------------------------------------------------------------- erasing and exporting
+
+
+async def test_erasing_a_member_erases_their_matching_data(intros: IntroService, matching: MatchService,
+                                                           storage: Storage, clock: FakeClock) -> None:
+    await member(intros, 1, "A")
+    await member(intros, 2, "B")
+    await matching.join(GUILD, 1)
+    await matching.join(GUILD, 2)
+    await matching.avoid(GUILD, 1, "Zuiko")
+    await matching.request(GUILD, 2, 1, "hi")
+    await matching.run_round(GUILD, clock.now())
+    exported = await intros.export(GUILD, 1)
+    assert exported["matching"]["joined"] == 1
+    assert [e["company"] for e in exported["avoided_companies"]] == ["Zuiko"]
+    assert [r["note"] for r in exported["intro_requests"]] == ["hi"]
+    assert len(exported["match_groups"]) == 1
+    await intros.forget(GUILD, 1)
+    for table, column in (("match_members", "user_id"), ("match_avoid", "user_id"),
+                          ("match_requests", "requester_id"), ("match_requests", "target_id"),
+                          ("match_group_members", "user_id")):
+        row = await storage.fetch_one(f"SELECT COUNT(*) FROM {table} WHERE {column} = 1")
+        assert row is not None and row[0] == 0, table

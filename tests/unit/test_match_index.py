@@ -1,0 +1,115 @@
+"""Suggestions: only members the rule allows, best first, the same scores and reasons as the scalar score,
+and still so after profiles change."""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bot.matching.index import MatchIndex
+from bot.matching.model import (
+    MET_RECENTLY,
+    REASON_INTERESTS,
+    SAME_COMPANY,
+    SELF,
+    UNAVAILABLE,
+    YOU_UNAVAILABLE,
+    Candidate,
+    History,
+)
+from bot.matching.rules import why_not
+from bot.matching.score import reasons, score
+from tests.unit.test_matching_rules import COMPANIES, both_ways, communities, member
+
+
+def expected(index_members: list[Candidate], history: History, user_id: int, k: int,
+             exclude: frozenset[int] = frozenset()) -> list[tuple[int, float]]:
+    asker = next(c for c in index_members if c.user_id == user_id)
+    found = [(-score(asker, other, history), other.user_id) for other in index_members
+             if other.user_id not in exclude and why_not(asker, other, history) is None]
+    return [(user, -negative) for negative, user in sorted(found)[:k]]
+
+
+def test_suggests_the_best_fits_with_reasons() -> None:
+    asker = member(1, "sony", interests=frozenset({"ai", "fintech"}))
+    others = [
+        member(2, "toyota", interests=frozenset({"ai", "fintech"})),
+        member(3, "rakuten", interests=frozenset({"ai"})),
+        member(4, "sony", interests=frozenset({"ai", "fintech"})),      # same company
+        member(5, "mercari"),
+        member(6, "line", interests=frozenset({"ai", "fintech"})),      # met recently
+    ]
+    history = History(met=both_ways((1, 6)))
+    index = MatchIndex([asker, *others], history)
+    found = index.suggest(1, k=3)
+    assert [s.user_id for s in found] == [2, 3, 5]
+    assert [s.score for s in found] == [5.0, 3.0, 1.0]
+    assert found[0].reasons[0].key == REASON_INTERESTS
+    assert found[0].reasons == reasons(asker, others[0], history)
+    assert index.why_not(1, 4) == SAME_COMPANY and index.why_not(1, 6) == MET_RECENTLY
+    assert index.why_not(1, 1) == SELF
+    assert index.why_not(99, 1) == YOU_UNAVAILABLE and index.why_not(1, 99) == UNAVAILABLE
+    assert [s.user_id for s in index.suggest(1, k=3, exclude={2})] == [3, 5]
+    assert index.suggest(99) == [] and index.suggest(1, k=0) == []
+
+
+def test_ties_go_to_the_lower_user_id() -> None:
+    index = MatchIndex([member(5, "a"), member(9, "b"), member(3, "c"), member(7, "d")], History())
+    assert [s.user_id for s in index.suggest(5, k=3)] == [3, 7, 9]
+
+
+def test_profile_changes_and_leaving_take_effect() -> None:
+    index = MatchIndex([member(1, "sony"), member(2, "toyota"), member(3, "rakuten")], History())
+    index.upsert(member(2, "sony"))                       # moved to the asker's company
+    assert [s.user_id for s in index.suggest(1)] == [3]
+    index.upsert(member(3, "rakuten", available=False))   # paused
+    assert index.suggest(1) == [] and index.why_not(1, 3) == UNAVAILABLE
+    index.upsert(member(4, "mercari", interests=frozenset({"ai"})))
+    index.upsert(member(1, "sony", interests=frozenset({"AI"})))
+    assert [(s.user_id, s.score) for s in index.suggest(1)] == [(4, 3.0)]
+    index.remove(4)
+    index.remove(4)
+    assert index.suggest(1) == [] and index.candidate(4) is None and len(index) == 3
+    index.set_history(History(met=MappingProxyType({1: frozenset({2})})))
+    index.upsert(member(2, "toyota"))
+    assert index.suggest(1) == [] and index.why_not(2, 1) == MET_RECENTLY
+
+
+def test_many_edits_compact_without_changing_answers() -> None:
+    people = [member(i, f"company {i % 7}", interests=frozenset({f"tag {i % 5}"})) for i in range(1, 60)]
+    index = MatchIndex(people, History())
+    for round_ in range(60):
+        for person in people:
+            index.upsert(Candidate(**{**person.__dict__, "utc_offset": float(round_ % 3)}))
+    assert len(index) == len(people)
+    final = [Candidate(**{**p.__dict__, "utc_offset": 2.0}) for p in people]
+    for user in (1, 17, 33):
+        got = [(s.user_id, s.score) for s in index.suggest(user, k=5)]
+        assert got == expected(final, History(), user, 5)
+
+
+@settings(max_examples=35)
+@given(communities(least=2, most=14), st.data())
+def test_suggestions_agree_with_the_rule_and_the_score(community: tuple[list[Candidate], History],
+                                                       data: st.DataObject) -> None:
+    candidates, history = community
+    index = MatchIndex(candidates[::2], history)
+    for candidate in candidates[1::2]:
+        index.upsert(candidate)
+    held = list(candidates)
+    for _ in range(data.draw(st.integers(0, 3))):
+        changed = data.draw(st.sampled_from(held))
+        edited = Candidate(**{**changed.__dict__, "company": data.draw(st.sampled_from(COMPANIES)),
+                              "available": data.draw(st.booleans())})
+        index.upsert(edited)
+        held = [edited if c.user_id == edited.user_id else c for c in held]
+    k = data.draw(st.integers(1, 5))
+    hidden = frozenset(data.draw(st.lists(st.sampled_from([c.user_id for c in held]), max_size=2)))
+    for asker in held:
+        got = index.suggest(asker.user_id, k=k, exclude=hidden)
+        assert [(s.user_id, s.score) for s in got] == expected(held, history, asker.user_id, k, hidden)
+        by_id = {c.user_id: c for c in held}
+        for suggestion in got:
+            assert suggestion.reasons == reasons(asker, by_id[suggestion.user_id], history)
