@@ -67,13 +67,13 @@ def _server(interaction: discord.Interaction[Any], guild_id: int) -> tuple[disco
     return guild, member
 
 
-def _guild_id(interaction: discord.Interaction[Any]) -> int:
+def guild_id_of(interaction: discord.Interaction[Any]) -> int:
     if interaction.guild_id is None:
         raise app_commands.NoPrivateMessage()
     return interaction.guild_id
 
 
-def _server_localizer(bot: KakehashiBot, guild: discord.Guild, settings: GuildSettings) -> Localizer:
+def server_localizer(bot: KakehashiBot, guild: discord.Guild, settings: GuildSettings) -> Localizer:
     """For what the bot posts in a server (cards, welcomes): the server's language."""
     return Localizer(settings.effective_language(guild.preferred_locale.value), bot.catalog)
 
@@ -135,7 +135,7 @@ class CardPoster:
         channel = guild.get_channel(channel_id)
         if not isinstance(channel, discord.TextChannel):
             return Text("intros.card.channel_gone")
-        embed = card_embed(_server_localizer(self.bot, guild, settings), profile, viewer_id=None)
+        embed = card_embed(server_localizer(self.bot, guild, settings), profile, viewer_id=None)
         if profile.card is not None and profile.card.channel_id == channel.id:
             try:
                 await channel.get_partial_message(profile.card.message_id).edit(embed=embed)
@@ -505,7 +505,7 @@ class Intros(commands.Cog):
 
     @intro.command(name="edit", description=described("commands.intro.edit.description"))
     async def edit(self, interaction: discord.Interaction[KakehashiBot]) -> None:
-        await open_about(interaction, _guild_id(interaction))
+        await open_about(interaction, guild_id_of(interaction))
 
     @intro.command(name="show", description=described("commands.intro.show.description"))
     @app_commands.describe(member=described("commands.intro.show.member"))
@@ -519,7 +519,7 @@ class Intros(commands.Cog):
 
     async def _show(self, interaction: discord.Interaction[KakehashiBot],
                     target: discord.Member | discord.User) -> None:
-        guild_id = _guild_id(interaction)
+        guild_id = guild_id_of(interaction)
         localize = await localizer_for(interaction)
         own = target.id == interaction.user.id
         profile = await self.bot.intros.profile(guild_id, target.id)
@@ -541,7 +541,7 @@ class Intros(commands.Cog):
 
     @intro.command(name="delete", description=described("commands.intro.delete.description"))
     async def delete(self, interaction: discord.Interaction[KakehashiBot]) -> None:
-        guild_id = _guild_id(interaction)
+        guild_id = guild_id_of(interaction)
         localize = await localizer_for(interaction)
         view = discord.ui.View(timeout=None)
         view.add_item(ForgetButton(guild_id, "yes", localize(Text("intros.delete.confirm_button"))))
@@ -550,7 +550,7 @@ class Intros(commands.Cog):
 
     @intro.command(name="export", description=described("commands.intro.export.description"))
     async def export(self, interaction: discord.Interaction[KakehashiBot]) -> None:
-        guild_id = _guild_id(interaction)
+        guild_id = guild_id_of(interaction)
         await defer(interaction)
         data = await self.bot.intros.export(guild_id, interaction.user.id)
         payload = json.dumps(data, ensure_ascii=False, indent=2).encode()
@@ -632,7 +632,7 @@ class Intros(commands.Cog):
         """By DM, else (DMs closed) as a reply in the channel that goes away after ten minutes."""
         assert message.guild is not None
         guild = message.guild
-        localize = _server_localizer(self.bot, guild, settings)
+        localize = server_localizer(self.bot, guild, settings)
         found = [Text(f"intros.field.{name}") for name in draft]
         text = Text("intros.offer.dm", server=shorten(guild.name, 60), link=message.jump_url,
                     found=found if found else Text("intros.offer.nothing_found"))
@@ -675,7 +675,7 @@ class Intros(commands.Cog):
         """``dm_key`` by DM if ``by_dm``; else, or with DMs closed, ``channel_key`` in the welcome channel,
         mentioning only the member. Either with the "Introduce yourself" button."""
         settings = await self.bot.guild_config.settings(guild.id)
-        localize = _server_localizer(self.bot, guild, settings)
+        localize = server_localizer(self.bot, guild, settings)
         view = discord.ui.View(timeout=None)
         view.add_item(IntroduceButton(guild.id, localize(Text("intros.welcome.button"))))
         server = shorten(guild.name, 60)

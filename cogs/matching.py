@@ -25,7 +25,7 @@ from bot.checks import AdminGroup
 from bot.client import KakehashiBot
 from bot.clock import from_text
 from bot.errors import UserError
-from bot.guilds.model import GuildSettings, Purpose
+from bot.guilds.model import Purpose
 from bot.i18n import Text, permission_texts, shorten
 from bot.interactions import Localizer, bot_of, defer, localizer_for, send
 from bot.matching.model import (
@@ -46,7 +46,7 @@ from bot.matching.service import COMPANY_MAX, NOTE_MAX
 from bot.outbox.model import Job, RetryLater
 from bot.translator import described
 from bot.ui import Modal, RoutedItem
-from cogs.intros import card_embed
+from cogs.intros import card_embed, guild_id_of, server_localizer
 
 log = logging.getLogger(__name__)
 
@@ -63,17 +63,6 @@ ANSWER_KEYS = {Answer.MET: "match.follow_up.met", Answer.NOT_YET: "match.follow_
                Answer.SKIP: "match.follow_up.skip"}
 THANKS_KEYS = {Answer.MET: "match.follow_up.thanks_met", Answer.NOT_YET: "match.follow_up.thanks_not_yet",
                Answer.SKIP: "match.follow_up.thanks_skip"}
-
-
-def _guild_id(interaction: discord.Interaction[Any]) -> int:
-    if interaction.guild_id is None:
-        raise app_commands.NoPrivateMessage()
-    return interaction.guild_id
-
-
-def _server_localizer(bot: KakehashiBot, guild: discord.Guild, settings: GuildSettings) -> Localizer:
-    """For what the bot posts for others (DMs to the other member, threads): the server's language."""
-    return Localizer(settings.effective_language(guild.preferred_locale.value), bot.catalog)
 
 
 def _reason_text(reason: Reason, name: str) -> Text:
@@ -154,7 +143,7 @@ async def deliver_request(bot: KakehashiBot, guild: discord.Guild, request: Matc
         await bot.matching.withdraw(request.id)
         raise UserError("match.request.gone")
     settings = await bot.guild_config.settings(guild.id)
-    localize = _server_localizer(bot, guild, settings)
+    localize = server_localizer(bot, guild, settings)
     text = Text("match.request.dm", name=shorten(profile.display_name, 80), server=shorten(guild.name, 60),
                 days=7)
     note = Text("match.request.note", note=request.note) if request.note else None
@@ -307,7 +296,7 @@ async def _tell(bot: KakehashiBot, guild: discord.Guild, user_id: int, text: Tex
         return False
     settings = await bot.guild_config.settings(guild.id)
     try:
-        await member.send(_server_localizer(bot, guild, settings)(text))
+        await member.send(server_localizer(bot, guild, settings)(text))
     except discord.HTTPException as exc:
         log.info("Could not DM member %s in guild %s (%s)", user_id, guild.id, exc.code)
         return False
@@ -321,7 +310,7 @@ async def _introduce(bot: KakehashiBot, guild: discord.Guild, channel: discord.T
     if await _posted_in(thread, guild.me.id):
         return thread
     settings = await bot.guild_config.settings(guild.id)
-    localize = _server_localizer(bot, guild, settings)
+    localize = server_localizer(bot, guild, settings)
     embeds = []
     for member in members:
         profile = await bot.intros.profile(guild.id, member.id)
@@ -401,7 +390,7 @@ class Matching(commands.Cog):
 
     @match.command(name="suggest", description=described("commands.match.suggest.description"))
     async def suggest(self, interaction: discord.Interaction[KakehashiBot]) -> None:
-        guild_id = _guild_id(interaction)
+        guild_id = guild_id_of(interaction)
         await defer(interaction)
         found = await self.bot.matching.suggest(guild_id, interaction.user.id)
         localize = await localizer_for(interaction)
@@ -434,11 +423,11 @@ class Matching(commands.Cog):
 
     async def suggest_intro(self, interaction: discord.Interaction[KakehashiBot],
                             member: discord.Member | discord.User) -> None:
-        await open_request(interaction, _guild_id(interaction), member.id)
+        await open_request(interaction, guild_id_of(interaction), member.id)
 
     @match.command(name="join", description=described("commands.match.join.description"))
     async def join(self, interaction: discord.Interaction[KakehashiBot]) -> None:
-        guild_id = _guild_id(interaction)
+        guild_id = guild_id_of(interaction)
         await self.bot.matching.join(guild_id, interaction.user.id)
         _, _, upcoming = await self.bot.matching.next_round(guild_id)
         when = (Text("match.join.next", time=discord.utils.format_dt(upcoming, "F"))
@@ -447,13 +436,13 @@ class Matching(commands.Cog):
 
     @match.command(name="leave", description=described("commands.match.leave.description"))
     async def leave(self, interaction: discord.Interaction[KakehashiBot]) -> None:
-        await self.bot.matching.leave(_guild_id(interaction), interaction.user.id)
+        await self.bot.matching.leave(guild_id_of(interaction), interaction.user.id)
         await send(interaction, Text("match.leave.done"))
 
     @match.command(name="pause", description=described("commands.match.pause.description"))
     @app_commands.describe(weeks=described("commands.match.pause.weeks"))
     async def pause(self, interaction: discord.Interaction[KakehashiBot], weeks: int) -> None:
-        member = await self.bot.matching.pause(_guild_id(interaction), interaction.user.id, weeks)
+        member = await self.bot.matching.pause(guild_id_of(interaction), interaction.user.id, weeks)
         assert member.paused_until is not None
         await send(interaction, Text("match.pause.done", weeks=weeks,
                                      until=discord.utils.format_dt(member.paused_until, "D")))
@@ -461,7 +450,7 @@ class Matching(commands.Cog):
     @match.command(name="avoid", description=described("commands.match.avoid.description"))
     @app_commands.describe(company=described("commands.match.avoid.company"))
     async def avoid(self, interaction: discord.Interaction[KakehashiBot], company: str) -> None:
-        guild_id = _guild_id(interaction)
+        guild_id = guild_id_of(interaction)
         entry, added = await self.bot.matching.avoid(guild_id, interaction.user.id, company)
         listed = await self.bot.matching.avoided(guild_id, interaction.user.id)
         await send(interaction, Text("match.avoid.added" if added else "match.avoid.already",
@@ -471,7 +460,7 @@ class Matching(commands.Cog):
     @match.command(name="unavoid", description=described("commands.match.unavoid.description"))
     @app_commands.describe(company=described("commands.match.unavoid.company"))
     async def unavoid(self, interaction: discord.Interaction[KakehashiBot], company: str) -> None:
-        guild_id = _guild_id(interaction)
+        guild_id = guild_id_of(interaction)
         removed = await self.bot.matching.unavoid(guild_id, interaction.user.id, company)
         if removed is None:
             await send(interaction, Text("match.unavoid.not_listed", company=shorten(company, 60)))
@@ -481,13 +470,13 @@ class Matching(commands.Cog):
     @avoid.autocomplete("company")
     async def _known_companies(self, interaction: discord.Interaction[KakehashiBot],
                                current: str) -> list[app_commands.Choice[str]]:
-        names = await self.bot.matching.known_companies(_guild_id(interaction), interaction.user.id, current)
+        names = await self.bot.matching.known_companies(guild_id_of(interaction), interaction.user.id, current)
         return [app_commands.Choice(name=name, value=name) for name in names]
 
     @unavoid.autocomplete("company")
     async def _avoided_companies(self, interaction: discord.Interaction[KakehashiBot],
                                  current: str) -> list[app_commands.Choice[str]]:
-        listed = await self.bot.matching.avoided(_guild_id(interaction), interaction.user.id)
+        listed = await self.bot.matching.avoided(guild_id_of(interaction), interaction.user.id)
         typed = current.casefold()
         return [app_commands.Choice(name=shorten(e.company, 100), value=shorten(e.company, 100))
                 for e in listed if typed in e.company.casefold()][:25]
@@ -536,7 +525,7 @@ class Matching(commands.Cog):
 
     @rounds.command(name="stats", description=described("commands.rounds.stats.description"))
     async def stats(self, interaction: discord.Interaction[KakehashiBot]) -> None:
-        guild_id = _guild_id(interaction)
+        guild_id = guild_id_of(interaction)
         stats = await self.bot.matching.stats(guild_id)
         await send(interaction, Text("match.rounds.stats", rounds=stats.rounds, groups=stats.groups,
                                      meetings=stats.meetings, bridged=stats.bridged))
@@ -598,7 +587,7 @@ class Matching(commands.Cog):
                 return
             thread = fetched
         settings = await self.bot.guild_config.settings(guild.id)
-        localize = _server_localizer(self.bot, guild, settings)
+        localize = server_localizer(self.bot, guild, settings)
         view = discord.ui.View(timeout=None)
         for answer in Answer:
             view.add_item(FollowUpButton(group.id, answer.value, localize(Text(ANSWER_KEYS[answer]))))
@@ -642,7 +631,7 @@ class Matching(commands.Cog):
         if request is None or guild is None:
             return
         settings = await self.bot.guild_config.settings(guild.id)
-        localize = _server_localizer(self.bot, guild, settings)
+        localize = server_localizer(self.bot, guild, settings)
         if request.channel_id is not None and request.message_id is not None:
             # A DM or a private thread: either is reached by its id, also after a restart.
             channel = self.bot.get_partial_messageable(request.channel_id)
