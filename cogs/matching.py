@@ -303,12 +303,12 @@ async def _tell(bot: KakehashiBot, guild: discord.Guild, user_id: int, text: Tex
     return True
 
 
-async def _introduce(bot: KakehashiBot, guild: discord.Guild, channel: discord.TextChannel, marker: str,
-                     members: list[discord.Member], known: int | None, *, seed: int) -> discord.Thread:
-    """A private thread with ``members``, opened by one message: their cards, and a question to start."""
-    thread = await _open_thread(guild, channel, marker, members, known)
+async def _introduce(bot: KakehashiBot, guild: discord.Guild, thread: discord.Thread,
+                     members: list[discord.Member], *, seed: int) -> None:
+    """Open the thread with one message: the members' cards, and a question to start (once: a retry finds
+    the message already there)."""
     if await _posted_in(thread, guild.me.id):
-        return thread
+        return
     settings = await bot.guild_config.settings(guild.id)
     localize = server_localizer(bot, guild, settings)
     embeds = []
@@ -323,7 +323,6 @@ async def _introduce(bot: KakehashiBot, guild: discord.Guild, channel: discord.T
         lines.append(localize(Text("match.intro.starter", question=starter)))
     await thread.send("\n\n".join(lines), embeds=embeds[:10],
                       allowed_mentions=discord.AllowedMentions(users=members))
-    return thread
 
 
 # ---------------------------------------------------------------- follow-ups
@@ -566,7 +565,7 @@ class Matching(commands.Cog):
         thread = await _open_thread(guild, channel, marker, members, group.thread_id)
         if group.thread_id != thread.id:
             await self.bot.matching.group_thread(group.id, thread.id)
-        await _introduce(self.bot, guild, channel, marker, members, thread.id, seed=group.id)
+        await _introduce(self.bot, guild, thread, members, seed=group.id)
 
     async def follow_up(self, job: Job) -> None:
         group = await self.bot.matching.group(int(job.payload["group"]))
@@ -623,7 +622,7 @@ class Matching(commands.Cog):
         thread = await _open_thread(guild, channel, marker, members, request.thread_id)
         if request.thread_id != thread.id:
             await self.bot.matching.introduced(request.id, thread.id)
-        await _introduce(self.bot, guild, channel, marker, members, thread.id, seed=request.id)
+        await _introduce(self.bot, guild, thread, members, seed=request.id)
 
     async def expire_request(self, job: Job) -> None:
         request = await self.bot.matching.expire(int(job.payload["request"]))
