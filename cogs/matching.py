@@ -7,11 +7,15 @@ a request or a group id), so it works in DMs and after a restart. A round's
 threads are started by the outbox, one job per group: the matches channel is
 recorded before the thread is started, the thread right after, and a retry
 after a crash looks for a thread it started by the marker at the end of its
-name before starting another, so each group gets exactly one.
+name before starting another, so each group gets exactly one. Requests are
+delivered the same way (stored with their delivery job, then sent by it), and
+a retry of a request or a follow-up looks for the message it may have sent,
+by the button it carries, before sending another.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from datetime import datetime
@@ -29,6 +33,7 @@ from bot.guilds.model import Purpose
 from bot.i18n import Text, permission_texts, shorten
 from bot.interactions import Localizer, bot_of, defer, localizer_for, send
 from bot.matching.model import (
+    DELIVER_JOB,
     FOLLOW_UP_JOB,
     INTRODUCE_JOB,
     LEFT_OUT_JOB,
@@ -61,6 +66,10 @@ LEFT_OUT_ADMIN_KEYS = {LeftOut.NO_PARTNER: "match.left_out.no_partner_admin",
                        LeftOut.NO_GROUP: "match.left_out.no_group_admin"}
 ANSWER_KEYS = {Answer.MET: "match.follow_up.met", Answer.NOT_YET: "match.follow_up.not_yet",
                Answer.SKIP: "match.follow_up.skip"}
+# How long /match request waits to say how its request was delivered before saying it is on its way.
+REQUEST_WAIT_SECONDS = 3.0
+# How many of a channel's latest messages a retry reads to find one it sent before a crash.
+LOOK_BACK = 50
 THANKS_KEYS = {Answer.MET: "match.follow_up.thanks_met", Answer.NOT_YET: "match.follow_up.thanks_not_yet",
                Answer.SKIP: "match.follow_up.thanks_skip"}
 
@@ -122,6 +131,25 @@ async def _open_thread(guild: discord.Guild, channel: discord.TextChannel, marke
     return thread
 
 
+def _custom_ids(message: discord.Message) -> set[str]:
+    found = set()
+    for row in message.components:
+        for item in row.children if isinstance(row, discord.ActionRow) else [row]:
+            custom_id = getattr(item, "custom_id", None)
+            if custom_id:
+                found.add(custom_id)
+    return found
+
+
+async def _sent_with(channel: discord.abc.Messageable, me: int, custom_id: str) -> discord.Message | None:
+    """The bot's message with the button ``custom_id`` among the channel's latest: a send Discord accepted
+    before the bot stopped, and that was never recorded."""
+    async for message in channel.history(limit=LOOK_BACK):
+        if message.author.id == me and custom_id in _custom_ids(message):
+            return message
+    return None
+
+
 async def _posted_in(thread: discord.Thread, me: int) -> bool:
     """Whether the bot already posted in the thread (a retry after the post, before it was recorded)."""
     async for message in thread.history(limit=10, oldest_first=True):
@@ -133,45 +161,6 @@ async def _posted_in(thread: discord.Thread, me: int) -> bool:
 # ---------------------------------------------------------------- requests
 
 
-async def deliver_request(bot: KakehashiBot, guild: discord.Guild, request: MatchRequest) -> Text:
-    """Put the request before its target: by DM, else (DMs closed) in a private thread in the matches channel
-    with only them in it. What to tell the requester."""
-    requester = guild.get_member(request.requester_id)
-    target = guild.get_member(request.target_id)
-    profile = await bot.intros.profile(guild.id, request.requester_id)
-    if requester is None or target is None or profile is None:
-        await bot.matching.withdraw(request.id)
-        raise UserError("match.request.gone")
-    settings = await bot.guild_config.settings(guild.id)
-    localize = server_localizer(bot, guild, settings)
-    text = Text("match.request.dm", name=shorten(profile.display_name, 80), server=shorten(guild.name, 60),
-                days=7)
-    note = Text("match.request.note", note=request.note) if request.note else None
-    content = "\n\n".join(localize(t) for t in (text, note) if t is not None)
-    embed = card_embed(localize, profile, viewer_id=target.id)
-    view = answer_view(localize, request.id)
-    try:
-        message = await target.send(content, embed=embed, view=view)
-        await bot.matching.delivered(request.id, message.channel.id, message.id)
-        return Text("match.request.sent_dm", name=shorten(target.display_name, 80))
-    except discord.HTTPException as exc:
-        # 50007 (DMs closed) is the usual reason; whatever it is, the private thread still reaches them.
-        log.info("Could not DM member %s (%s); asking in a private thread", target.id, exc.code)
-    try:
-        channel = await _matches_channel(bot, guild)
-        thread = await _open_thread(guild, channel, ASK_MARKER.format(id=request.id), [target], None)
-        message = await thread.send(f"{target.mention} {content}", embed=embed, view=view,
-                                    allowed_mentions=discord.AllowedMentions(users=[target]))
-    except (UserError, discord.HTTPException) as exc:
-        await bot.matching.withdraw(request.id)
-        if isinstance(exc, UserError):
-            raise UserError("match.request.unreachable") from exc
-        log.warning("Could not deliver request %s in guild %s: %s", request.id, guild.id, exc.text)
-        raise UserError("match.request.unreachable") from exc
-    await bot.matching.delivered(request.id, thread.id, message.id)
-    return Text("match.request.sent_thread", name=shorten(target.display_name, 80))
-
-
 def answer_view(localize: Localizer, request_id: int) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
     view.add_item(AnswerButton(request_id, "accept", localize(Text("match.request.accept"))))
@@ -181,13 +170,16 @@ def answer_view(localize: Localizer, request_id: int) -> discord.ui.View:
 
 async def _request_and_deliver(interaction: discord.Interaction[Any], guild: discord.Guild, target_id: int,
                                note: str) -> None:
+    """Store the request with its delivery job, and tell the requester how it went: at once if the job has
+    run by then (it usually has), else that it is on its way."""
     bot = bot_of(interaction)
     target = guild.get_member(target_id)
     if target is not None and target.bot:
         raise UserError("match.request.bot")
     await defer(interaction)
-    request = await bot.matching.request(guild.id, interaction.user.id, target_id, note)
-    answer = await deliver_request(bot, guild, request)
+    cog = bot.get_cog("Matching")
+    assert isinstance(cog, Matching)
+    answer = await cog.send_request(guild, interaction.user.id, target_id, note)
     await send(interaction, Text("match.request.sent", delivered=answer, days=7))
 
 
@@ -361,6 +353,9 @@ class Matching(commands.Cog):
 
     def __init__(self, bot: KakehashiBot) -> None:
         self.bot = bot
+        # Requesters waiting for their request's delivery, by (server, requester, target): one open request
+        # a pair. The delivery job tells the waiting interaction; with nobody waiting, it DMs a failure.
+        self._waiting: dict[tuple[int, int, int], asyncio.Future[Text | UserError]] = {}
         self.suggest_menu = app_commands.ContextMenu(
             name=described("commands.match.suggest_menu"), callback=self.suggest_intro,
             allowed_contexts=app_commands.AppCommandContext(guild=True),
@@ -377,6 +372,7 @@ class Matching(commands.Cog):
         outbox.register(PAUSED_JOB, self.tell_paused)
         outbox.register(REQUEST_JOB, self.expire_request)
         outbox.register(INTRODUCE_JOB, self.introduce_request)
+        outbox.register(DELIVER_JOB, self.deliver_request)
         outbox.add_ticker(self._tick)
 
     async def _tick(self, now: datetime) -> None:
@@ -490,16 +486,22 @@ class Matching(commands.Cog):
             raise app_commands.NoPrivateMessage()
         await defer(interaction)
         localize = await localizer_for(interaction)
+        replaced: Text | None = None
         if dry_run:
             plan, pool, taking_part = await self.bot.matching.preview(guild.id)
         else:
             await _matches_channel(self.bot, guild)
-            outcome = await self.bot.matching.run_round(guild.id, self.bot.clock.now().replace(microsecond=0))
+            outcome = await self.bot.matching.run_round_now(guild.id)
             if outcome is None:
                 raise UserError("match.rounds.already")
             plan, taking_part = outcome.plan, outcome.members
             pool = None
             self.bot.outbox.kick()
+            if outcome.replaced is not None:
+                # Said plainly, so an admin is not surprised when the scheduled round does not come.
+                _, _, upcoming = await self.bot.matching.next_round(guild.id)
+                replaced = Text("match.rounds.replaced", slot=discord.utils.format_dt(outcome.replaced, "F"),
+                                next=discord.utils.format_dt(upcoming, "F") if upcoming else "-")
         trios = sum(1 for g in plan.groups if len(g.members) == 3)
         quality = round(100 * plan.total / plan.bound, 1) if plan.bound else 100.0
         embed = discord.Embed(title=localize(Text("match.rounds.preview_title" if dry_run
@@ -507,6 +509,8 @@ class Matching(commands.Cog):
         embed.description = localize(Text(
             "match.rounds.summary", members=taking_part, pairs=len(plan.groups) - trios, trios=trios,
             placed=plan.placed, total=f"{plan.total:.1f}", bound=f"{plan.bound:.1f}", quality=quality))
+        if replaced is not None:
+            embed.description += "\n\n" + localize(replaced)
         if plan.left_out:
             names = pool.profiles if pool is not None else {}
             lines = []
@@ -528,6 +532,115 @@ class Matching(commands.Cog):
         stats = await self.bot.matching.stats(guild_id)
         await send(interaction, Text("match.rounds.stats", rounds=stats.rounds, groups=stats.groups,
                                      meetings=stats.meetings, bridged=stats.bridged))
+
+    # -- requests
+
+    async def send_request(self, guild: discord.Guild, requester_id: int, target_id: int, note: str) -> Text:
+        """Store a request with its delivery job and wait, briefly, for the job to say how it went: what to
+        tell the requester (a failure is raised, as a :class:`UserError`)."""
+        key = (guild.id, requester_id, target_id)
+        waiter: asyncio.Future[Text | UserError] = asyncio.get_running_loop().create_future()
+        # Waiting before the request exists, so that a job run at once (by the next pass) finds the waiter.
+        self._waiting[key] = waiter
+        try:
+            request = await self.bot.matching.request(guild.id, requester_id, target_id, note)
+            self.bot.outbox.kick()
+            try:
+                outcome = await asyncio.wait_for(waiter, REQUEST_WAIT_SECONDS)
+            except TimeoutError:
+                target = guild.get_member(target_id)
+                return Text("match.request.queued", name=shorten(target.display_name, 80) if target else "?")
+        finally:
+            if self._waiting.get(key) is waiter:
+                del self._waiting[key]
+        if isinstance(outcome, UserError):
+            raise outcome
+        log.debug("Request %s delivered while its requester waited", request.id)
+        return outcome
+
+    def _tell_waiting(self, request: MatchRequest, outcome: Text | UserError) -> bool:
+        """Give the outcome to the interaction waiting for it; False when none is (it gave up, or the bot
+        restarted since): the requester must then be told another way, if at all."""
+        waiter = self._waiting.pop((request.guild_id, request.requester_id, request.target_id), None)
+        if waiter is None or waiter.done():
+            return False
+        waiter.set_result(outcome)
+        return True
+
+    async def _undeliverable(self, guild: discord.Guild, request: MatchRequest, key: str) -> None:
+        """Nobody was asked anything: forget the request and tell the requester."""
+        await self.bot.matching.withdraw(request.id)
+        if not self._tell_waiting(request, UserError(key)):
+            target = guild.get_member(request.target_id)
+            await _tell(self.bot, guild, request.requester_id,
+                        Text("match.request.not_delivered", name=shorten(target.display_name, 80) if target else "?"))
+
+    async def deliver_request(self, job: Job) -> None:
+        """Put a stored request before its target: by DM, else (DMs closed) in a private thread in the
+        matches channel with only them in it.
+
+        Where it is about to be sent is recorded before the send, the message right after. A retry after a
+        crash between the two looks in that channel for the message carrying this request's Accept button
+        before sending again (and finds the private thread by its name's marker). What can still make two:
+        the first message no longer among the DM's last ``LOOK_BACK`` messages when the retry reads them, or
+        not shown there yet by Discord; a retry comes within seconds of the restart, so both are unlikely,
+        and a second copy is harmless (one answer counts, on either)."""
+        request = await self.bot.matching.get_request(int(job.payload["request"]))
+        guild = self.bot.get_guild(job.guild_id)
+        if request is None or guild is None or request.state is not RequestState.OPEN \
+                or request.message_id is not None:
+            return  # erased, answered or expired meanwhile; or delivered (the job stopped right after)
+        target = guild.get_member(request.target_id)
+        requester = guild.get_member(request.requester_id)
+        profile = await self.bot.intros.profile(guild.id, request.requester_id)
+        if requester is None or target is None or profile is None:
+            await self._undeliverable(guild, request, "match.request.gone")
+            return
+        settings = await self.bot.guild_config.settings(guild.id)
+        localize = server_localizer(self.bot, guild, settings)
+        text = Text("match.request.dm", name=shorten(profile.display_name, 80), server=shorten(guild.name, 60),
+                    days=7)
+        note = Text("match.request.note", note=request.note) if request.note else None
+        content = "\n\n".join(localize(t) for t in (text, note) if t is not None)
+        embed = card_embed(localize, profile, viewer_id=target.id)
+        view = answer_view(localize, request.id)
+        accept = f"match:accept:{request.id}"
+        name = shorten(target.display_name, 80)
+        dm = await target.create_dm()
+        if request.channel_id in (None, dm.id):
+            try:
+                message = None
+                if request.channel_id is None:
+                    await self.bot.matching.delivering(request.id, dm.id)
+                else:
+                    message = await _sent_with(dm, guild.me.id, accept)   # sent before a crash?
+                if message is None:
+                    message = await dm.send(content, embed=embed, view=view)
+            except discord.Forbidden as exc:
+                # 50007 (DMs closed): the private thread still reaches them.
+                log.info("Could not DM member %s (%s); asking in a private thread", target.id, exc.code)
+            else:
+                await self.bot.matching.delivered(request.id, dm.id, message.id)
+                self._tell_waiting(request, Text("match.request.sent_dm", name=name))
+                return
+        known = request.channel_id if request.channel_id not in (None, dm.id) else None
+        try:
+            channel = await _matches_channel(self.bot, guild)
+            thread = await _open_thread(guild, channel, ASK_MARKER.format(id=request.id), [target], known)
+            await self.bot.matching.delivering(request.id, thread.id)
+            message = await _sent_with(thread, guild.me.id, accept)
+            if message is None:
+                message = await thread.send(f"{target.mention} {content}", embed=embed, view=view,
+                                            allowed_mentions=discord.AllowedMentions(users=[target]))
+        except UserError:
+            await self._undeliverable(guild, request, "match.request.unreachable")
+            return
+        except (discord.Forbidden, discord.NotFound) as exc:
+            log.warning("Could not deliver request %s in guild %s: %s", request.id, guild.id, exc.text)
+            await self._undeliverable(guild, request, "match.request.unreachable")
+            return
+        await self.bot.matching.delivered(request.id, thread.id, message.id)
+        self._tell_waiting(request, Text("match.request.sent_thread", name=name))
 
     # -- due work
 
@@ -590,7 +703,10 @@ class Matching(commands.Cog):
         view = discord.ui.View(timeout=None)
         for answer in Answer:
             view.add_item(FollowUpButton(group.id, answer.value, localize(Text(ANSWER_KEYS[answer]))))
-        await thread.send(localize(Text("match.follow_up.question")), view=view)
+        # Posted, then recorded: a retry after a crash between the two finds the question by its button
+        # among the thread's latest messages instead of asking twice.
+        if await _sent_with(thread, guild.me.id, f"match:met:{group.id}:{Answer.MET.value}") is None:
+            await thread.send(localize(Text("match.follow_up.question")), view=view)
         await self.bot.matching.followed_up(group.id)
 
     async def tell_left_out(self, job: Job) -> None:

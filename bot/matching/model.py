@@ -20,6 +20,7 @@ LEFT_OUT_JOB: Final = "matching.left_out"
 FOLLOW_UP_JOB: Final = "matching.follow_up"
 PAUSED_JOB: Final = "matching.paused"
 INTRODUCE_JOB: Final = "matching.introduce"
+DELIVER_JOB: Final = "matching.request_deliver"   # put a stored request before its target (DM or thread)
 
 # Why two members cannot be matched: message keys, checked in this order. Reasons that would
 # reveal the other member's private choices (their avoid list, their pause, a decline) share one
@@ -207,6 +208,14 @@ class RoundRecord:
     total: float
     bound: float
     groups: int
+
+
+@dataclass(frozen=True)
+class LatestRound:
+    """A server's newest round: the one a new round follows, and when it was made."""
+
+    id: int
+    created_at: datetime
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,13 @@ MIN_GAPS = {
     Cadence.BIWEEKLY: timedelta(days=10),
     Cadence.MONTHLY: timedelta(days=20),
 }
+# How far apart a cadence's rounds are (a monthly one, at least): a round made by hand stands for the
+# scheduled one when that is less than half of this away.
+PERIODS = {
+    Cadence.WEEKLY: timedelta(weeks=1),
+    Cadence.BIWEEKLY: timedelta(weeks=2),
+    Cadence.MONTHLY: timedelta(weeks=4),
+}
 # Slots to look through for the next round: a monthly one is at most five weeks away, plus the gap.
 LOOK_AHEAD = 12
 
@@ -55,4 +62,22 @@ def next_round(settings: RoundSettings, zone: ZoneInfo, now: datetime) -> dateti
             continue
         if settings.last_slot is None or slot >= settings.last_slot + MIN_GAPS[settings.cadence]:
             return slot
+    return None
+
+
+def replaced_slot(settings: RoundSettings, zone: ZoneInfo, now: datetime) -> datetime | None:
+    """The scheduled slot that a round made by hand at ``now`` (``/rounds run``) takes the place of: the slot
+    that is due and not made yet, else the next slot if it is less than half a period away; None when
+    rounds are off or the next slot is further (the round by hand is then an extra one).
+
+    Recorded as ``last_slot``, it keeps the schedule from making a second round right after a manual one,
+    and keeps the rhythm: the round after is the one a period later."""
+    if not settings.enabled:
+        return None
+    due = due_round(settings, zone, now)
+    if due is not None:
+        return due
+    upcoming = next_round(settings, zone, now)
+    if upcoming is not None and upcoming - now < PERIODS[settings.cadence] / 2:
+        return upcoming
     return None

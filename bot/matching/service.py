@@ -31,6 +31,7 @@ from bot.intros.service import IntroService
 from bot.matching import rules, schedule
 from bot.matching.index import MatchIndex
 from bot.matching.model import (
+    DELIVER_JOB,
     FOLLOW_UP_JOB,
     INTRODUCE_JOB,
     LEFT_OUT_JOB,
@@ -103,6 +104,7 @@ class RoundOutcome:
     plan: RoundPlan
     members: int                 # how many took part
     paused: tuple[int, ...]      # members paused for leaving three follow-ups unanswered
+    replaced: datetime | None = None   # a round made by hand: the scheduled slot it took the place of
 
 
 def utc_offset(timezone: str | None, now: datetime) -> float | None:
@@ -167,6 +169,9 @@ class MatchService:
         # When paused members of a server come back by themselves: each is made current once that passes.
         self._pauses: dict[int, dict[int, datetime]] = {}
         self._lock = asyncio.Lock()
+        # One round at a time per server in this process (the database refuses a second one planned from
+        # the same state anyway, across processes too: see _make_round).
+        self._round_locks: dict[int, asyncio.Lock] = {}
         intros.watch(self.changed)
 
     # -- keeping the suggestion index current
@@ -311,10 +316,18 @@ class MatchService:
             await OutboxStore.enqueue(tx, REQUEST_JOB, guild_id, f"{REQUEST_JOB}:{request.id}",
                                       {"request": request.id}, due_at=request.expires_at, now=now,
                                       member_id=requester_id)
+            # Delivering it is due work too, written with the request: a crash right after this commit
+            # leaves a job that puts the request before its target, not an open request nobody received.
+            await OutboxStore.enqueue(tx, DELIVER_JOB, guild_id, f"{DELIVER_JOB}:{request.id}",
+                                      {"request": request.id}, due_at=now, now=now, member_id=requester_id)
         return request
 
     async def get_request(self, request_id: int) -> MatchRequest | None:
         return await self.store.request(request_id)
+
+    async def delivering(self, request_id: int, channel_id: int) -> None:
+        """The request is about to be sent in ``channel_id``: recorded first, so a retry looks there."""
+        await self.store.set_delivery_channel(request_id, channel_id)
 
     async def delivered(self, request_id: int, channel_id: int, message_id: int) -> None:
         await self.store.set_delivery(request_id, channel_id, message_id)
@@ -507,10 +520,40 @@ class MatchService:
         plan = await asyncio.to_thread(plan_round, taking_part, pool.history)
         return plan, pool, len(taking_part)
 
+    def round_running(self, guild_id: int) -> bool:
+        """Whether this process is making a round for the server right now."""
+        lock = self._round_locks.get(guild_id)
+        return lock is not None and lock.locked()
+
     async def run_round(self, guild_id: int, slot: datetime) -> RoundOutcome | None:
-        """Make the round for ``slot``, stored with all the work it starts (threads, follow-ups, telling those
-        left out) in one transaction; None if the slot's round was already made."""
+        """Make the scheduled round for ``slot``; None if it was made already, or if a round was made since
+        the slot came (by hand: it took this one's place), or if another round was stored while this one
+        was planned. Waits for a round of the server being made right now."""
+        async with self._round_locks.setdefault(guild_id, asyncio.Lock()):
+            return await self._make_round(guild_id, slot, scheduled=True)
+
+    async def run_round_now(self, guild_id: int) -> RoundOutcome | None:
+        """A round made by an admin now (``/rounds run``). It takes the place of the scheduled round that
+        is due or less than half a period away (``schedule.replaced_slot``), so the schedule does not make
+        another right after it. None if another round was stored while this one was planned; refused when
+        a round of the server is being made right now."""
+        lock = self._round_locks.setdefault(guild_id, asyncio.Lock())
+        if lock.locked():
+            raise UserError("match.rounds.running")
+        async with lock:
+            return await self._make_round(guild_id, self._clock.now().replace(microsecond=0), scheduled=False)
+
+    async def _make_round(self, guild_id: int, slot: datetime, *, scheduled: bool) -> RoundOutcome | None:
+        """The round, stored with all the work it starts (threads, follow-ups, telling those left out) and,
+        for a round by hand, the schedule's move, in one transaction."""
         now = self._clock.now()
+        # Read before the history the plan uses: a round stored after this read makes the plan stale, and
+        # the round chain (UNIQUE (guild_id, previous_round_id)) then refuses to store it.
+        latest = await self.store.latest_round(guild_id)
+        if scheduled and latest is not None and latest.created_at >= slot:
+            return None  # this slot's round, or one made by hand since the slot came
+        previous_round_id = 0 if latest is None else latest.id
+        zone = ZoneInfo((await self._guilds.settings(guild_id)).timezone_name)
         settings = await self.store.settings(guild_id)
         silent = await self.store.unanswered_streaks(guild_id, UNANSWERED_ROUNDS)
         pool, taking_part = await self.round_pool(guild_id)
@@ -519,10 +562,17 @@ class MatchService:
         plan = await asyncio.to_thread(plan_round, taking_part, pool.history)
         companies_of = {c.user_id: c.company for c in taking_part}
         async with self.store.storage.transaction() as tx:
-            saved = await MatchStore.save_round(tx, guild_id, slot, now, len(taking_part), plan, companies_of)
+            saved = await MatchStore.save_round(tx, guild_id, slot, now, len(taking_part), plan, companies_of,
+                                                previous_round_id=previous_round_id)
             if saved is None:
                 return None
             round_id, group_ids = saved
+            replaced = None
+            if not scheduled:
+                current = await MatchStore.current_settings(tx, guild_id)
+                replaced = schedule.replaced_slot(current, zone, now)
+                if replaced is not None:
+                    await MatchStore.write_settings(tx, replace(current, last_slot=replaced), now)
             for group_id in group_ids:
                 await OutboxStore.enqueue(tx, THREAD_JOB, guild_id, f"{THREAD_JOB}:{group_id}", {"group": group_id},
                                           due_at=now, now=now)
@@ -541,7 +591,7 @@ class MatchService:
         self._history_changed(guild_id)
         for user_id in paused:
             self.changed(guild_id, user_id)
-        return RoundOutcome(round_id, plan, len(taking_part), paused)
+        return RoundOutcome(round_id, plan, len(taking_part), paused, replaced)
 
     async def materialise_due(self, now: datetime) -> None:
         """Turn each server's due round slot into a round job, once."""

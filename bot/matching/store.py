@@ -13,6 +13,7 @@ from bot.matching.model import (
     AvoidedCompany,
     Cadence,
     GroupRecord,
+    LatestRound,
     MatchMember,
     MatchRequest,
     RequestState,
@@ -62,6 +63,8 @@ INSERT INTO match_requests (guild_id, requester_id, target_id, note, state, crea
 VALUES (?, ?, ?, ?, 'open', ?, ?)
 """
 SET_REQUEST_DELIVERY = "UPDATE match_requests SET channel_id = ?, message_id = ? WHERE id = ?"
+# Where a delivery is being tried, written before the message is sent there: a retry looks in that channel.
+SET_REQUEST_CHANNEL = "UPDATE match_requests SET channel_id = ? WHERE id = ? AND message_id IS NULL"
 # Only an open request can be answered, once, and only before it expires (even if the expiry job runs late):
 # a second click, or an answer racing the expiry, changes nothing.
 ANSWER_REQUEST = """
@@ -98,11 +101,15 @@ ON CONFLICT (guild_id) DO UPDATE SET enabled = excluded.enabled, cadence = exclu
     follow_up_days = excluded.follow_up_days, last_slot = excluded.last_slot, updated_at = excluded.updated_at
 """
 
+# Nothing when the slot has its round already, nor when another round follows the same previous one
+# (UNIQUE (guild_id, previous_round_id), migration 0007: it was planned without seeing this one).
 INSERT_ROUND = """
-INSERT INTO match_rounds (guild_id, slot, created_at, members, total, bound) VALUES (?, ?, ?, ?, ?, ?)
-ON CONFLICT (guild_id, slot) DO NOTHING
+INSERT INTO match_rounds (guild_id, slot, created_at, members, total, bound, previous_round_id)
+VALUES (?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT DO NOTHING
 """
 SELECT_ROUND_ID = "SELECT id FROM match_rounds WHERE guild_id = ? AND slot = ?"
+SELECT_LATEST_ROUND = "SELECT id, created_at FROM match_rounds WHERE guild_id = ? ORDER BY id DESC LIMIT 1"
 SELECT_ROUND = """
 SELECT r.id, r.guild_id, r.slot, r.members, r.total, r.bound,
        (SELECT COUNT(*) FROM match_groups AS g WHERE g.round_id = r.id) AS groups
@@ -245,6 +252,11 @@ class MatchStore:
         async with self._storage.transaction() as tx:
             await tx.execute(SET_REQUEST_DELIVERY, (channel_id, message_id, request_id))
 
+    async def set_delivery_channel(self, request_id: int, channel_id: int) -> bool:
+        """Record where the request is about to be sent (not once it was delivered); whether it was."""
+        async with self._storage.transaction() as tx:
+            return await tx.execute(SET_REQUEST_CHANNEL, (channel_id, request_id)) > 0
+
     @staticmethod
     async def answer_request(tx: Transaction, request_id: int, state: RequestState, now: datetime) -> bool:
         return await tx.execute(ANSWER_REQUEST, (state.value, to_text(now), request_id, to_text(now))) > 0
@@ -292,12 +304,24 @@ class MatchStore:
 
     # -- rounds
 
+    async def latest_round(self, guild_id: int) -> LatestRound | None:
+        row = await self._storage.fetch_one(SELECT_LATEST_ROUND, (guild_id,))
+        return None if row is None else LatestRound(int(row["id"]), from_text(row["created_at"]))
+
+    @staticmethod
+    async def latest_round_in(tx: Transaction, guild_id: int) -> LatestRound | None:
+        row = await tx.fetch_one(SELECT_LATEST_ROUND, (guild_id,))
+        return None if row is None else LatestRound(int(row["id"]), from_text(row["created_at"]))
+
     @staticmethod
     async def save_round(tx: Transaction, guild_id: int, slot: datetime, now: datetime, members: int,
-                         plan: RoundPlan, companies: Mapping[int, str]) -> tuple[int, list[int]] | None:
-        """Store a round and its groups; None if the slot already has its round (the work was done)."""
+                         plan: RoundPlan, companies: Mapping[int, str], *,
+                         previous_round_id: int) -> tuple[int, list[int]] | None:
+        """Store a round and its groups; None if the slot already has its round (the work was done), or if
+        a round after ``previous_round_id`` (the latest the plan saw; 0: none) was stored meanwhile: the
+        plan did not know who that round brought together, so it is dropped rather than stored."""
         if await tx.execute(INSERT_ROUND, (guild_id, to_text(slot), to_text(now), members, plan.total,
-                                           plan.bound)) == 0:
+                                           plan.bound, previous_round_id)) == 0:
             return None
         row = await tx.fetch_one(SELECT_ROUND_ID, (guild_id, to_text(slot)))
         assert row is not None

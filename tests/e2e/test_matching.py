@@ -8,6 +8,8 @@ import sqlite3
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from bot.client import KakehashiBot
 from tests.e2e.conftest import BotRunner, World, ask, use_channel
 from tests.e2e.test_prompts import launch
@@ -167,6 +169,54 @@ async def test_closed_dms_fall_back_to_a_private_thread_with_only_them(
     assert humans_in(discord_server, introduced) == {ben.id, shy.id}
 
 
+@pytest.mark.parametrize(("dm_open", "held", "let_through"), [
+    (True, r"/users/@me/channels", 0),      # opening the DM: nothing sent yet
+    (True, r"/channels/\d+/messages", 0),   # the DM itself: sent, not recorded
+    (False, r"/channels/\d+/messages", 1),  # after the refused DM, the question in the private thread
+], ids=["before-the-dm", "dm-sent", "thread-question-sent"])
+async def test_a_bot_killed_while_delivering_a_request_delivers_it_exactly_once(
+        discord_server: FakeDiscord, world: World, tmp_path: Path, dm_open: bool, held: str,
+        let_through: int) -> None:
+    tomo = discord_server.add_member(world.guild, "tomo", dm_open=dm_open)
+    ben = world.member
+    database = tmp_path / "kakehashi.db"
+    process = await launch(discord_server, database)
+    try:
+        matches = await use_channel(discord_server, world, "matches", "matches")
+        await profile(discord_server, ben, "Sony")
+        await profile(discord_server, tomo, "Olympus")
+        discord_server.expected_pings.add(tomo.id)
+        hold = discord_server.hold("POST", held, after=let_through)
+        await discord_server.slash(ben, "match request", member=tomo, note="Hello!")
+        await hold.reached(20)
+        process.kill()  # SIGKILL: the request is stored, its delivery cut short at the held call
+        await process.wait()
+        hold.release()
+
+        process = await launch(discord_server, database)
+
+        def asked() -> list[Message]:
+            if dm_open:
+                return discord_server.dms(tomo)
+            return [m for t in threads_in(discord_server, matches) for m in bot_posts(discord_server, t)]
+
+        def delivery() -> list[tuple[int | None, int | None]]:
+            with sqlite3.connect(database) as db:
+                return db.execute("SELECT channel_id, message_id FROM match_requests").fetchall()
+
+        await discord_server.wait_until(lambda: delivery()[0][1] is not None, 30, "the delivery recorded")
+        await asyncio.sleep(1.0)  # anything sent twice would arrive now
+        (question,) = asked()
+        assert "Hello!" in question.text and question.custom_ids[0].startswith("match:accept:")
+        assert len(threads_in(discord_server, matches)) == (0 if dm_open else 1)
+        assert delivery() == [(question.channel.id, question.id)]  # so expiry and erasure reach it
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            await process.wait()
+    assert discord_server.unhandled_calls() == []
+
+
 async def test_suggest_hides_a_company_kept_for_matches_and_its_button_and_the_menu_open_the_request(
         discord_server: FakeDiscord, world: World, running_bot: KakehashiBot) -> None:
     await use_channel(discord_server, world, "matches", "matches")
@@ -274,6 +324,41 @@ async def test_a_bot_killed_after_two_of_three_threads_finishes_with_exactly_thr
             process.terminate()
             await process.wait()
     assert discord_server.unhandled_calls() == []
+
+
+async def test_a_follow_up_cut_short_after_discord_posted_it_is_not_posted_again(
+        discord_server: FakeDiscord, world: World, bot_runner: BotRunner, clock: FakeClock) -> None:
+    pair = [discord_server.add_member(world.guild, name) for name in ("m0", "m1")]
+    await bot_runner.start()
+    matches = await use_channel(discord_server, world, "matches", "matches")
+    for n, member in enumerate(pair):
+        await profile(discord_server, member, f"Company {n}")
+        await ask(discord_server, member, "match join")
+    discord_server.expected_pings.update(m.id for m in pair)
+    await ask(discord_server, world.admin, "rounds run")
+    await discord_server.wait_until(lambda: any(bot_posts(discord_server, t) for t in threads_in(discord_server,
+                                                                                                  matches)),
+                                    15, "the pair introduced")
+    (thread,) = threads_in(discord_server, matches)
+    await _settle()
+    hold = discord_server.hold("POST", f"/channels/{thread.id}/messages")
+    clock.advance(timedelta(days=5, minutes=1))
+    bot_runner.bot.outbox.kick()  # type: ignore[union-attr]
+    await hold.reached(10)
+    # Stopping now cuts the follow-up job where a crash would: Discord has the question, the database does
+    # not know. The job stays claimed; the next start takes it back and runs it again.
+    await bot_runner.stop()
+    hold.release()
+    await bot_runner.start()
+
+    def followed_up() -> bool:
+        with sqlite3.connect(bot_runner.database_path) as db:
+            return db.execute("SELECT followed_up_at FROM match_groups").fetchone()[0] is not None
+
+    await discord_server.wait_until(followed_up, 10, "the follow-up recorded")
+    await asyncio.sleep(0.5)  # a second question would arrive now
+    _, question = bot_posts(discord_server, thread)  # the introduction, and one question
+    assert [c.rsplit(":", 1)[1] for c in question.custom_ids] == ["met", "not_yet", "skip"]
 
 
 # ---------------------------------------------------------------------- bad input

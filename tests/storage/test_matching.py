@@ -3,8 +3,13 @@ rounds with their jobs, follow-ups, the schedule, erasing and exporting a member
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
+import threading
 from datetime import timedelta
 from itertools import combinations
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,6 +21,7 @@ from bot.intros.service import IntroService
 from bot.intros.store import IntroStore
 from bot.matching import rules
 from bot.matching.model import (
+    DELIVER_JOB,
     FOLLOW_UP_JOB,
     LEFT_OUT_JOB,
     PAUSED_JOB,
@@ -24,11 +30,13 @@ from bot.matching.model import (
     THREAD_JOB,
     Answer,
     RequestState,
+    RoundPlan,
 )
+from bot.matching.pairing import plan_round
 from bot.matching.service import MatchService
 from bot.matching.store import MatchStore
 from bot.prompts.store import PromptStore
-from bot.storage import Storage
+from bot.storage import Storage, load_migrations
 from tests.fakeclock import FakeClock
 
 GUILD = 10
@@ -173,6 +181,24 @@ async def test_a_company_kept_for_matches_cannot_be_guessed_by_trying(intros: In
     await matching.avoid(GUILD, 1, "Zuiko")
     await refused(matching.check(GUILD, 1, 2), rules.UNAVAILABLE)  # not "on your avoid list"
     await refused(matching.check(GUILD, 2, 3), rules.SAME_COMPANY)  # 3 shows their company
+
+
+async def test_a_request_is_stored_with_its_delivery_job_which_records_where_it_goes(
+        intros: IntroService, matching: MatchService, storage: Storage, clock: FakeClock) -> None:
+    await member(intros, 1, "A")
+    await member(intros, 2, "B")
+    request = await matching.request(GUILD, 1, 2, "")
+    (job,) = await storage.fetch_all("SELECT kind, due_at, member_id FROM outbox WHERE kind = ?", (DELIVER_JOB,))
+    assert job["member_id"] == 1  # erased with the requester
+    await refused(matching.request(GUILD, 1, 2, ""), "match.request.pending")
+    assert await job_count(storage, DELIVER_JOB) == 1
+    await matching.delivering(request.id, 555)  # the DM channel, before the DM is sent
+    found = await matching.get_request(request.id)
+    assert found is not None and (found.channel_id, found.message_id) == (555, None)
+    await matching.delivered(request.id, 555, 777)
+    await matching.delivering(request.id, 666)  # a late retry moves nothing once it was delivered
+    found = await matching.get_request(request.id)
+    assert found is not None and (found.channel_id, found.message_id) == (555, 777)
 
 
 # ---------------------------------------------------------------- members' choices
@@ -328,6 +354,96 @@ async def test_scheduled_rounds_become_one_job_per_slot(intros: IntroService, ma
     assert await job_count(storage, ROUND_JOB) == 2
     _, _, upcoming = await matching.set_rounds(GUILD, "monthly", None, None, None, actor_id=ADMIN)
     assert upcoming is not None and upcoming.day <= 7 and upcoming.weekday() == 0
+
+
+async def test_a_round_run_by_hand_takes_the_place_of_the_scheduled_round_due_or_near(
+        intros: IntroService, matching: MatchService, storage: Storage, clock: FakeClock) -> None:
+    await seven_members(intros, matching)
+    # 2026-11-02 is a Monday, 09:00 UTC: the round at 10:00 is an hour away.
+    await matching.set_rounds(GUILD, "weekly", "monday", "10:00", True, actor_id=ADMIN)
+    monday = clock.now() + timedelta(hours=1)
+    clock.advance(timedelta(minutes=30))
+    by_hand = await matching.run_round_now(GUILD)
+    assert by_hand is not None and by_hand.replaced == monday
+    clock.advance(timedelta(hours=1))
+    await matching.materialise_due(clock.now())
+    assert await job_count(storage, ROUND_JOB) == 0  # no second round right after the one by hand
+    _, _, upcoming = await matching.next_round(GUILD)
+    assert upcoming == monday + timedelta(weeks=1)  # and the rhythm stays
+
+    # Far from any slot (Thursday, four days before the next), a round by hand is an extra one.
+    clock.advance(timedelta(days=3))
+    extra = await matching.run_round_now(GUILD)
+    assert extra is not None and extra.replaced is None
+    clock.advance(timedelta(days=4) - timedelta(minutes=30))
+    await matching.materialise_due(clock.now())
+    assert await job_count(storage, ROUND_JOB) == 1
+
+    # A round by hand after the slot's job was made, before it ran: the job then makes nothing.
+    clock.advance(timedelta(minutes=5))
+    again = await matching.run_round_now(GUILD)
+    assert again is not None
+    assert await matching.run_round(GUILD, monday + timedelta(weeks=1)) is None
+    row = await storage.fetch_one("SELECT COUNT(*) FROM match_rounds WHERE guild_id = ?", (GUILD,))
+    assert row is not None and row[0] == 3
+
+
+async def test_a_round_by_hand_while_one_is_being_made_is_refused(
+        intros: IntroService, matching: MatchService, clock: FakeClock) -> None:
+    await seven_members(intros, matching)
+    scheduled = asyncio.create_task(matching.run_round(GUILD, clock.now()))
+    await asyncio.sleep(0)  # the task starts: it takes the lock, then waits for the database
+    assert matching.round_running(GUILD)
+    await refused(matching.run_round_now(GUILD), "match.rounds.running")
+    assert await scheduled is not None
+    clock.advance(timedelta(minutes=1))
+    assert await matching.run_round_now(GUILD) is not None  # once it is stored, an admin may make another
+
+
+async def test_two_rounds_planned_from_the_same_state_are_not_both_stored(
+        intros: IntroService, matching: MatchService, storage: Storage, clock: FakeClock,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """As two processes sharing the database would (no asyncio lock in common): the database refuses the
+    round that was planned without seeing the other, so nobody is in two groups."""
+    await seven_members(intros, matching)
+    other_storage = await Storage.open(storage.path)
+    try:
+        other_intros = IntroService(IntroStore(other_storage), clock)
+        other = MatchService(MatchStore(other_storage), other_intros, PromptStore(other_storage),
+                             GuildConfig(GuildSettingsStore(other_storage), clock), clock)
+        both_planning = threading.Barrier(2, timeout=10)
+
+        def plan_together(*args: Any, **kwargs: Any) -> RoundPlan:
+            both_planning.wait()  # neither plan is made before both have read who met whom
+            return plan_round(*args, **kwargs)
+
+        monkeypatch.setattr("bot.matching.service.plan_round", plan_together)
+        slot = clock.now()
+        clock.advance(timedelta(minutes=5))
+        outcomes = await asyncio.gather(matching.run_round(GUILD, slot), other.run_round_now(GUILD))
+    finally:
+        await other_storage.close()
+    assert len([o for o in outcomes if o is not None]) == 1
+    placed = await storage.fetch_all("SELECT user_id, COUNT(*) FROM match_group_members GROUP BY user_id")
+    assert sorted(row[0] for row in placed) == list(range(1, 8)) and {row[1] for row in placed} == {1}
+    assert await job_count(storage, THREAD_JOB) == 3
+
+
+async def test_rounds_stored_before_the_round_chain_are_chained_by_the_migration(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    migrations = load_migrations()
+    old = await Storage.open(path, migrations=migrations[:6])  # before 0007_round_chain
+    await old.close()
+    with sqlite3.connect(path) as db:
+        for guild, slot in ((1, "a"), (2, "a"), (1, "b"), (1, "c")):
+            db.execute("INSERT INTO match_rounds (guild_id, slot, created_at, members, total, bound) "
+                       "VALUES (?, ?, 'now', 2, 1.0, 1.0)", (guild, slot))
+    upgraded = await Storage.open(path)
+    try:
+        rows = await upgraded.fetch_all("SELECT id, guild_id, previous_round_id FROM match_rounds ORDER BY id")
+    finally:
+        await upgraded.close()
+    assert [tuple(row) for row in rows] == [(1, 1, 0), (2, 2, 0), (3, 1, 1), (4, 1, 3)]
 
 
 # ---------------------------------------------------------------- erasing and exporting

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from bot.matching.model import Cadence, RoundSettings
-from bot.matching.schedule import due_round, next_round
+from bot.matching.schedule import due_round, next_round, replaced_slot
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 MONDAY_10 = RoundSettings(1, enabled=True, cadence=Cadence.WEEKLY, weekday=0, time="10:00")
@@ -53,3 +53,19 @@ def test_monthly_is_the_first_such_weekday_of_the_month() -> None:
     done = replace(monthly, last_slot=tokyo(2026, 11, 2, 10, 0))
     assert due_round(done, TOKYO, tokyo(2026, 11, 30, 12, 0)) is None
     assert due_round(done, TOKYO, tokyo(2026, 12, 7, 10, 0)) == tokyo(2026, 12, 7, 10, 0)
+
+
+def test_a_round_by_hand_takes_the_place_of_the_slot_due_or_less_than_half_a_period_away() -> None:
+    monday = tokyo(2026, 11, 2, 10, 0)
+    done = replace(MONDAY_10, last_slot=monday - timedelta(weeks=1))
+    assert replaced_slot(done, TOKYO, monday + timedelta(minutes=5)) == monday  # due, not made yet
+    made = replace(MONDAY_10, last_slot=monday)
+    assert replaced_slot(made, TOKYO, monday + timedelta(hours=5)) is None  # an extra round, mid-week
+    friday = monday + timedelta(days=4)
+    assert replaced_slot(made, TOKYO, friday) == monday + timedelta(weeks=1)  # the next, 3 days away
+    moved = replace(made, last_slot=monday + timedelta(weeks=1))
+    assert due_round(moved, TOKYO, monday + timedelta(weeks=1, minutes=1)) is None
+    assert next_round(moved, TOKYO, friday) == monday + timedelta(weeks=2)
+    assert replaced_slot(replace(made, enabled=False), TOKYO, friday) is None
+    biweekly = replace(made, cadence=Cadence.BIWEEKLY)
+    assert replaced_slot(biweekly, TOKYO, friday) is None  # ten days away: more than half of two weeks
