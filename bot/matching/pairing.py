@@ -3,23 +3,26 @@ total score as high as it can be made, and an upper bound on it that says how cl
 
 How, for n members:
 
-1. Candidates. Each member is scored against everyone at once, a few rows at a time (``Members.rows``:
-   scores in byte-sized units, the rule applied), and keeps their ``top_k`` best (``best_in_rows``).
-2. Assignment. On the candidate graph (both directions of every candidate, plus "stay single" at 0),
-   an auction (Bertsekas, with ε-scaling) assigns members to partners for a near-maximum total, and
-   leaves prices that bound how far from the best any round can be (``_bound``).
-3. Pairs. Mutual choices are pairs; longer cycles of the assignment are cut into pairs (an even cycle
+1. Candidates. Each member is scored against everyone (``kernels.scan``: scores in byte-sized units,
+   the rule applied, compiled) and keeps their ``top_k`` best.
+2. Prices. On the candidate graph (both directions of every candidate, plus "stay single" at 0), an
+   auction (Bertsekas, with ε-scaling; ``kernels.auction``) assigns members to partners and leaves a
+   price on each member: what others would give up to have them.
+3. Candidates again, by score less the partner's price. Lists by score alone all hold the same few
+   members who fit everyone; those are dear, and the second lists find who is worth more than their
+   score says. On both lists together the auction runs again from the prices it left.
+4. Pairs. Mutual choices are pairs; longer cycles of the assignment are cut into pairs (an even cycle
    keeps the better half of its edges, an odd one leaves out the member whose absence costs least).
-4. Everyone placed. Members left single who have an eligible partner look further down their lists,
+5. Everyone placed. Members left single who have an eligible partner look further down their lists,
    and are placed by the best short exchange, else by an augmenting path (Edmonds' blossoms); one left
    over makes the trio, by joining a pair or by taking a place in one whose member moves on.
-5. Small rounds: with up to ``_EXACT_UP_TO`` members who have a partner the plan is found by trying
+6. Small rounds: with up to ``_EXACT_UP_TO`` members who have a partner the plan is found by trying
    every one; up to ``_POLISH_UP_TO`` members it is polished by local search.
-6. Bound. Up to ``_PRICED_BOUND_UP_TO`` members, a second pass over all rows turns the prices into an
-   upper bound on any round's total (``_bound``); beyond, the bound is each member's best score, halved.
+7. Bound. A last scan over all rows turns the final prices into an upper bound on any round's total
+   (``_Scan.bound``), so each round says how close to the best it came.
 
-Numpy does the work over rows and edges and releases the GIL while it does; the Python loops between
-its calls let the event loop run, when the bot calls this from a worker thread.
+The compiled kernels release the GIL and the scans share rows among threads; the Python between them
+lets the event loop run, when the bot calls this from a worker thread.
 """
 
 from __future__ import annotations
@@ -27,27 +30,31 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import os
 from collections import deque
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 from numpy.typing import NDArray
 
+from bot.matching import kernels
 from bot.matching.index import Members
 from bot.matching.model import Candidate, Group, History, LeftOut, RoundPlan
 from bot.matching.rules import eligible
-from bot.matching.score import UNITS, best_in_rows, score
+from bot.matching.score import UNITS, ScoreArrays, score
 
-# Rows are scored a block at a time (a block stays in a core's cache), in an order that lets neighbours
-# share work.
-_BLOCK_BYTES: Final = 262144
-_MOST_ROWS: Final = 64
 # The auction's ε, phase by phase, in score points; the last one bounds how far its total can fall
 # short of the best assignment on the candidates: by ε per member at most.
-_EPSILONS: Final = (1.0, 0.1, 0.01)
+_EPSILONS: Final = np.array([1.0, 0.1])
+# The second auction starts from the first one's prices, close to the end already.
+_WARM_EPSILONS: Final = np.array([0.01, 0.001])
+# Threads the scans share rows among (the kernels release the GIL), and the fewest rows worth a thread.
+_THREADS: Final = min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+_ROWS_PER_THREAD: Final = 2000
 # An augmenting path search gives up after visiting this many members: a member nobody can be moved
 # for in a search this large is reported as left out rather than holding up the round.
 _SEARCH_BUDGET: Final = 2000
@@ -55,12 +62,6 @@ _SEARCH_BUDGET: Final = 2000
 _LAST_FEW: Final = 4
 # How far down their list members left single after the assignment look for a way in.
 _WIDER: Final = 200
-_FEW_BIDDERS: Final = 32
-_BIDDERS_AT_ONCE: Final = 8192
-_EDGES_AT_ONCE: Final = 1 << 20
-# Above this many members, the round's bound is the plain one (each member's best score, halved):
-# the priced bound scores every row a second time.
-_PRICED_BOUND_UP_TO: Final = 40_000
 # Rearrangements tried to make room for a trio, when no single member can simply join a pair.
 _TRIO_TRIES: Final = 200
 # What ``mate`` holds for a member without a partner, and for the members of the trio.
@@ -88,27 +89,31 @@ def plan_round(candidates: Sequence[Candidate], history: History, *, top_k: int 
     # Slots hold companies in runs (sorted above, ids given in order of appearance), so the rule
     # excludes a company with one slice.
     members.rules.sort_by_company()
-    members.scores.prepare()
-    order = _row_order(members, n)
-    lists = _candidate_lists(members, n, top_k, order)
-    graph = _Graph.of(members, lists)
-    placeable = lists.best > 0
-    partner, prices = _auction(graph, placeable)
+    scan = _Scan(members, n)
+    # Candidates by score alone; the auction on them prices every member ...
+    lists = scan.best(np.zeros(n), top_k)
+    placeable = lists.best > kernels.NONE
+    graph = _Graph.of(scan.scores, [lists])
+    prices = np.zeros(n)
+    kernels.auction(graph.indptr, graph.columns, graph.weights, placeable, prices, _EPSILONS, graph.no_second)
+    prices = _balanced(graph, prices)
+    # ... and candidates by score less the partner's price find who is worth more than their score
+    # says: a member whom everyone's best lists share is dear, one nobody listed is cheap.
+    del graph
+    graph = _Graph.of(scan.scores, [lists, scan.best(prices, top_k)])
+    partner = kernels.auction(graph.indptr, graph.columns, graph.weights, placeable, prices, _WARM_EPSILONS,
+                              graph.no_second)
+    bound = scan.bound(_balanced(graph, prices), placeable)
     mate = _pairs(graph, partner)
     single = np.flatnonzero(placeable & (mate == _SINGLE)).tolist()
     if len(single) > 1:
-        graph = graph.widened(members, single, _WIDER)
+        graph = graph.widened(scan, members, single, _WIDER)
     _place_everyone(graph, mate, placeable)
     single = np.flatnonzero(placeable & (mate == _SINGLE)).tolist()
     if 1 < len(single) <= _LAST_FEW:
-        graph = graph.widened(members, single, members.capacity)
+        graph = graph.widened(scan, members, single, n - 1)
         _place_everyone(graph, mate, placeable)
     trio = _trio(graph, mate, placeable, taking_part, history)
-    # Each member's best score bounds what they can bring (half of it, as a pair's score counts for
-    # both); the prices bound it better, at the cost of scoring every row a second time.
-    bound = math.fsum(lists.best[placeable].tolist()) / UNITS / 2
-    if n <= _PRICED_BOUND_UP_TO:
-        bound = min(bound, _bound(members, n, _balanced(graph, prices), placeable, order))
 
     fit = _Fit(graph, taking_part, history)
     chosen: list[tuple[int, ...]] = [(a, int(mate[a])) for a in range(n) if a < mate[a]]
@@ -118,8 +123,11 @@ def plan_round(candidates: Sequence[Candidate], history: History, *, top_k: int 
         chosen = _exact(fit, np.flatnonzero(placeable).tolist())
     elif n <= _POLISH_UP_TO:
         chosen = _polish(graph, fit, chosen, np.flatnonzero(placeable & (mate == _SINGLE)).tolist())
+    pairs = np.array([group for group in chosen if len(group) == 2], np.intp).reshape(-1, 2)
+    scores = dict(zip(map(tuple, pairs.tolist()), graph.pair_weights(pairs[:, 0], pairs[:, 1]).tolist(), strict=True))
     groups = sorted(
-        (Group(members=tuple(sorted(taking_part[i].user_id for i in group)), score=fit.value(group))
+        (Group(members=tuple(sorted(taking_part[i].user_id for i in group)),
+               score=scores[group] if group in scores and not math.isnan(scores[group]) else fit.value(group))
          for group in chosen if len(group) > 1),
         key=lambda group: group.members)
     placed = {user for group in groups for user in group.members}
@@ -132,53 +140,96 @@ def plan_round(candidates: Sequence[Candidate], history: History, *, top_k: int 
                      total=total, bound=bound)
 
 
-def _row_order(members: Members, n: int) -> NDArray[np.intp]:
-    """Rows ordered so that neighbours share languages (``exclude`` takes them together), seeks, offers
-    and time zone (``units`` computes what they share once)."""
+def _row_order(members: Members, n: int) -> NDArray[np.int64]:
+    """Rows ordered so that neighbours share languages, seeks, offers and time zone: a row scanned after
+    one that seeks and offers the same reuses what the scan computed for it."""
     keys = [members.scores.shared_key(i) for i in range(n)]
     rank = {key: r for r, key in enumerate(sorted(set(keys)))}
     shared = np.fromiter((rank[key] for key in keys), np.intp, n)
     languages = np.fromiter((members.rules.languages(i) for i in range(n)), np.int64, n)
-    return np.lexsort((np.arange(n), shared, languages)).astype(np.intp)
-
-
-def _block_rows(capacity: int) -> int:
-    """How many rows to score at once: a block of rows stays in a core's cache, and each numpy call
-    covers many rows of a small round."""
-    return max(1, min(_MOST_ROWS, _BLOCK_BYTES // capacity))
+    return np.lexsort((np.arange(n), shared, languages)).astype(np.int64)
 
 
 @dataclass(frozen=True)
 class _Lists:
-    positions: NDArray[np.int32]   # n × k, the candidates of each row, best first; -1 past the last
+    positions: NDArray[np.int64]   # n × k, the candidates of each row, best first; -1 past the last
     units: NDArray[np.uint8]       # their scores in units
-    best: NDArray[np.uint8]        # each row's best score in units (0: nobody eligible)
+    best: NDArray[np.int64]        # each row's highest value (kernels.NONE: nobody eligible)
 
 
-def _candidate_lists(members: Members, n: int, k: int, order: NDArray[np.intp]) -> _Lists:
-    k = max(1, min(k, n - 1)) if n > 1 else 1
-    positions = np.full((n, k), -1, np.int32)
-    units = np.zeros((n, k), np.uint8)
-    best = np.zeros(n, np.uint8)
-    users = members.user_ids.astype(np.int64)
+class _Scan:
+    """Every member against every member (``kernels.scan``), rows shared out among threads."""
 
-    rotate = (users[:n] * 0x9E3779B1) & 0xFFFFFFFF   # where each member's ties start: fixed, well mixed
-    size = _block_rows(members.capacity)
+    def __init__(self, members: Members, n: int) -> None:
+        self._n = n
+        self._capacity = members.capacity
+        self.scores = members.scores.arrays()
+        self._rule = members.rules.arrays()
+        order = _row_order(members, n)
+        # Contiguous parts keep the rows that share work together.
+        self._parts = np.array_split(order, max(1, min(_THREADS, n // _ROWS_PER_THREAD)))
+        users = members.user_ids[:n].astype(np.int64)
+        self._rotate = (users * 0x9E3779B1) & 0xFFFFFFFF   # where each row's ties start: fixed, well mixed
 
-    def scan(rows: NDArray[np.intp]) -> None:
-        block = np.empty((size, members.capacity), np.uint8)
-        memo: dict[object, NDArray[np.uint8]] = {}
-        for start in range(0, len(rows), size):
-            slots = rows[start:start + size]
-            part = members.rows(slots.tolist(), block[:len(slots)], memo)
-            found, values = best_in_rows(part, k, rotate[slots])
-            found[values == 0] = -1
-            positions[slots] = found
-            units[slots] = values
-            best[slots] = values[:, 0]
+    def _prices(self, prices: NDArray[np.float64]) -> NDArray[np.int16]:
+        # Rounded down (and capped): a value computed with them is never below the true one.
+        units = np.zeros(self._capacity, np.int16)
+        units[:self._n] = np.clip(np.floor(prices * (UNITS * kernels.PRICE_SCALE)), 0, 255 * kernels.PRICE_SCALE)
+        return units
 
-    scan(order)
-    return _Lists(positions, units, best)
+    def _run(self, prices: NDArray[np.float64], k: int) -> _Lists:
+        price_units = self._prices(prices)
+        positions = np.full((self._n, k), -1, np.int64)
+        units = np.zeros((self._n, k), np.uint8)
+        best = np.zeros(self._n, np.int64)
+
+        def part(rows: NDArray[np.int64]) -> None:
+            found = np.empty((len(rows), k), np.int64)
+            found_units = np.empty((len(rows), k), np.uint8)
+            highest = np.empty(len(rows), np.int64)
+            kernels.scan(rows, self.scores, self._rule, price_units, k, self._rotate[rows], found, found_units,
+                         highest)
+            positions[rows], units[rows], best[rows] = found, found_units, highest
+
+        if len(self._parts) == 1:
+            part(self._parts[0])
+        else:
+            with ThreadPoolExecutor(len(self._parts)) as pool:
+                list(pool.map(part, self._parts))
+        return _Lists(positions, units, best)
+
+    def rows(self, slots: NDArray[np.int64], k: int) -> _Lists:
+        """The ``k`` candidates of highest score of a few members (a row each, in the order given)."""
+        k = max(1, min(k, self._n - 1))
+        positions = np.empty((len(slots), k), np.int64)
+        units = np.empty((len(slots), k), np.uint8)
+        best = np.empty(len(slots), np.int64)
+        kernels.scan(slots, self.scores, self._rule, self._prices(np.zeros(self._n)), k, self._rotate[slots],
+                     positions, units, best)
+        return _Lists(positions, units, best)
+
+    def best(self, prices: NDArray[np.float64], k: int) -> _Lists:
+        """Each member's ``k`` candidates of highest score less the candidate's price."""
+        return self._run(prices, max(1, min(k, self._n - 1)))
+
+    def bound(self, prices: NDArray[np.float64], placeable: NDArray[np.bool_]) -> float:
+        """An upper bound on the total of any round of these members, from any prices ``p`` (>= 0).
+
+        Why it holds. Write w(i, j) for the score of an eligible pair. A round's pairs and trio define
+        an assignment σ of members to members (a pair {i, j}: i → j and j → i; a trio {a, b, c}:
+        a → b → c → a; anyone left out: i → i, worth 0), and the round's total is exactly half the
+        assignment's value Σ_i w(i, σ(i)): a pair counts w(i, j) twice, a trio each of its three pairs
+        once, and its score is half that sum. Let π_i = max(-p_i, max over j eligible with i of
+        w(i, j) - p_j). Then π_i + p_σ(i) >= w(i, σ(i)) for every i, and since σ is a permutation,
+        Σ_i w(i, σ(i)) <= Σ_i π_i + Σ_j p_j. So every round's total is at most (Σ π + Σ p) / 2.
+
+        The maximum runs over every eligible pair: a scan of every row. Units are rounded up and prices
+        down, so each π computed is at least the true one, and the bound stays valid. Members without
+        any eligible partner are i → i in every round and add nothing (their price is 0).
+        """
+        best = self._run(prices, 0).best
+        profit = np.maximum(-prices, np.where(best > kernels.NONE, best / (UNITS * kernels.PRICE_SCALE), -np.inf))
+        return (math.fsum(profit[placeable].tolist()) + math.fsum(prices[placeable].tolist())) / 2
 
 
 @dataclass(frozen=True)
@@ -186,56 +237,38 @@ class _Graph:
     """The candidate graph, both ways round, as compressed rows sorted by column; each row also holds
     the member itself ("stay single", weight 0), as the assignment needs."""
 
-    indptr: NDArray[np.intp]
-    columns: NDArray[np.intp]
+    indptr: NDArray[np.int64]
+    columns: NDArray[np.int32]
     weights: NDArray[np.float64]
     # Rows given more partners after the assignment (``widened``), whole, in place of their slice.
     wider: dict[int, tuple[NDArray[np.intp], NDArray[np.float64]]] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, members: Members, lists: _Lists) -> _Graph:
-        n = len(lists.positions)
-        held = lists.positions >= 0
-        a = np.repeat(np.arange(n), held.sum(axis=1))
-        return cls.build(members, n, a, lists.positions[held].astype(np.intp), lists.units[held])
-
-    @classmethod
-    def build(cls, members: Members, n: int, a: NDArray[np.intp], b: NDArray[np.intp], units: NDArray[np.uint8],
-              ) -> _Graph:
-        # Scores are symmetric, units too: each edge once per direction, then the members themselves,
-        # as sorted keys (row, column, units) packed in one integer: sorted in place, without an index.
-        keys = np.concatenate([(a * n + b) << 8 | units, (b * n + a) << 8 | units, (np.arange(n) * (n + 1)) << 8])
-        keys.sort()
-        keys = keys[np.concatenate([[True], (keys[1:] >> 8) != (keys[:-1] >> 8)])]
-        unit_of = (keys & 0xFF).astype(np.uint8)
-        keys >>= 8
-        rows = (keys // n).astype(np.intp)
-        columns = (keys % n).astype(np.intp)
-        del keys
-        weights = np.empty(len(rows))
-        for start in range(0, len(rows), _EDGES_AT_ONCE):
-            part = slice(start, start + _EDGES_AT_ONCE)
-            weights[part] = members.scores.exact_pairs(rows[part], columns[part], unit_of[part])
-        weights[rows == columns] = 0.0
-        indptr = np.zeros(n + 1, np.intp)
-        np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
+    def of(cls, scores: ScoreArrays, lists: Sequence[_Lists]) -> _Graph:
+        """The graph of the candidates in ``lists``, both ways round."""
+        positions = np.hstack([found.positions for found in lists])
+        units = np.hstack([found.units for found in lists])
+        indptr, columns, weights = kernels.candidate_graph(positions, units, scores)
         return cls(indptr, columns, weights)
 
-    def widened(self, members: Members, slots: list[int], k: int) -> _Graph:
+    @property
+    def no_second(self) -> float:
+        """What a member with one option bids as if the next were worth less than nothing."""
+        return 1.0 + float(np.max(self.weights, initial=0.0))
+
+    def widened(self, scan: _Scan, members: Members, slots: list[int], k: int) -> _Graph:
         """The graph with up to ``k`` more partners for each of ``slots`` (both ways round): members
         still single after the assignment look further down their lists for a way in."""
         added: dict[int, dict[int, float]] = {}
-        block = np.empty((1, members.capacity), np.uint8)
-        for slot in slots:
-            members.rows([slot], block)
-            positions, values = best_in_rows(block, k, np.zeros(1, np.int64))
-            held = values[0] > 0
-            others = positions[0][held].astype(np.intp)
-            weights = members.scores.exact(slot, others, values[0][held])
-            for other, weight in zip(others.tolist(), weights.tolist(), strict=True):
-                if not self.has(slot, other):
-                    added.setdefault(slot, {})[other] = weight
-                    added.setdefault(other, {})[slot] = weight
+        found = scan.rows(np.array(slots, np.int64), k)
+        for r, slot in enumerate(slots):
+            held = found.positions[r] >= 0
+            others = found.positions[r][held].astype(np.intp)
+            weights = members.scores.exact(slot, others, found.units[r][held])
+            fresh = ~np.isin(others, self.row(slot)[0])
+            for other, weight in zip(others[fresh].tolist(), weights[fresh].tolist(), strict=True):
+                added.setdefault(slot, {})[other] = weight
+                added.setdefault(other, {})[slot] = weight
         wider = dict(self.wider)
         for row, extra in added.items():
             columns, weights = self.row(row)
@@ -245,7 +278,7 @@ class _Graph:
             wider[row] = (merged_columns[order], merged_weights[order])
         return _Graph(self.indptr, self.columns, self.weights, wider)
 
-    def row(self, a: int) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
+    def row(self, a: int) -> tuple[NDArray[np.signedinteger[Any]], NDArray[np.float64]]:
         """a's partners in the graph (sorted) and the weights of those pairs."""
         found = self.wider.get(a)
         if found is not None:
@@ -253,7 +286,15 @@ class _Graph:
         start, end = int(self.indptr[a]), int(self.indptr[a + 1])
         return self.columns[start:end], self.weights[start:end]
 
-    def neighbours(self, a: int) -> NDArray[np.intp]:
+    def pair_weights(self, a: NDArray[np.intp], b: NDArray[np.intp]) -> NDArray[np.float64]:
+        """The weight of each pair ``a[i]``, ``b[i]`` (NaN where the graph holds no such pair)."""
+        found: NDArray[np.float64] = kernels.pair_weights(self.indptr, self.columns, self.weights, a, b)
+        # A widened row holds its slice's pairs and more: only pairs not found there need it.
+        for i in np.flatnonzero(np.isnan(found) & np.isin(a, list(self.wider))).tolist():
+            found[i] = self.weight(int(a[i]), int(b[i])) if self.has(int(a[i]), int(b[i])) else np.nan
+        return found
+
+    def neighbours(self, a: int) -> NDArray[np.signedinteger[Any]]:
         return self.row(a)[0]
 
     def weight(self, a: int, b: int) -> float:
@@ -267,103 +308,6 @@ class _Graph:
         columns = self.row(a)[0]
         at = int(np.searchsorted(columns, b))
         return at < len(columns) and int(columns[at]) == b
-
-
-def _auction(graph: _Graph, active: NDArray[np.bool_]) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
-    """Each active member bids for the partner (or for staying single) worth most to them at current
-    prices; the highest bid for a partner wins them and sets their price. A bid raises the price by the
-    bidder's margin over their second choice, plus ε, so this ends; ε shrinks phase by phase, and the
-    assignments that remain within ε of the best are kept from one phase to the next.
-
-    Many bidders bid at once, in numpy; the last few, one at a time (a round of numpy calls for one or
-    two bidders costs more than their bids).
-
-    Returns the partner each member chose (itself for staying single) and the final prices.
-    """
-    n = len(graph.indptr) - 1
-    indptr, columns, weights = graph.indptr, graph.columns, graph.weights
-    degree = np.diff(indptr)
-    # A member with one option bids as if the next were worth this much less than nothing.
-    no_second = 1.0 + float(np.max(weights, initial=0.0))
-    price = np.zeros(n)
-    chosen = np.arange(n)          # member -> the partner they hold (itself while single, or inactive)
-    holder = np.arange(n)          # partner -> the member holding them, -1 for nobody
-    edge_of = indptr[:-1].copy()   # member -> the edge they hold
-    held = np.zeros(n, np.bool_)
-    held[~active] = True
-    for phase, epsilon in enumerate(_EPSILONS):
-        if phase:
-            values = weights - price[columns]
-            best = np.maximum.reduceat(values, indptr[:-1])
-            slack = active & held & (values[edge_of] < best - epsilon)
-            held[slack] = False
-            holder[chosen[slack]] = -1
-        else:
-            held[active] = False
-            holder[active] = -1
-        bidders = np.flatnonzero(~held)
-        while len(bidders) > _FEW_BIDDERS:
-            targets, bids, picked = _bids(graph, degree, price, bidders, epsilon, no_second)
-            ranked = np.lexsort((bidders, -bids, targets))
-            ranked_targets = targets[ranked]
-            winners = ranked[np.concatenate([[True], ranked_targets[1:] != ranked_targets[:-1]])]
-            won = targets[winners]
-            displaced = holder[won]
-            displaced = displaced[displaced >= 0]
-            held[displaced] = False
-            price[won] = bids[winners]
-            holder[won] = bidders[winners]
-            chosen[bidders[winners]] = won
-            edge_of[bidders[winners]] = picked[winners]
-            held[bidders[winners]] = True
-            lost = np.ones(len(bidders), np.bool_)
-            lost[winners] = False
-            bidders = np.concatenate([bidders[lost], displaced])
-        queue = deque(bidders.tolist())
-        while queue:
-            bidder = queue.popleft()
-            start, end = int(indptr[bidder]), int(indptr[bidder + 1])
-            values = weights[start:end] - price[columns[start:end]]
-            first = int(np.argmax(values))
-            best_value = float(values[first])
-            values[first] = -np.inf
-            next_value = float(values.max()) if end - start > 1 else best_value - no_second
-            target = int(columns[start + first])
-            price[target] += best_value - next_value + epsilon
-            previous = int(holder[target])
-            if previous >= 0:
-                held[previous] = False
-                queue.append(previous)
-            holder[target] = bidder
-            chosen[bidder] = target
-            edge_of[bidder] = start + first
-            held[bidder] = True
-    return chosen, price
-
-
-def _bids(graph: _Graph, degree: NDArray[np.intp], price: NDArray[np.float64], bidders: NDArray[np.intp],
-          epsilon: float, no_second: float) -> tuple[NDArray[np.intp], NDArray[np.float64], NDArray[np.intp]]:
-    """What each bidder bids for, how much, and the edge: computed a slice of bidders at a time, so that
-    the first rounds, when everyone bids, do not hold every edge's temporaries at once."""
-    targets, bids, picked = [], [], []
-    for first in range(0, len(bidders), _BIDDERS_AT_ONCE):
-        some = bidders[first:first + _BIDDERS_AT_ONCE]
-        lengths = degree[some]
-        starts = np.cumsum(lengths) - lengths
-        edges = np.repeat(graph.indptr[some] - starts, lengths) + np.arange(int(lengths.sum()))
-        values = graph.weights[edges] - price[graph.columns[edges]]
-        top = np.maximum.reduceat(values, starts)
-        hits = np.flatnonzero(values == np.repeat(top, lengths))
-        segment = np.repeat(np.arange(len(some)), lengths)[hits]
-        firsts = hits[np.concatenate([[True], segment[1:] != segment[:-1]])]
-        values[firsts] = -np.inf
-        second = np.maximum.reduceat(values, starts)
-        second = np.where(np.isfinite(second), second, top - no_second)
-        chosen = graph.columns[edges[firsts]]
-        targets.append(chosen)
-        bids.append(price[chosen] + (top - second) + epsilon)
-        picked.append(edges[firsts])
-    return np.concatenate(targets), np.concatenate(bids), np.concatenate(picked)
 
 
 def _pairs(graph: _Graph, partner: NDArray[np.intp]) -> NDArray[np.intp]:
@@ -442,31 +386,58 @@ def _short_moves(graph: _Graph, mate: NDArray[np.intp], placeable: NDArray[np.bo
     its rank and its new pairs: either they fit each other, or u - a = b - v, where u takes a and a's
     partner b takes v."""
     free = placeable & (mate == _SINGLE)
+    n = len(mate)
+    # Singles are few: for every member, the two singles that fit them best (two, so that u can look
+    # past itself), read off the singles' own rows (the graph is symmetric).
+    near: list[NDArray[np.intp]] = []
+    by: list[NDArray[np.intp]] = []
+    worth: list[NDArray[np.float64]] = []
+    for lone in single:
+        columns, weights = graph.row(lone)
+        keep = columns != lone
+        near.append(columns[keep].astype(np.intp))
+        by.append(np.full(int(keep.sum()), lone, np.intp))
+        worth.append(weights[keep])
+    first_v = np.full(n, -1, np.intp)
+    first_w = np.full(n, -np.inf)
+    second_v = np.full(n, -1, np.intp)
+    second_w = np.full(n, -np.inf)
+    if near:
+        x, v, w = np.concatenate(near), np.concatenate(by), np.concatenate(worth)
+        order = np.lexsort((v, -w, x))
+        x, v, w = x[order], v[order], w[order]
+        starts = np.flatnonzero(np.concatenate([[True], x[1:] != x[:-1]]))
+        first_v[x[starts]], first_w[x[starts]] = v[starts], w[starts]
+        has_second = np.append(starts[1:], len(x)) - starts > 1
+        seconds = starts[has_second] + 1
+        second_v[x[seconds]], second_w[x[seconds]] = v[seconds], w[seconds]
+    paired = np.flatnonzero(mate >= 0)
+    current = np.full(n, np.nan)
+    current[paired] = graph.pair_weights(paired, mate[paired])
     moves = []
     for u in single:
         best: tuple[tuple[float, int, int, int], list[tuple[int, int]]] | None = None
         partners, weights = graph.row(u)
         keep = partners != u
-        partners, weights = partners[keep], weights[keep]
+        partners, weights = partners[keep].astype(np.intp), weights[keep]
         direct = free[partners]
         if direct.any():
             at = int(np.argmax(np.where(direct, weights, -np.inf)))
-            option = ((-float(weights[at]), u, int(partners[at]), -1), [(u, int(partners[at]))])
-            if best is None or option[0] < best[0]:
-                best = option
-        for a, with_a in zip(partners.tolist(), weights.tolist(), strict=True):
-            b = int(mate[a])
-            if b < 0:
-                continue
-            others, with_b = graph.row(b)
-            ok = free[others] & (others != u)
-            if not ok.any():
-                continue
-            at = int(np.argmax(np.where(ok, with_b, -np.inf)))
-            gain = with_a + float(with_b[at]) - graph.weight(a, b)
-            option = ((-gain, u, a, int(others[at])), [(u, a), (b, int(others[at]))])
-            if best is None or option[0] < best[0]:
-                best = option
+            best = ((-float(weights[at]), u, int(partners[at]), -1), [(u, int(partners[at]))])
+        b = mate[partners]
+        held = b >= 0
+        if held.any():
+            a, with_a, b = partners[held], weights[held], b[held]
+            v = np.where(first_v[b] == u, second_v[b], first_v[b])
+            with_v = np.where(first_v[b] == u, second_w[b], first_w[b])
+            gain = with_a + with_v - current[a]
+            ok = v >= 0
+            if ok.any():
+                a, v, b, gain = a[ok], v[ok], b[ok], gain[ok]
+                at = int(np.lexsort((v, a, -gain))[0])
+                option = ((-float(gain[at]), u, int(a[at]), int(v[at])), [(u, int(a[at])), (int(b[at]), int(v[at]))])
+                if best is None or option[0] < best[0]:
+                    best = option
         if best is not None:
             moves.append(best)
     return moves
@@ -727,45 +698,3 @@ def _balanced(graph: _Graph, prices: NDArray[np.float64]) -> NDArray[np.float64]
     profit = np.maximum.reduceat(graph.weights - prices[graph.columns], graph.indptr[:-1])
     balanced: NDArray[np.float64] = (profit + prices) / 2
     return balanced
-
-
-def _bound(members: Members, n: int, prices: NDArray[np.float64], placeable: NDArray[np.bool_],
-           order: NDArray[np.intp]) -> float:
-    """An upper bound on the total of any round of these members, from the auction's prices.
-
-    Why it holds. Write w(i, j) for the score of an eligible pair. A round's pairs and trio define an
-    assignment σ of members to members (a pair {i, j}: i → j and j → i; a trio {a, b, c}: a → b → c → a;
-    anyone left out: i → i, worth 0), and the round's total is exactly half the assignment's value
-    Σ_i w(i, σ(i)): a pair counts w(i, j) twice, a trio each of its three pairs once, and its score is
-    half that sum. For any prices p, let π_i = max(-p_i, max over j eligible with i of w(i, j) - p_j).
-    Then π_i + p_σ(i) >= w(i, σ(i)) for every i, and since σ is a permutation,
-    Σ_i w(i, σ(i)) <= Σ_i π_i + Σ_j p_j. So every round's total is at most (Σ π + Σ p) / 2.
-
-    The maximum runs over every eligible pair, not just the candidates: each row is scored again in
-    full. Units are rounded up and prices down (``units >= 12 w``, ``floor(12 p) <= 12 p``), so each
-    π computed is at least the true one, and the bound stays valid. Members without any eligible
-    partner are i → i in every round and add π_i + p_i = 0 (their price is 0).
-    """
-    price_units = np.zeros(members.capacity, np.int16)
-    price_units[:n] = np.clip(np.floor(prices * UNITS), 0, (1 << 14)).astype(np.int16)
-    profit = np.zeros(n)
-
-    size = _block_rows(members.capacity)
-
-    def scan(rows: NDArray[np.intp]) -> None:
-        block = np.empty((size, members.capacity), np.uint8)
-        signed = np.empty((size, members.capacity), np.int16)
-        memo: dict[object, NDArray[np.uint8]] = {}
-        rows = rows[placeable[rows]]
-        for start in range(0, len(rows), size):
-            slots = rows[start:start + size]
-            part, margin = block[:len(slots)], signed[:len(slots)]
-            members.rows(slots.tolist(), part, memo)
-            # An excluded entry is 0 here, so it counts as an option worth -p_j: a maximum over more
-            # than the eligible pairs is still at least the true π_i, and -p_j is below any option a
-            # member who has one ever takes.
-            np.subtract(part, price_units, out=margin, dtype=np.int16)
-            profit[slots] = np.maximum(-prices[slots], margin.max(axis=1) / UNITS)
-
-    scan(order)
-    return (math.fsum(profit[placeable].tolist()) + math.fsum(prices[placeable].tolist())) / 2

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Final, TypeVar
+from typing import Final, NamedTuple, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -99,6 +99,28 @@ def grown(array: NDArray[_T], capacity: int) -> NDArray[_T]:
     bigger = np.zeros(capacity, dtype=array.dtype)
     bigger[:len(array)] = array
     return bigger
+
+
+class RuleArrays(NamedTuple):
+    """``RuleColumns`` as arrays, for compiled code; lists are (starts, values) pairs."""
+
+    open_rows: NDArray[np.uint8]        # language set × capacity: 1 where a slot is open to that set
+    language_set: NDArray[np.int64]     # slot -> its row of open_rows
+    available: NDArray[np.bool_]
+    company: NDArray[np.int64]
+    company_from: NDArray[np.int64]     # company id -> its first slot, and one past its last
+    company_to: NDArray[np.int64]
+    avoid: tuple[NDArray[np.int64], NDArray[np.int64]]      # slot -> company ids it avoids
+    avoiders: tuple[NDArray[np.int64], NDArray[np.int64]]   # company id -> slots avoiding it
+    apart: tuple[NDArray[np.int64], NDArray[np.int64]]      # slot -> slots it may not meet
+
+
+def csr(lists: Sequence[Sequence[int]]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Lists as one array of values and where each list starts in it (one more entry: the end)."""
+    starts = np.zeros(len(lists) + 1, np.int64)
+    np.cumsum([len(values) for values in lists], out=starts[1:])
+    values = np.fromiter((value for values in lists for value in values), np.int64, int(starts[-1]))
+    return starts, values
 
 
 class RuleColumns:
@@ -223,11 +245,7 @@ class RuleColumns:
 
     def apart(self, slot: int) -> NDArray[np.intp]:
         """The slots of the members ``slot``'s member met recently or was declined by."""
-        others = self._apart.get(self._user[slot])
-        if not others:
-            return np.zeros(0, np.intp)
-        slots = (self._slot_of.get(other, -1) for other in others)
-        return np.fromiter((s for s in slots if s >= 0 and s != slot), np.intp)
+        return np.array(self._apart_slots(slot), np.intp)
 
     def exclude(self, slots: Sequence[int], block: NDArray[np.uint8]) -> None:
         """Set to 0 every entry of ``block`` whose column may not be matched with its row's member: the
@@ -260,6 +278,32 @@ class RuleColumns:
                     columns.append(found)
         if rows:
             block[np.concatenate(rows), np.concatenate(columns)] = 0
+
+    def arrays(self) -> RuleArrays:
+        """What ``exclude`` reads, as arrays, for slots sorted by company (``sort_by_company``)."""
+        if self._ranges is None:
+            raise ValueError("slots are not sorted by company")
+        languages: dict[int, int] = {}
+        language_set = np.fromiter((languages.setdefault(int(bits), len(languages))
+                                    for bits in self._languages[:self.size]), np.int64, self.size)
+        return RuleArrays(
+            open_rows=np.stack([self.open_to(bits) for bits in languages] or [np.zeros(self.capacity, np.uint8)]),
+            language_set=language_set,
+            available=self._available.copy(),
+            company=self._company.astype(np.int64),
+            company_from=self._ranges[0].astype(np.int64),
+            company_to=self._ranges[1].astype(np.int64),
+            avoid=csr(self._avoid[:self.size]),
+            avoiders=csr([self._avoiding(company).tolist() for company in range(len(self._company_id))]),
+            apart=csr([self._apart_slots(slot) for slot in range(self.size)]))
+
+    def _apart_slots(self, slot: int) -> list[int]:
+        """``apart`` as a list (``arrays`` reads it for every slot: no numpy call for each)."""
+        others = self._apart.get(self._user[slot])
+        if not others:
+            return []
+        slots = (self._slot_of.get(other, -1) for other in others)
+        return [s for s in slots if s >= 0 and s != slot]
 
     def mask(self, slot: int) -> NDArray[np.bool_]:
         """Which slots may be matched with ``slot``: ``exclude`` applied to a row of ones."""

@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Final
+from typing import Final, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -29,7 +29,7 @@ from bot.matching.model import (
     History,
     Reason,
 )
-from bot.matching.rules import BLOCK, grown, kept_apart
+from bot.matching.rules import BLOCK, csr, grown, kept_apart
 from bot.matching.terms import phrase_terms, tag_key
 
 BASE: Final = 1.0
@@ -146,6 +146,32 @@ def timezone_units(x: float | None, y: float | None) -> int:
     return max(0, math.ceil(timezone_bonus(x, y) * UNITS - 1e-9))
 
 
+class Postings(NamedTuple):
+    """``_Postings`` as arrays: for id ``t``, ``dense[dense_of[t]]`` is its row when it has one
+    (``dense_of[t] >= 0``), else ``sparse[sparse_at[t]:sparse_at[t + 1]]`` are the slots holding it."""
+
+    dense_of: NDArray[np.int64]
+    dense: NDArray[np.uint8]
+    sparse_at: NDArray[np.int64]
+    sparse: NDArray[np.int64]
+
+
+class ScoreArrays(NamedTuple):
+    """``ScoreColumns`` as arrays, for compiled code; lists per slot are (starts, values) pairs."""
+
+    base: NDArray[np.uint8]                              # zone × capacity: base and time zone units
+    zone: NDArray[np.int64]
+    tags: tuple[NDArray[np.int64], NDArray[np.int64]]
+    seeks: tuple[NDArray[np.int64], NDArray[np.int64]]
+    offers: tuple[NDArray[np.int64], NDArray[np.int64]]
+    threads: tuple[NDArray[np.int64], NDArray[np.int64]]
+    tag_postings: Postings
+    offer_postings: Postings                             # who offers each term
+    seek_postings: Postings                              # who seeks each term
+    zone_units: NDArray[np.uint8]                        # zone × zone: the time zone bonus in units
+    zone_scores: NDArray[np.float64]                     # ... and as the score has it
+
+
 class _Postings:
     """Which slots hold each id (a tag, a term), adding ``value`` units to those slots in a row.
 
@@ -201,6 +227,18 @@ class _Postings:
                 np.add(row, dense, out=row)
             else:
                 row[self._held(key)] += self._value
+
+    def arrays(self, ids: int) -> Postings:
+        """The postings of ids ``0 .. ids - 1`` as arrays (see ``Postings``)."""
+        dense_keys = sorted(key for key in self._dense if key < ids)
+        dense_of = np.full(ids, -1, np.int64)
+        dense_of[dense_keys] = np.arange(len(dense_keys))
+        dense = np.stack([self._dense[key] for key in dense_keys] or [np.zeros(self._capacity, np.uint8)])
+        lists = [self._slots.get(key, []) if dense_of[key] < 0 else [] for key in range(ids)]
+        sparse_at = np.zeros(ids + 1, np.int64)
+        np.cumsum([len(listed) for listed in lists], out=sparse_at[1:])
+        sparse = np.fromiter((slot for listed in lists for slot in listed), np.int64, int(sparse_at[-1]))
+        return Postings(dense_of, dense, sparse_at, sparse)
 
     def any_into(self, row: NDArray[np.uint8], ids: tuple[int, ...]) -> None:
         """Set ``row`` to the value where a slot holds any of ``ids``."""
@@ -384,6 +422,26 @@ class ScoreColumns:
         if rows:
             block[rows, columns] += THREAD_UNITS
 
+    def arrays(self) -> ScoreArrays:
+        """What ``units`` reads, as arrays (``bot.matching.kernels`` computes the same rows from them)."""
+        self.prepare()
+        slots = range(self.size)
+        threads = []
+        for slot in slots:
+            others = (self._slot_of.get(user, -1) for user in self._threads.get(self._user[slot], ()))
+            threads.append(sorted(other for other in others if other >= 0))
+        return ScoreArrays(
+            base=np.stack([self._base_for(zone) for zone in range(len(self._offsets))]),
+            zone=self._zone.astype(np.int64),
+            tags=csr([self._features[slot].tags for slot in slots]),
+            seeks=csr([self._features[slot].seeks for slot in slots]),
+            offers=csr([self._features[slot].offers for slot in slots]),
+            threads=csr(threads),
+            tag_postings=self._tags.arrays(len(self._tag_id)),
+            offer_postings=self._offers.arrays(len(self._term_id)),
+            seek_postings=self._seeks.arrays(len(self._term_id)),
+            zone_units=self._tz_units, zone_scores=self._tz_scores)
+
     def exact(self, slot: int, others: NDArray[np.intp], units: NDArray[np.uint8]) -> NDArray[np.float64]:
         """The float scores of ``slot`` with ``others``, given their units (as ``units`` gave them)."""
         return self.exact_pairs(np.full(len(others), slot, np.intp), others, units)
@@ -396,42 +454,11 @@ class ScoreColumns:
         return scores
 
 
-def best_in_rows(block: NDArray[np.uint8], k: int, rotate: NDArray[np.int64],
-                 ) -> tuple[NDArray[np.intp], NDArray[np.uint8]]:
-    """For each row of ``block``, the positions of its ``k`` highest entries, highest first, and their
-    values; entries of value 0 (nobody, or not eligible) come last and are not to be used.
-
-    Each row folds into ``BLOCK`` equal parts; the column maxima of the fold say which columns can hold
-    the top ``k`` (every entry above the k-th largest maximum lies in a column whose maximum is above
-    it, and k columns tied at that maximum hold k entries at least as high), so only ``BLOCK * k``
-    entries of a row are sorted. Columns tied at the cut are taken from where ``rotate`` says, so that
-    members with the same scores do not all keep the same partners.
-    """
-    count, capacity = block.shape
-    width = capacity // BLOCK
-    tops = block.reshape(count, BLOCK, width).max(axis=1)
-    keep = min(k, width)
-    if keep < width:
-        # Value first; among equal values, the column number scrambled by the row's own key (a xor is
-        # one-to-one, so the order is strict).
-        bits = max(1, (width - 1).bit_length())
-        scrambled = np.arange(width, dtype=np.int32)[None, :] ^ (rotate[:, None] & ((1 << bits) - 1)).astype(np.int32)
-        priority = (tops.astype(np.int32) << bits) | scrambled
-        columns = np.argpartition(priority, width - keep, axis=1)[:, width - keep:]
-    else:
-        columns = np.broadcast_to(np.arange(width), (count, width))
-    starts = np.arange(count)[:, None, None] * capacity + np.arange(BLOCK)[None, :, None] * width
-    flat = (columns[:, None, :] + starts).reshape(count, -1)
-    values = np.take(block.reshape(-1), flat)
-    # Radix-sorted bytes, then read backwards: highest first.
-    order = np.argsort(values, axis=1, kind="stable")[:, :-k - 1:-1]
-    picked = np.take_along_axis(flat, order, axis=1)
-    return picked - np.arange(count)[:, None] * capacity, np.take_along_axis(values, order, axis=1)
-
-
 def cut_units(block: NDArray[np.uint8], k: int) -> NDArray[np.uint8]:
-    """For each row, a value such that each of the row's ``k`` highest entries is at least that (the k-th
-    largest column maximum of the fold, as in ``best_in_rows``); at least 1."""
+    """For each row, a value such that each of the row's ``k`` highest entries is at least that: the k-th
+    largest column maximum when the row is folded into ``BLOCK`` equal parts (every entry above it lies in
+    a column whose maximum is above it, and k columns reaching it hold k entries at least as high); at
+    least 1."""
     count = len(block)
     tops = block.reshape(count, BLOCK, -1).max(axis=1)
     width = tops.shape[1]
