@@ -28,6 +28,8 @@ PRICE_SCALE: Final = 64
 NONE: Final = -32768
 # Entries are taken in runs of this many; a run's highest says whether it can hold one of the best.
 RUN: Final = 64
+# The most members ``candidate_graph`` takes.
+MOST_MEMBERS: Final = 1 << 23
 _MOST_TAG_UNITS: Final = INTEREST_UNITS * MOST_INTERESTS
 # Run bests are counted in levels of 64 values: shifted to be at least 0, then cut to 512 levels.
 _LEVEL_BITS: Final = 6
@@ -288,63 +290,72 @@ def candidate_graph(positions, units, score):  # type: ignore[no-untyped-def]
     """The candidate graph from each row's candidates (``positions[i]``, -1 for none, with the pair's
     ``units``): each pair both ways round, once, and each member with itself (weight 0), as compressed
     rows sorted by column. Weights are the float scores, restored from units and the two time zones as
-    ``ScoreColumns.exact_pairs`` does.
+    ``ScoreColumns.exact_pairs`` does. Up to ``MOST_MEMBERS`` rows (a column and its units share 32 bits).
 
     Returns (indptr, columns, weights).
     """
     zone, zone_units, zone_scores = score.zone, score.zone_units, score.zone_scores
     n, k = positions.shape
-    degree = np.ones(n, np.int64)
+    # A candidate is packed as column << 8 | units, so that sorting them sorts by column. Those that
+    # name each row (the transpose) are laid out row by row, in ascending order as they are visited.
+    named_at = np.zeros(n + 1, np.int64)
     for i in range(n):
         for c in range(k):
             j = positions[i, c]
             if j >= 0:
-                degree[i] += 1
-                degree[j] += 1
-    starts = np.zeros(n + 1, np.int64)
-    for i in range(n):
-        starts[i + 1] = starts[i] + degree[i]
-    columns = np.empty(starts[n], np.int32)
-    pair_units = np.empty(starts[n], np.uint8)
-    fill = starts[:n].copy()
-    for i in range(n):
-        columns[fill[i]] = i
-        pair_units[fill[i]] = 0
-        fill[i] += 1
+                named_at[j + 1] += 1
+    for j in range(n):
+        named_at[j + 1] += named_at[j]
+    named = np.empty(named_at[n], np.int32)
+    fill = named_at[:n].copy()
     for i in range(n):
         for c in range(k):
             j = positions[i, c]
             if j >= 0:
-                columns[fill[i]] = j
-                pair_units[fill[i]] = units[i, c]
-                fill[i] += 1
-                columns[fill[j]] = i
-                pair_units[fill[j]] = units[i, c]
+                named[fill[j]] = np.int32(i) << 8 | np.int32(units[i, c])
                 fill[j] += 1
-    # Each row sorted by column and its repeats dropped, compacted towards the front.
+    # Each row: its own candidates and the member itself, sorted, merged with those that name it,
+    # repeats dropped.
     indptr = np.zeros(n + 1, np.int64)
+    columns = np.empty(2 * named_at[n] + n, np.int32)
+    pair_units = np.empty(2 * named_at[n] + n, np.uint8)
+    own = np.empty(k + 1, np.int32)
     at = 0
     for i in range(n):
-        row = columns[starts[i]:starts[i + 1]].copy()
-        row_units = pair_units[starts[i]:starts[i + 1]].copy()
-        order = np.argsort(row)
+        own[0] = np.int32(i) << 8
+        m = 1
+        for c in range(k):
+            j = positions[i, c]
+            if j >= 0:
+                own[m] = np.int32(j) << 8 | np.int32(units[i, c])
+                m += 1
+        mine = np.sort(own[:m])
+        a = 0
+        b = named_at[i]
         last = -1
-        for o in order:
-            if row[o] != last:
-                last = row[o]
+        while a < m or b < named_at[i + 1]:
+            if b == named_at[i + 1] or (a < m and mine[a] <= named[b]):
+                packed = mine[a]
+                a += 1
+            else:
+                packed = named[b]
+                b += 1
+            if packed >> 8 != last:
+                last = packed >> 8
                 columns[at] = last
-                pair_units[at] = row_units[o]
+                pair_units[at] = packed & 255
                 at += 1
         indptr[i + 1] = at
     columns = columns[:at].copy()
     weights = np.empty(at, np.float64)
     for i in range(n):
+        zi = zone[i]
         for e in range(indptr[i], indptr[i + 1]):
             j = columns[e]
             if j == i:
                 weights[e] = 0.0
             else:
-                zi, zj = zone[i], zone[j]
+                zj = zone[j]
                 whole = (np.int64(pair_units[e]) - np.int64(zone_units[zi, zj])) // UNITS
                 weights[e] = whole + zone_scores[zi, zj]
     return indptr, columns, weights

@@ -51,7 +51,7 @@ from bot.matching.score import UNITS, ScoreArrays, score
 # short of the best assignment on the candidates: by ε per member at most.
 _EPSILONS: Final = np.array([1.0, 0.1])
 # The second auction starts from the first one's prices, close to the end already.
-_WARM_EPSILONS: Final = np.array([0.01, 0.001])
+_WARM_EPSILONS: Final = np.array([0.1, 0.01])
 # Threads the scans share rows among (the kernels release the GIL), and the fewest rows worth a thread.
 _THREADS: Final = min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 _ROWS_PER_THREAD: Final = 2000
@@ -247,6 +247,8 @@ class _Graph:
     def of(cls, scores: ScoreArrays, lists: Sequence[_Lists]) -> _Graph:
         """The graph of the candidates in ``lists``, both ways round."""
         positions = np.hstack([found.positions for found in lists])
+        if len(positions) > kernels.MOST_MEMBERS:
+            raise ValueError(f"a round takes at most {kernels.MOST_MEMBERS} members")
         units = np.hstack([found.units for found in lists])
         indptr, columns, weights = kernels.candidate_graph(positions, units, scores)
         return cls(indptr, columns, weights)
