@@ -232,6 +232,28 @@ def scan(slots, score, rule, prices, k, rotate, positions, units_out, best):  # 
 
 
 @njit(nogil=True, cache=True)
+def column_best(slots, score, rule, prices, best):  # type: ignore[no-untyped-def]
+    """For every column ``i``: ``best[i]`` raised to the highest ``units * PRICE_SCALE - prices[s]`` over
+    the ``slots`` s that may meet it. Rows are symmetric (the score and the rule are), so row s is column
+    s: this is the best each member could do with one of ``slots``, at a row's cost per slot."""
+    capacity = best.shape[0]
+    seeks, offers = score.seeks, score.offers
+    wanted = np.zeros(capacity, np.uint8)
+    offered = np.zeros(capacity, np.uint8)
+    tag_sum = np.zeros(capacity, np.uint8)
+    units = np.zeros(capacity, np.uint8)
+    for r in range(slots.shape[0]):
+        slot = slots[r]
+        _any_of(wanted, seeks[1][seeks[0][slot]:seeks[0][slot + 1]], OFFER_UNITS, score.offer_postings)
+        _any_of(offered, offers[1][offers[0][slot]:offers[0][slot + 1]], OFFER_UNITS, score.seek_postings)
+        _units(slot, score, rule, wanted, offered, tag_sum, units)
+        price = np.int64(prices[slot])
+        for j in range(capacity):
+            if units[j]:
+                best[j] = max(best[j], np.int64(units[j]) * PRICE_SCALE - price)
+
+
+@njit(nogil=True, cache=True)
 def auction(indptr, columns, weights, active, price, epsilons, no_second):  # type: ignore[no-untyped-def]
     """Bertsekas' auction on the candidate graph (compressed rows, each holding the member itself at
     weight 0): each active member bids for the partner (or staying single) worth most to them at current

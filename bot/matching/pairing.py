@@ -18,8 +18,9 @@ How, for n members:
    over makes the trio, by joining a pair or by taking a place in one whose member moves on.
 6. Small rounds: with up to ``_EXACT_UP_TO`` members who have a partner the plan is found by trying
    every one; up to ``_POLISH_UP_TO`` members it is polished by local search.
-7. Bound. A last scan over all rows turns the final prices into an upper bound on any round's total
-   (``_Scan.bound``), so each round says how close to the best it came.
+7. Bound. The final prices give an upper bound on any round's total (``_Scan.bound``), so each round
+   says how close to the best it came. It needs each member's best partner at those prices; the second
+   lists and a few rows more give it without scanning everyone again (``_Scan.bound_from``).
 
 The compiled kernels release the GIL and the scans share rows among threads; the Python between them
 lets the event loop run, when the bot calls this from a worker thread.
@@ -55,6 +56,8 @@ _WARM_EPSILONS: Final = np.array([0.1, 0.01])
 # Threads the scans share rows among (the kernels release the GIL), and the fewest rows worth a thread.
 _THREADS: Final = min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 _ROWS_PER_THREAD: Final = 2000
+# The share of members whose price fell most that ``_Scan.bound_from`` measures against everyone.
+_CHECKED_SHARE: Final = 0.05
 # An augmenting path search gives up after visiting this many members: a member nobody can be moved
 # for in a search this large is reported as left out rather than holding up the round.
 _SEARCH_BUDGET: Final = 2000
@@ -100,10 +103,13 @@ def plan_round(candidates: Sequence[Candidate], history: History, *, top_k: int 
     # ... and candidates by score less the partner's price find who is worth more than their score
     # says: a member whom everyone's best lists share is dear, one nobody listed is cheap.
     del graph
-    graph = _Graph.of(scan.scores, [lists, scan.best(prices, top_k)])
+    listed_at = prices.copy()
+    second = scan.best(prices, top_k)
+    graph = _Graph.of(scan.scores, [lists, second])
     partner = kernels.auction(graph.indptr, graph.columns, graph.weights, placeable, prices, _WARM_EPSILONS,
                               graph.no_second)
-    bound = scan.bound(_balanced(graph, prices), placeable)
+    final = _balanced(graph, prices)
+    bound = scan.bound_from(graph, final, placeable, second, listed_at, int(_CHECKED_SHARE * n))
     mate = _pairs(graph, partner)
     single = np.flatnonzero(placeable & (mate == _SINGLE)).tolist()
     if len(single) > 1:
@@ -165,11 +171,15 @@ class _Scan:
         self._capacity = members.capacity
         self.scores = members.scores.arrays()
         self._rule = members.rules.arrays()
-        order = _row_order(members, n)
+        self._order = _row_order(members, n)
         # Contiguous parts keep the rows that share work together.
-        self._parts = np.array_split(order, max(1, min(_THREADS, n // _ROWS_PER_THREAD)))
+        self._parts = self._split(self._order)
         users = members.user_ids[:n].astype(np.int64)
         self._rotate = (users * 0x9E3779B1) & 0xFFFFFFFF   # where each row's ties start: fixed, well mixed
+
+    @staticmethod
+    def _split(rows: NDArray[np.int64]) -> list[NDArray[np.int64]]:
+        return np.array_split(rows, max(1, min(_THREADS, len(rows) // _ROWS_PER_THREAD)))
 
     def _prices(self, prices: NDArray[np.float64]) -> NDArray[np.int16]:
         # Rounded down (and capped): a value computed with them is never below the true one.
@@ -177,7 +187,9 @@ class _Scan:
         units[:self._n] = np.clip(np.floor(prices * (UNITS * kernels.PRICE_SCALE)), 0, 255 * kernels.PRICE_SCALE)
         return units
 
-    def _run(self, prices: NDArray[np.float64], k: int) -> _Lists:
+    def _run(self, prices: NDArray[np.float64], k: int, parts: list[NDArray[np.int64]] | None = None) -> _Lists:
+        """Rows by ``parts`` (default: every row), a part to a thread; rows not in them are left empty."""
+        parts = self._parts if parts is None else parts
         price_units = self._prices(prices)
         positions = np.full((self._n, k), -1, np.int64)
         units = np.zeros((self._n, k), np.uint8)
@@ -191,11 +203,11 @@ class _Scan:
                          highest)
             positions[rows], units[rows], best[rows] = found, found_units, highest
 
-        if len(self._parts) == 1:
-            part(self._parts[0])
+        if len(parts) == 1:
+            part(parts[0])
         else:
-            with ThreadPoolExecutor(len(self._parts)) as pool:
-                list(pool.map(part, self._parts))
+            with ThreadPoolExecutor(len(parts)) as pool:
+                list(pool.map(part, parts))
         return _Lists(positions, units, best)
 
     def rows(self, slots: NDArray[np.int64], k: int) -> _Lists:
@@ -226,9 +238,56 @@ class _Scan:
         The maximum runs over every eligible pair: a scan of every row. Units are rounded up and prices
         down, so each π computed is at least the true one, and the bound stays valid. Members without
         any eligible partner are i → i in every round and add nothing (their price is 0).
+
+        The round finds the same π with far fewer rows (``bound_from``); the tests hold the two together.
         """
         best = self._run(prices, 0).best
         profit = np.maximum(-prices, np.where(best > kernels.NONE, best / (UNITS * kernels.PRICE_SCALE), -np.inf))
+        return (math.fsum(profit[placeable].tolist()) + math.fsum(prices[placeable].tolist())) / 2
+
+    def bound_from(self, graph: _Graph, prices: NDArray[np.float64], placeable: NDArray[np.bool_], lists: _Lists,
+                   listed_at: NDArray[np.float64], checked: int) -> float:
+        """``bound`` for ``prices``, the same, without scanning every row again.
+
+        ``lists`` hold each member's best candidates by score less the prices ``listed_at``, so anyone
+        not on i's list was worth at most its last entry to i then, and is worth more now only by as much
+        as their price fell since. The ``checked`` members whose price fell most are measured against
+        everyone (a row each: rows are symmetric, so a row is also a column); for the others, the
+        largest fall among them is added to the last entry. Where that estimate does not stay below
+        what the graph (which holds every list) gives exactly, the row is scanned.
+        """
+        n = self._n
+        scale = UNITS * kernels.PRICE_SCALE
+        price_units = self._prices(prices)
+        now = price_units[:n].astype(np.int64)
+        then = self._prices(listed_at)[:n].astype(np.int64)
+        listed = np.maximum.reduceat(graph.weights - prices[graph.columns], graph.indptr[:-1])
+        fall = then - now
+        order = np.argsort(-fall, kind="stable")
+        few = order[:min(checked, int(np.count_nonzero(fall > 0)))].astype(np.int64)
+        beyond = np.full(n, kernels.NONE, np.int64)
+        if len(few):
+            parts = np.array_split(few, max(1, min(_THREADS, len(few) // 64)))
+            found = [np.full(self._capacity, kernels.NONE, np.int64) for _ in parts]
+
+            def part(at: int) -> None:
+                kernels.column_best(parts[at], self.scores, self._rule, price_units, found[at])
+
+            with ThreadPoolExecutor(len(parts)) as pool:
+                list(pool.map(part, range(len(parts))))
+            beyond = np.maximum.reduce(found)[:n]
+        known = np.maximum(listed, np.where(beyond > kernels.NONE, beyond / scale, -np.inf))
+        last = lists.positions[:, -1]
+        estimate = np.full(n, -np.inf)
+        if len(few) < n:
+            full = last >= 0
+            cut = lists.units[:, -1].astype(np.int64) * kernels.PRICE_SCALE - then[np.maximum(last, 0)]
+            estimate[full] = (cut[full] + int(fall[order[len(few)]])) / scale
+        unsure = np.flatnonzero(placeable & (estimate > known)).astype(np.int64)
+        profit = known
+        if len(unsure):
+            scanned = self._run(prices, 0, self._split(self._order[np.isin(self._order, unsure)])).best[unsure]
+            profit[unsure] = np.maximum(known[unsure], np.where(scanned > kernels.NONE, scanned / scale, -np.inf))
         return (math.fsum(profit[placeable].tolist()) + math.fsum(prices[placeable].tolist())) / 2
 
 

@@ -10,6 +10,7 @@ who avoid it; for each member, the slots they met or were declined by). The prop
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Final, NamedTuple, TypeVar
@@ -119,7 +120,7 @@ def csr(lists: Sequence[Sequence[int]]) -> tuple[NDArray[np.int64], NDArray[np.i
     """Lists as one array of values and where each list starts in it (one more entry: the end)."""
     starts = np.zeros(len(lists) + 1, np.int64)
     np.cumsum([len(values) for values in lists], out=starts[1:])
-    values = np.fromiter((value for values in lists for value in values), np.int64, int(starts[-1]))
+    values = np.fromiter(itertools.chain.from_iterable(lists), np.int64, int(starts[-1]))
     return starts, values
 
 
@@ -302,8 +303,7 @@ class RuleColumns:
         others = self._apart.get(self._user[slot])
         if not others:
             return []
-        slots = (self._slot_of.get(other, -1) for other in others)
-        return [s for s in slots if s >= 0 and s != slot]
+        return [s for s in map(self._slot_of.get, others, itertools.repeat(-1)) if s >= 0 and s != slot]
 
     def mask(self, slot: int) -> NDArray[np.bool_]:
         """Which slots may be matched with ``slot``: ``exclude`` applied to a row of ones."""

@@ -426,10 +426,9 @@ class ScoreColumns:
         """What ``units`` reads, as arrays (``bot.matching.kernels`` computes the same rows from them)."""
         self.prepare()
         slots = range(self.size)
-        threads = []
-        for slot in slots:
-            others = (self._slot_of.get(user, -1) for user in self._threads.get(self._user[slot], ()))
-            threads.append(sorted(other for other in others if other >= 0))
+        threads = [sorted(other for other in map(self._slot_of.get, self._threads.get(self._user[slot], ()),
+                                                 itertools.repeat(-1)) if other >= 0)
+                   for slot in slots]
         return ScoreArrays(
             base=np.stack([self._base_for(zone) for zone in range(len(self._offsets))]),
             zone=self._zone.astype(np.int64),

@@ -81,6 +81,41 @@ def test_kernel_rows_are_the_numpy_rows_with_dense_postings() -> None:
     assert np.array_equal(kernel_rows(members), numpy_rows(members))
 
 
+@settings(max_examples=40)
+@given(communities(least=1, most=30))
+def test_kernel_rows_are_symmetric(community: tuple[list[Candidate], History]) -> None:
+    # The round reads a row as a column too (kernels.column_best).
+    members = sorted_members(*community)
+    size = members.rules.size
+    square = kernel_rows(members)[:, :size]
+    assert np.array_equal(square, square.T)
+
+
+def test_kernel_rows_are_symmetric_with_dense_postings() -> None:
+    members = sorted_members(*large_community(700, seed=4))
+    square = kernel_rows(members)[:, :members.rules.size]
+    assert np.array_equal(square, square.T)
+
+
+@settings(max_examples=30)
+@given(communities(least=2, most=30), st.integers(0, 2**32 - 1))
+def test_column_best_is_the_best_each_member_does_with_the_slots_given(community: tuple[list[Candidate], History],
+                                                                       seed: int) -> None:
+    members = sorted_members(*community)
+    size = members.rules.size
+    rng = np.random.default_rng(seed)
+    slots = rng.choice(size, rng.integers(0, size + 1), replace=False).astype(np.int64)
+    prices = np.zeros(members.capacity, np.int16)
+    prices[:size] = rng.integers(0, 255 * kernels.PRICE_SCALE, size)
+    best = np.full(members.capacity, kernels.NONE, np.int64)
+    kernels.column_best(slots, members.scores.arrays(), members.rules.arrays(), prices, best)
+    rows = numpy_rows(members).astype(np.int64)
+    for column in range(size):
+        values = [row_units * kernels.PRICE_SCALE - prices[slot]
+                  for slot in slots.tolist() if (row_units := rows[slot, column]) > 0]
+        assert best[column] == max(values, default=kernels.NONE)
+
+
 def scanned(members: Members, prices: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     size = members.rules.size
     slots = np.arange(size, dtype=np.int64)
