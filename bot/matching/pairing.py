@@ -108,8 +108,27 @@ def plan_round(candidates: Sequence[Candidate], history: History, *, top_k: int 
     graph = _Graph.of(scan.scores, [lists, second])
     partner = kernels.auction(graph.indptr, graph.columns, graph.weights, placeable, prices, _WARM_EPSILONS,
                               graph.no_second)
-    final = _balanced(graph, prices)
-    bound = scan.bound_from(graph, final, placeable, second, listed_at, int(_CHECKED_SHARE * n))
+    # The bound's kernels run beside the pairing's Python: they release the GIL.
+    with ThreadPoolExecutor(1) as background:
+        bounding = background.submit(scan.bound_from, graph, _balanced(graph, prices), placeable, second, listed_at,
+                                     int(_CHECKED_SHARE * n))
+        groups = _grouped(graph, partner, scan, members, placeable, taking_part, history)
+        bound = bounding.result()
+    placed = {user for group in groups for user in group.members}
+    left_out = {
+        c.user_id: LeftOut.NO_GROUP if placeable[i] else LeftOut.NO_PARTNER
+        for i, c in enumerate(taking_part) if c.user_id not in placed
+    }
+    total = math.fsum(group.score for group in groups)
+    return RoundPlan(groups=tuple(groups), left_out=MappingProxyType(dict(sorted(left_out.items()))),
+                     total=total, bound=bound)
+
+
+def _grouped(graph: _Graph, partner: NDArray[np.int64], scan: _Scan, members: Members,
+             placeable: NDArray[np.bool_], taking_part: Sequence[Candidate], history: History) -> list[Group]:
+    """The round's groups from the assignment: pairs, everyone placed who can be, the trio, and for small
+    rounds the exact plan or a polished one (steps 4 to 6 of the module's docstring)."""
+    n = len(taking_part)
     mate = _pairs(graph, partner)
     single = np.flatnonzero(placeable & (mate == _SINGLE)).tolist()
     if len(single) > 1:
@@ -136,14 +155,7 @@ def plan_round(candidates: Sequence[Candidate], history: History, *, top_k: int 
                score=scores[group] if group in scores and not math.isnan(scores[group]) else fit.value(group))
          for group in chosen if len(group) > 1),
         key=lambda group: group.members)
-    placed = {user for group in groups for user in group.members}
-    left_out = {
-        c.user_id: LeftOut.NO_GROUP if placeable[i] else LeftOut.NO_PARTNER
-        for i, c in enumerate(taking_part) if c.user_id not in placed
-    }
-    total = math.fsum(group.score for group in groups)
-    return RoundPlan(groups=tuple(groups), left_out=MappingProxyType(dict(sorted(left_out.items()))),
-                     total=total, bound=bound)
+    return groups
 
 
 def _row_order(members: Members, n: int) -> NDArray[np.int64]:

@@ -12,8 +12,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.matching.model import Candidate, History, LeftOut, RoundPlan
 from bot.matching.index import Members
+from bot.matching.model import Candidate, History, LeftOut, RoundPlan
 from bot.matching.pairing import _Graph, _Scan, plan_round
 from bot.matching.rules import eligible
 from bot.matching.score import score
