@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Final, NamedTuple, TypeVar
 
 import numpy as np
@@ -122,6 +122,28 @@ def csr(lists: Sequence[Sequence[int]]) -> tuple[NDArray[np.int64], NDArray[np.i
     np.cumsum([len(values) for values in lists], out=starts[1:])
     values = np.fromiter(itertools.chain.from_iterable(lists), np.int64, int(starts[-1]))
     return starts, values
+
+
+def linked_slots(links: Mapping[int, Collection[int]], users: Sequence[int], slot_of: Mapping[int, int],
+                 ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """For each slot (``users[slot]`` its member), the slots of the members ``links`` lists for that
+    member, as (starts, values) like ``csr``: only members who hold a slot, never the slot itself."""
+    n = len(users)
+    listed = [links.get(user, ()) for user in users]
+    counts = np.fromiter(map(len, listed), np.int64, n)
+    rows = np.repeat(np.arange(n, dtype=np.int64), counts)
+    others = np.fromiter(itertools.chain.from_iterable(listed), np.int64, int(counts.sum()))
+    held = np.fromiter(slot_of.keys(), np.int64, len(slot_of))
+    order = np.argsort(held)
+    held, their_slots = held[order], np.fromiter(slot_of.values(), np.int64, len(slot_of))[order]
+    slots = np.full(len(others), -1, np.int64)
+    if len(held):
+        at = np.minimum(np.searchsorted(held, others), len(held) - 1)
+        slots = np.where(held[at] == others, their_slots[at], -1)
+    keep = (slots >= 0) & (slots != rows)
+    starts = np.zeros(n + 1, np.int64)
+    np.cumsum(np.bincount(rows[keep], minlength=n), out=starts[1:])
+    return starts, slots[keep]
 
 
 class RuleColumns:
@@ -246,7 +268,9 @@ class RuleColumns:
 
     def apart(self, slot: int) -> NDArray[np.intp]:
         """The slots of the members ``slot``'s member met recently or was declined by."""
-        return np.array(self._apart_slots(slot), np.intp)
+        others = self._apart.get(self._user[slot], ())
+        return np.array([s for s in map(self._slot_of.get, others, itertools.repeat(-1)) if s >= 0 and s != slot],
+                        np.intp)
 
     def exclude(self, slots: Sequence[int], block: NDArray[np.uint8]) -> None:
         """Set to 0 every entry of ``block`` whose column may not be matched with its row's member: the
@@ -296,14 +320,7 @@ class RuleColumns:
             company_to=self._ranges[1].astype(np.int64),
             avoid=csr(self._avoid[:self.size]),
             avoiders=csr([self._avoiding(company).tolist() for company in range(len(self._company_id))]),
-            apart=csr([self._apart_slots(slot) for slot in range(self.size)]))
-
-    def _apart_slots(self, slot: int) -> list[int]:
-        """``apart`` as a list (``arrays`` reads it for every slot: no numpy call for each)."""
-        others = self._apart.get(self._user[slot])
-        if not others:
-            return []
-        return [s for s in map(self._slot_of.get, others, itertools.repeat(-1)) if s >= 0 and s != slot]
+            apart=linked_slots(self._apart, self._user[:self.size], self._slot_of))
 
     def mask(self, slot: int) -> NDArray[np.bool_]:
         """Which slots may be matched with ``slot``: ``exclude`` applied to a row of ones."""

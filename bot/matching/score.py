@@ -29,7 +29,7 @@ from bot.matching.model import (
     History,
     Reason,
 )
-from bot.matching.rules import BLOCK, csr, grown, kept_apart
+from bot.matching.rules import BLOCK, csr, grown, kept_apart, linked_slots
 from bot.matching.terms import phrase_terms, tag_key
 
 BASE: Final = 1.0
@@ -426,16 +426,13 @@ class ScoreColumns:
         """What ``units`` reads, as arrays (``bot.matching.kernels`` computes the same rows from them)."""
         self.prepare()
         slots = range(self.size)
-        threads = [sorted(other for other in map(self._slot_of.get, self._threads.get(self._user[slot], ()),
-                                                 itertools.repeat(-1)) if other >= 0)
-                   for slot in slots]
         return ScoreArrays(
             base=np.stack([self._base_for(zone) for zone in range(len(self._offsets))]),
             zone=self._zone.astype(np.int64),
             tags=csr([self._features[slot].tags for slot in slots]),
             seeks=csr([self._features[slot].seeks for slot in slots]),
             offers=csr([self._features[slot].offers for slot in slots]),
-            threads=csr(threads),
+            threads=linked_slots(self._threads, self._user[:self.size], self._slot_of),
             tag_postings=self._tags.arrays(len(self._tag_id)),
             offer_postings=self._offers.arrays(len(self._term_id)),
             seek_postings=self._seeks.arrays(len(self._term_id)),
