@@ -384,6 +384,20 @@ def candidate_graph(positions, units, score):  # type: ignore[no-untyped-def]
 
 
 @njit(nogil=True, cache=True)
+def row_best(indptr, columns, weights, prices):  # type: ignore[no-untyped-def]
+    """Each row's highest ``weights[e] - prices[columns[e]]`` (rows are never empty: each holds the
+    member itself), without the graph-sized arrays numpy would make for it."""
+    n = indptr.shape[0] - 1
+    best = np.empty(n, np.float64)
+    for i in range(n):
+        top = -np.inf
+        for e in range(indptr[i], indptr[i + 1]):
+            top = max(top, weights[e] - prices[columns[e]])
+        best[i] = top
+    return best
+
+
+@njit(nogil=True, cache=True)
 def pair_weights(indptr, columns, weights, a, b):  # type: ignore[no-untyped-def]
     """The weight of each pair ``a[i]``, ``b[i]`` in the graph (NaN where it holds no such edge)."""
     found = np.full(a.shape[0], np.nan)

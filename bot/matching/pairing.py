@@ -273,7 +273,7 @@ class _Scan:
         price_units = self._prices(prices)
         now = price_units[:n].astype(np.int64)
         then = self._prices(listed_at)[:n].astype(np.int64)
-        listed = np.maximum.reduceat(graph.weights - prices[graph.columns], graph.indptr[:-1])
+        listed = kernels.row_best(graph.indptr, graph.columns, graph.weights, prices)
         fall = then - now
         order = np.argsort(-fall, kind="stable")
         few = order[:min(checked, int(np.count_nonzero(fall > 0)))].astype(np.int64)
@@ -766,8 +766,8 @@ def _balanced(graph: _Graph, prices: NDArray[np.float64]) -> NDArray[np.float64]
     w(i, j) (scores are symmetric), so u = (π + p) / 2 satisfies u_i + u_j >= w(i, j) on every candidate
     pair, with the same sum. The auction leaves members nobody competed for at a price near 0, which a
     member who scores them just below their own candidates would gain by; u gives each member half their
-    worth instead. Any prices make a valid bound (``_bound``); these make a tighter one.
+    worth instead. Any prices make a valid bound (``_Scan.bound``); these make a tighter one.
     """
-    profit = np.maximum.reduceat(graph.weights - prices[graph.columns], graph.indptr[:-1])
+    profit = kernels.row_best(graph.indptr, graph.columns, graph.weights, prices)
     balanced: NDArray[np.float64] = (profit + prices) / 2
     return balanced
