@@ -297,7 +297,7 @@ def main() -> None:
         exact = in_child("exact", n, args.seed, EXACT_SECONDS + 5)
         placeable = int(ours["placeable"])  # type: ignore[call-overload]
         bound = float(ours["bound"])  # type: ignore[arg-type]
-        bound_note = "the round's own bound (its final prices, checked against every pair)"
+        bound_note = "the round's own bound (from its final prices: each member's best partner at them)"
         if "total" in exact:
             exact_bound = float(exact["total"]) + trio_headroom(members, history, [])  # type: ignore[arg-type]
             if exact_bound < bound:
