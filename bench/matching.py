@@ -231,7 +231,7 @@ def violations(groups: list[list[int]], members: list[Candidate], history: Histo
     return broken
 
 
-def trio_headroom(members: list[Candidate], history: History, groups: list[list[int]]) -> float:
+def trio_headroom(members: list[Candidate], history: History) -> float:
     """What a trio can add to the best pairs-only round, at most: a member's two pairs in a trio count
     half each, so at most their best score. Taken over the members of the round (one pass each)."""
     people = available(members)
@@ -299,7 +299,7 @@ def main() -> None:
         bound = float(ours["bound"])  # type: ignore[arg-type]
         bound_note = "the round's own bound (from its final prices: each member's best partner at them)"
         if "total" in exact:
-            exact_bound = float(exact["total"]) + trio_headroom(members, history, [])  # type: ignore[arg-type]
+            exact_bound = float(exact["total"]) + trio_headroom(members, history)  # type: ignore[arg-type]
             if exact_bound < bound:
                 bound, bound_note = exact_bound, "networkx optimum + most a trio adds"
         print(f"\nn = {n:,} ({len(available(members)):,} available, {placeable:,} with an eligible partner); "

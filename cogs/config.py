@@ -307,9 +307,7 @@ def _value(setting: str, value: str | None) -> Text | str:
         state, _, days = value.partition(" ")
         return Text("config.show.intros.reminders_on", days=days) if state == "on" \
             else Text("config.show.intros.reminders_off")
-    if setting == ROUNDS_SETTING:
-        return shorten(value, 120)
-    if setting == ALIAS_SETTING:
+    if setting in (ROUNDS_SETTING, ALIAS_SETTING):
         return shorten(value, 120)
     if setting == SCHEDULE_SETTING:
         day, _, at = value.partition(" ")

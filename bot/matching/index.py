@@ -37,9 +37,7 @@ class Members:
         self.scores = ScoreColumns(self.slot_of)
         self.rules.reserve(capacity)
         self.scores.reserve(capacity)
-        self.history = history
-        self.rules.set_history(history)
-        self.scores.set_threads(history.threads)
+        self.set_history(history)
         self.extend(list(candidates))
 
     @property
@@ -77,11 +75,10 @@ class Members:
         self.rules.set_history(history)
         self.scores.set_threads(history.threads)
 
-    def rows(self, slots: Sequence[int], block: NDArray[np.uint8],
-             memo: dict[object, NDArray[np.uint8]] | None = None) -> NDArray[np.uint8]:
+    def rows(self, slots: Sequence[int], block: NDArray[np.uint8]) -> NDArray[np.uint8]:
         """The scores in units of ``slots`` (a row each) against every slot, 0 where the rule keeps
         them apart."""
-        self.scores.units(slots, block, memo)
+        self.scores.units(slots, block)
         self.rules.exclude(slots, block)
         return block
 
@@ -94,15 +91,12 @@ class MatchIndex:
 
     def __init__(self, candidates: Iterable[Candidate], history: History) -> None:
         self._members = Members(candidates, history)
-        self._live = len(self._members.slot_of)
 
     def __len__(self) -> int:
-        return self._live
+        return len(self._members.slot_of)
 
     def upsert(self, candidate: Candidate) -> None:
         """Add a member, or replace what is known of them (their slot moves to the end)."""
-        if candidate.user_id not in self._members.slot_of:
-            self._live += 1
         self._members.extend([candidate])
         self._compact_if_sparse()
 
@@ -110,15 +104,15 @@ class MatchIndex:
         slot = self._members.slot_of.get(user_id)
         if slot is not None:
             self._members.retire(slot)
-            self._live -= 1
             self._compact_if_sparse()
 
     def set_history(self, history: History) -> None:
         self._members.set_history(history)
 
     def _compact_if_sparse(self) -> None:
-        retired = len(self._members.members) - self._live
-        if retired >= _COMPACT_FROM and retired > self._live:
+        live_count = len(self)
+        retired = len(self._members.members) - live_count
+        if retired >= _COMPACT_FROM and retired > live_count:
             live = [member for member in self._members.members if member is not None]
             self._members = Members(live, self._members.history, capacity=len(live))
 

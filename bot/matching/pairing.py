@@ -154,9 +154,8 @@ def _grouped(graph: _Graph, partner: NDArray[np.int64], scan: _Scan, members: Me
     if 1 < len(single) <= _LAST_FEW:
         graph = graph.widened(scan, members, single, n - 1)
         _place_everyone(graph, mate, placeable)
-    trio = _trio(graph, mate, placeable, taking_part, history)
-
     fit = _Fit(graph, taking_part, history)
+    trio = _trio(graph, mate, placeable, fit)
     chosen: list[tuple[int, ...]] = [(a, int(mate[a])) for a in range(n) if a < mate[a]]
     if trio is not None:
         chosen.append(trio.members)
@@ -711,8 +710,7 @@ class _Trio:
     score: float
 
 
-def _trio(graph: _Graph, mate: NDArray[np.intp], placeable: NDArray[np.bool_], taking_part: Sequence[Candidate],
-          history: History) -> _Trio | None:
+def _trio(graph: _Graph, mate: NDArray[np.intp], placeable: NDArray[np.bool_], fit: _Fit) -> _Trio | None:
     """The one trio a round may have, to place one more member. A trio's score is half the sum of its
     three pairs' (each member counts the mean of their two).
 
@@ -720,13 +718,6 @@ def _trio(graph: _Graph, mate: NDArray[np.intp], placeable: NDArray[np.bool_], t
     Failing that, a member x who fits both members of another pair joins it, and x's partner, single
     now, is placed by an augmenting path: a trio can place a member it does not contain.
     """
-    def third(x: int, y: int) -> float | None:
-        if graph.has(x, y):
-            return graph.weight(x, y)
-        if eligible(taking_part[x], taking_part[y], history):
-            return score(taking_part[x], taking_part[y], history)
-        return None
-
     def joined(x: int, a: int, b: int, with_b: float) -> _Trio:
         return _Trio((x, a, b), (graph.weight(x, a) + with_b + graph.weight(a, b)) / 2)
 
@@ -737,7 +728,7 @@ def _trio(graph: _Graph, mate: NDArray[np.intp], placeable: NDArray[np.bool_], t
             b = int(mate[a])
             if a == x or b < 0:
                 continue
-            with_b = third(x, b)
+            with_b = fit(x, b)
             if with_b is None:
                 continue
             trio = joined(x, a, b, with_b)
@@ -759,7 +750,7 @@ def _trio(graph: _Graph, mate: NDArray[np.intp], placeable: NDArray[np.bool_], t
             b = int(mate[a])
             if a in (x, partner) or b < 0 or b in (x, partner) or a > b:
                 continue
-            with_b = third(x, b)
+            with_b = fit(x, b)
             if with_b is None:
                 continue
             tries += 1

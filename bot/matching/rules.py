@@ -31,7 +31,7 @@ from bot.matching.model import (
 )
 
 
-def _linked(pairs: Mapping[int, frozenset[int]], a: int, b: int) -> bool:
+def linked(pairs: Mapping[int, frozenset[int]], a: int, b: int) -> bool:
     # History is stored both ways; reading it both ways too keeps the rule symmetric even when a
     # caller hands over only one direction.
     return b in pairs.get(a, ()) or a in pairs.get(b, ())
@@ -53,9 +53,9 @@ def why_not(a: Candidate, b: Candidate, history: History) -> str | None:
         return YOU_AVOID
     if not a.languages & b.languages:
         return NO_LANGUAGE
-    if _linked(history.met, a.user_id, b.user_id):
+    if linked(history.met, a.user_id, b.user_id):
         return MET_RECENTLY
-    if not b.available or a.company in b.avoid or _linked(history.declined, a.user_id, b.user_id):
+    if not b.available or a.company in b.avoid or linked(history.declined, a.user_id, b.user_id):
         return UNAVAILABLE
     return None
 
@@ -244,9 +244,6 @@ class RuleColumns:
         self._ranges = None
 
     # -- reading them ------------------------------------------------------------------------------------
-
-    def available(self, slot: int) -> bool:
-        return bool(self._available[slot])
 
     def languages(self, slot: int) -> int:
         return int(self._languages[slot])

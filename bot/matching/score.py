@@ -29,7 +29,7 @@ from bot.matching.model import (
     History,
     Reason,
 )
-from bot.matching.rules import BLOCK, csr, grown, kept_apart, linked_slots
+from bot.matching.rules import BLOCK, csr, grown, kept_apart, linked, linked_slots
 from bot.matching.terms import phrase_terms, tag_key
 
 BASE: Final = 1.0
@@ -75,10 +75,6 @@ def meeting_offer(offers: tuple[str, ...], seeks: tuple[str, ...]) -> str | None
     return next((phrase for phrase in offers if phrase_terms(phrase) & sought), None)
 
 
-def _threaded(history: History, a: int, b: int) -> bool:
-    return b in history.threads.get(a, ()) or a in history.threads.get(b, ())
-
-
 def reasons(a: Candidate, b: Candidate, history: History, limit: int = 3) -> tuple[Reason, ...]:
     """Why ``b`` fits ``a``, told to ``a``: the strongest first, each weighing what it adds to the score."""
     found: list[Reason] = []
@@ -93,7 +89,7 @@ def reasons(a: Candidate, b: Candidate, history: History, limit: int = 3) -> tup
     mine = meeting_offer(a.offers, b.seeks)
     if mine is not None:
         found.append(Reason(REASON_YOU_OFFER, MappingProxyType({"what": mine}), OFFER))
-    if _threaded(history, a.user_id, b.user_id):
+    if linked(history.threads, a.user_id, b.user_id):
         found.append(Reason(REASON_THREAD, weight=THREAD))
     if a.utc_offset is not None and b.utc_offset is not None:
         d = hours_apart(a.utc_offset, b.utc_offset)
@@ -114,7 +110,7 @@ def score(a: Candidate, b: Candidate, history: History) -> float:
         total += OFFER
     if terms_of(a.offers) & terms_of(b.seeks):
         total += OFFER
-    if _threaded(history, a.user_id, b.user_id):
+    if linked(history.threads, a.user_id, b.user_id):
         total += THREAD
     # Whole points first, the time zone's fraction last: the arrays add in the same order, so the two
     # agree to the bit.
@@ -234,10 +230,7 @@ class _Postings:
         dense_of = np.full(ids, -1, np.int64)
         dense_of[dense_keys] = np.arange(len(dense_keys))
         dense = np.stack([self._dense[key] for key in dense_keys] or [np.zeros(self._capacity, np.uint8)])
-        lists = [self._slots.get(key, []) if dense_of[key] < 0 else [] for key in range(ids)]
-        sparse_at = np.zeros(ids + 1, np.int64)
-        np.cumsum([len(listed) for listed in lists], out=sparse_at[1:])
-        sparse = np.fromiter((slot for listed in lists for slot in listed), np.int64, int(sparse_at[-1]))
+        sparse_at, sparse = csr([self._slots.get(key, []) if dense_of[key] < 0 else [] for key in range(ids)])
         return Postings(dense_of, dense, sparse_at, sparse)
 
     def any_into(self, row: NDArray[np.uint8], ids: tuple[int, ...]) -> None:
@@ -250,7 +243,7 @@ class _Postings:
                 row[self._held(key)] = self._value
 
 
-_MEMO_BYTES: Final = 16 << 20   # shared parts of rows a thread keeps at once
+_MEMO_BYTES: Final = 16 << 20   # shared parts of rows ``ScoreColumns.units`` keeps at once
 _DENSE_FROM: Final = 64      # slots, at least, before an id is kept as a row of bytes
 _DENSE_SHARE: Final = 64     # ... and at least this share (1/64) of the capacity
 
@@ -370,11 +363,6 @@ class ScoreColumns:
             base = self._base[zone] = BASE_UNITS + self._tz_units[zone][self._zone]
         return base
 
-    def prepare(self) -> None:
-        """Compute what rows share (a row per time zone) now, before rows are scored from several threads."""
-        for zone in range(len(self._offsets)):
-            self._base_for(zone)
-
     def _matching(self, postings: _Postings, ids: tuple[int, ...], memo: dict[object, NDArray[np.uint8]],
                   ) -> NDArray[np.uint8]:
         """The offer (or seek) units each slot gets from a member seeking (offering) the terms ``ids``."""
@@ -387,15 +375,13 @@ class ScoreColumns:
             postings.any_into(found, ids)
         return found
 
-    def units(self, slots: Sequence[int], block: NDArray[np.uint8],
-              memo: dict[object, NDArray[np.uint8]] | None = None) -> None:
+    def units(self, slots: Sequence[int], block: NDArray[np.uint8]) -> None:
         """The scores in units of a few members (row r is ``slots[r]``) against every slot (column c is
         slot c), into ``block``; the rule is not applied (``RuleColumns.exclude`` does that).
 
-        ``memo`` (one per thread) keeps the parts rows share: what members seeking the same terms get from
-        each slot's offers, and the other way round.
+        Rows that seek (or offer) the same terms share what the slots' offers (seeks) give them.
         """
-        memo = {} if memo is None else memo
+        memo: dict[object, NDArray[np.uint8]] = {}
         features = [self._features[slot] for slot in slots]
         for r, feature in enumerate(features):
             row = block[r]
@@ -424,7 +410,6 @@ class ScoreColumns:
 
     def arrays(self) -> ScoreArrays:
         """What ``units`` reads, as arrays (``bot.matching.kernels`` computes the same rows from them)."""
-        self.prepare()
         slots = range(self.size)
         return ScoreArrays(
             base=np.stack([self._base_for(zone) for zone in range(len(self._offsets))]),
