@@ -59,6 +59,19 @@ async def localizer_for(interaction: discord.Interaction[Any], settings: GuildSe
     return Localizer(pick_language(interaction.locale.value, server_language), bot.catalog)
 
 
+async def known_thread(guild: discord.Guild, thread_id: int) -> discord.Thread | None:
+    """The thread ``thread_id`` of ``guild``: from the cache, else asked of Discord (an archived thread is
+    not cached); None when it was deleted or is not a thread."""
+    thread = guild.get_thread(thread_id)
+    if thread is None:
+        try:
+            fetched = await guild.fetch_channel(thread_id)
+        except discord.NotFound:
+            return None
+        thread = fetched if isinstance(fetched, discord.Thread) else None
+    return thread
+
+
 async def defer(interaction: discord.Interaction[Any]) -> None:
     """Buy time (up to 15 minutes). Always ephemeral, so whatever follows, an error included, stays private."""
     if not interaction.response.is_done():

@@ -31,7 +31,7 @@ from bot.clock import from_text
 from bot.errors import UserError
 from bot.guilds.model import Purpose
 from bot.i18n import Text, permission_texts, shorten
-from bot.interactions import Localizer, bot_of, defer, localizer_for, send
+from bot.interactions import Localizer, bot_of, defer, known_thread, localizer_for, send
 from bot.matching.model import (
     DELIVER_JOB,
     FOLLOW_UP_JOB,
@@ -110,16 +110,7 @@ async def _find_thread(guild: discord.Guild, channel: discord.TextChannel, marke
 async def _open_thread(guild: discord.Guild, channel: discord.TextChannel, marker: str,
                        members: list[discord.Member], known: int | None) -> discord.Thread:
     """The private thread for ``marker``: the one known, or one found, or started now; with ``members`` in."""
-    thread: discord.Thread | None = None
-    if known is not None:
-        found = guild.get_thread(known)
-        if found is None:
-            try:
-                fetched = await guild.fetch_channel(known)
-                found = fetched if isinstance(fetched, discord.Thread) else None
-            except discord.NotFound:
-                found = None
-        thread = found
+    thread = await known_thread(guild, known) if known is not None else None
     if thread is None:
         thread = await _find_thread(guild, channel, marker)
     if thread is None:
@@ -689,15 +680,9 @@ class Matching(commands.Cog):
             if len(group.members) < 2:
                 return  # nobody left to ask
             raise RetryLater("match.failure.thread_pending")  # its thread is still to be made
-        thread = guild.get_thread(group.thread_id)
+        thread = await known_thread(guild, group.thread_id)
         if thread is None:
-            try:
-                fetched = await guild.fetch_channel(group.thread_id)
-            except discord.NotFound:
-                return  # the thread was deleted: nobody to ask
-            if not isinstance(fetched, discord.Thread):
-                return
-            thread = fetched
+            return  # the thread was deleted: nobody to ask
         settings = await self.bot.guild_config.settings(guild.id)
         localize = server_localizer(self.bot, guild, settings)
         view = discord.ui.View(timeout=None)

@@ -27,7 +27,7 @@ from bot.errors import UserError
 from bot.guilds import rules as guild_rules
 from bot.guilds.model import Purpose
 from bot.i18n import LANGUAGES, Text, permission_texts, shorten
-from bot.interactions import Localizer, defer, localizer_for, send
+from bot.interactions import Localizer, defer, known_thread, localizer_for, send
 from bot.outbox.model import Failure, Job, JobState, RetryLater
 from bot.prompts import render
 from bot.prompts.model import POST_JOB, Post, PostState, Prompt, QueueView
@@ -328,13 +328,7 @@ class PromptPoster:
         store = self.bot.prompts.store
         assert post.message_id is not None and post.language is not None
         thread_id = post.thread_id or post.message_id
-        thread = guild.get_thread(thread_id)
-        if thread is None:
-            try:
-                fetched = await guild.fetch_channel(thread_id)
-                thread = fetched if isinstance(fetched, discord.Thread) else None
-            except discord.NotFound:
-                thread = None
+        thread = await known_thread(guild, thread_id)
         if thread is None:
             if post.thread_id is not None:
                 return None  # deleted by a moderator while the essay was being posted: the post is over
