@@ -134,7 +134,7 @@ class KakehashiBot(commands.Bot):
         self._prompts = PromptService(PromptStore(self._storage), outbox_store, self._guild_config, essays,
                                       self.clock)
         self._intros = IntroService(IntroStore(self._storage), self.clock, keep_left_days=self.settings.keep_left_days)
-        self._matching = MatchService(MatchStore(self._storage), self._intros, PromptStore(self._storage),
+        self._matching = MatchService(MatchStore(self._storage), self._intros, self._prompts.store,
                                       self._guild_config, self.clock)
         await self.tree.set_translator(CatalogTranslator(self.catalog))
         for extension in EXTENSIONS:

@@ -200,17 +200,6 @@ class GroupRecord:
 
 
 @dataclass(frozen=True)
-class RoundRecord:
-    id: int
-    guild_id: int
-    slot: datetime
-    members: int
-    total: float
-    bound: float
-    groups: int
-
-
-@dataclass(frozen=True)
 class LatestRound:
     """A server's newest round: the one a new round follows, and when it was made."""
 

@@ -12,6 +12,7 @@ the rule forbids.
 from __future__ import annotations
 
 import asyncio
+import logging
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -62,6 +63,8 @@ from bot.matching.terms import phrases, tag_key
 from bot.outbox.store import OutboxStore
 from bot.prompts.schedule import WEEKDAYS, parse_time, parse_weekday
 from bot.prompts.store import PromptStore
+
+log = logging.getLogger(__name__)
 
 ROUNDS_SETTING: Final = "rounds"
 SUGGESTIONS: Final = 3
@@ -461,9 +464,6 @@ class MatchService:
 
     # -- settings
 
-    async def settings(self, guild_id: int) -> RoundSettings:
-        return await self.store.settings(guild_id)
-
     async def next_round(self, guild_id: int) -> tuple[RoundSettings, str, datetime | None]:
         settings = await self.store.settings(guild_id)
         timezone = (await self._guilds.settings(guild_id)).timezone_name
@@ -596,18 +596,25 @@ class MatchService:
     async def materialise_due(self, now: datetime) -> None:
         """Turn each server's due round slot into a round job, once."""
         for settings in await self.store.scheduled():
-            timezone = (await self._guilds.settings(settings.guild_id)).timezone_name
-            slot = schedule.due_round(settings, ZoneInfo(timezone), now)
-            if slot is None:
-                continue
-            async with self.store.storage.transaction() as tx:
-                current = await MatchStore.current_settings(tx, settings.guild_id)
-                if current.last_slot is not None and current.last_slot >= slot:
-                    continue
-                await MatchStore.write_settings(tx, replace(current, last_slot=slot), now)
-                await OutboxStore.enqueue(tx, ROUND_JOB, settings.guild_id,
-                                          f"{ROUND_JOB}:{settings.guild_id}:{to_text(slot)}",
-                                          {"slot": to_text(slot)}, due_at=now, now=now)
+            try:
+                await self._materialise(settings, now)
+            except Exception:
+                # One server's fault must not stop the others' rounds.
+                log.exception("Could not schedule the round of guild %s", settings.guild_id)
+
+    async def _materialise(self, settings: RoundSettings, now: datetime) -> None:
+        timezone = (await self._guilds.settings(settings.guild_id)).timezone_name
+        slot = schedule.due_round(settings, ZoneInfo(timezone), now)
+        if slot is None:
+            return
+        async with self.store.storage.transaction() as tx:
+            current = await MatchStore.current_settings(tx, settings.guild_id)
+            if current.last_slot is not None and current.last_slot >= slot:
+                return
+            await MatchStore.write_settings(tx, replace(current, last_slot=slot), now)
+            await OutboxStore.enqueue(tx, ROUND_JOB, settings.guild_id,
+                                      f"{ROUND_JOB}:{settings.guild_id}:{to_text(slot)}",
+                                      {"slot": to_text(slot)}, due_at=now, now=now)
 
     async def group(self, group_id: int) -> GroupRecord | None:
         return await self.store.group(group_id)

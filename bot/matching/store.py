@@ -18,7 +18,6 @@ from bot.matching.model import (
     MatchRequest,
     RequestState,
     RoundPlan,
-    RoundRecord,
     RoundSettings,
     RoundStats,
 )
@@ -110,18 +109,12 @@ ON CONFLICT DO NOTHING
 """
 SELECT_ROUND_ID = "SELECT id FROM match_rounds WHERE guild_id = ? AND slot = ?"
 SELECT_LATEST_ROUND = "SELECT id, created_at FROM match_rounds WHERE guild_id = ? ORDER BY id DESC LIMIT 1"
-SELECT_ROUND = """
-SELECT r.id, r.guild_id, r.slot, r.members, r.total, r.bound,
-       (SELECT COUNT(*) FROM match_groups AS g WHERE g.round_id = r.id) AS groups
-FROM match_rounds AS r WHERE r.id = ?
-"""
 INSERT_GROUP = "INSERT INTO match_groups (round_id, guild_id, score) VALUES (?, ?, ?)"
 INSERT_GROUP_MEMBER = """
 INSERT INTO match_group_members (group_id, guild_id, user_id, company_key) VALUES (?, ?, ?, ?)
 """
 _GROUP_COLUMNS = "g.id, g.round_id, g.guild_id, g.score, g.channel_id, g.thread_id, g.followed_up_at"
 SELECT_GROUP = f"SELECT {_GROUP_COLUMNS} FROM match_groups AS g WHERE g.id = ?"
-SELECT_GROUPS_OF_ROUND = f"SELECT {_GROUP_COLUMNS} FROM match_groups AS g WHERE g.round_id = ? ORDER BY g.id"
 SELECT_GROUP_MEMBERS = "SELECT user_id FROM match_group_members WHERE group_id = ? ORDER BY rowid"
 SET_GROUP_CHANNEL = "UPDATE match_groups SET channel_id = ? WHERE id = ? AND channel_id IS NULL"
 SET_GROUP_THREAD = "UPDATE match_groups SET thread_id = ? WHERE id = ?"
@@ -309,11 +302,6 @@ class MatchStore:
         return None if row is None else LatestRound(int(row["id"]), from_text(row["created_at"]))
 
     @staticmethod
-    async def latest_round_in(tx: Transaction, guild_id: int) -> LatestRound | None:
-        row = await tx.fetch_one(SELECT_LATEST_ROUND, (guild_id,))
-        return None if row is None else LatestRound(int(row["id"]), from_text(row["created_at"]))
-
-    @staticmethod
     async def save_round(tx: Transaction, guild_id: int, slot: datetime, now: datetime, members: int,
                          plan: RoundPlan, companies: Mapping[int, str], *,
                          previous_round_id: int) -> tuple[int, list[int]] | None:
@@ -336,13 +324,6 @@ class MatchStore:
             for user_id in group.members:
                 await tx.execute(INSERT_GROUP_MEMBER, (group_id, guild_id, user_id, companies[user_id]))
         return round_id, group_ids
-
-    async def round(self, round_id: int) -> RoundRecord | None:
-        row = await self._storage.fetch_one(SELECT_ROUND, (round_id,))
-        if row is None:
-            return None
-        return RoundRecord(row["id"], row["guild_id"], from_text(row["slot"]), row["members"], row["total"],
-                           row["bound"], row["groups"])
 
     async def group(self, group_id: int) -> GroupRecord | None:
         async with self._storage.transaction() as tx:
