@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot.matching.index import MatchIndex
 from bot.matching.model import Candidate, History, LeftOut
-from bot.matching.pairing import plan_round, warm
+from bot.matching.pairing import plan_round
 from bot.matching.rules import eligible, why_not
 from bot.matching.score import score
 
@@ -342,7 +342,6 @@ def main() -> None:
     checks.append((f"suggest p99 <= 5 ms at {latency_n:,} ({p99 * 1e3:.2f} ms)", p99 <= 0.005))
     lag_n = 5_000 if args.quick else 20_000
     lag_members, lag_history = community(lag_n, args.seed)
-    warm()   # as the bot does at startup: the kernels are loaded before its first round
     worst, took = asyncio.run(loop_lag(lag_members, lag_history))
     print(f"event loop during a {lag_n:,} round in asyncio.to_thread ({took:.1f} s): longest lag {worst * 1e3:.0f} ms")
     checks.append((f"loop lag <= 0.5 s during a {lag_n:,} round ({worst * 1e3:.0f} ms)", worst <= 0.5))

@@ -22,7 +22,6 @@ from bot.i18n import Catalog, default_catalog
 from bot.interactions import report_error
 from bot.intros.service import IntroService
 from bot.intros.store import IntroStore
-from bot.matching.pairing import warm
 from bot.matching.service import MatchService
 from bot.matching.store import MatchStore
 from bot.outbox.runner import Outbox
@@ -94,7 +93,6 @@ class KakehashiBot(commands.Bot):
         self._intros: IntroService | None = None
         self._matching: MatchService | None = None
         self._outbox_task: asyncio.Task[None] | None = None
-        self._warm_task: asyncio.Task[None] | None = None
 
     @property
     def storage(self) -> Storage:
@@ -142,15 +140,6 @@ class KakehashiBot(commands.Bot):
         await self.sync_commands()
         await self.outbox.start(outbox_store)
         self._outbox_task = asyncio.create_task(self._run_outbox(), name="outbox")
-        # The round's compiled kernels take most of a second to load, holding the GIL: now, in a thread,
-        # while the bot connects, rather than in the first round, while it answers interactions.
-        self._warm_task = asyncio.create_task(self._warm_round(), name="warm round kernels")
-
-    async def _warm_round(self) -> None:
-        try:
-            await asyncio.to_thread(warm)
-        except Exception:
-            log.exception("Could not load the round's compiled kernels; the first round will load them")
 
     async def _run_outbox(self) -> None:
         # Jobs need the servers and channels Discord sends on connecting.
@@ -204,9 +193,6 @@ class KakehashiBot(commands.Bot):
 
     async def close(self) -> None:
         try:
-            if self._warm_task is not None:
-                await self._warm_task   # a thread cannot be cancelled (under a second, once compiled)
-                self._warm_task = None
             if self._outbox_task is not None:
                 self._outbox_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

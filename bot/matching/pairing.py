@@ -124,22 +124,6 @@ def plan_round(candidates: Sequence[Candidate], history: History, *, top_k: int 
                      total=total, bound=bound)
 
 
-def warm() -> None:
-    """Have every kernel ready: loaded from numba's cache (compiled, on a machine's first run). Loading
-    holds the GIL for the better part of a second, so the bot does it once at startup rather than in
-    its first round, while it answers interactions. A tiny round reaches the kernels, and one call
-    each those a tiny round may not need."""
-    people = [Candidate(user_id=user, company=f"company {user}", languages=frozenset({"en"}),
-                        interests=frozenset({"ai"}), utc_offset=0.0) for user in range(1, 5)]
-    plan_round(people, History())
-    members = Members(people, History(), capacity=len(people))
-    members.rules.sort_by_company()
-    scan = _Scan(members, len(people))
-    price_units = scan._prices(np.zeros(len(people)))
-    kernels.column_best(np.zeros(0, np.int64), scan.scores, scan._rule, price_units,
-                        np.zeros(members.capacity, np.int64))
-
-
 def _grouped(graph: _Graph, partner: NDArray[np.int64], scan: _Scan, members: Members,
              placeable: NDArray[np.bool_], taking_part: Sequence[Candidate], history: History) -> list[Group]:
     """The round's groups from the assignment: pairs, everyone placed who can be, the trio, and for small
