@@ -19,7 +19,7 @@ import asyncio
 import logging
 import re
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import discord
 from discord import app_commands
@@ -30,18 +30,25 @@ from bot.client import KakehashiBot
 from bot.clock import from_text
 from bot.errors import UserError
 from bot.guilds.model import Purpose
+from bot.guilds.rules import REQUIRED_PERMISSIONS
 from bot.i18n import Text, permission_texts, shorten
 from bot.interactions import Localizer, bot_of, defer, known_thread, localizer_for, send
+from bot.matching import delivery
+from bot.matching.delivery import Ended, GroupState, Progress, ThreadRefusal, Unreached, Way
 from bot.matching.model import (
+    ARCHIVE_JOB,
     DELIVER_JOB,
+    DELIVERY_JOB,
     FOLLOW_UP_JOB,
     INTRODUCE_JOB,
     LEFT_OUT_JOB,
     PAUSED_JOB,
     REQUEST_JOB,
     ROUND_JOB,
+    SUMMARY_JOB,
     THREAD_JOB,
     Answer,
+    GroupRecord,
     LeftOut,
     MatchRequest,
     Reason,
@@ -61,15 +68,22 @@ THREAD_NAME_MAX = 100
 GROUP_MARKER = "· #{id}"
 ASK_MARKER = "· q{id}"       # where a request is put to a member whose DMs are closed
 REQUEST_MARKER = "· r{id}"   # where an accepted request introduces the two
-LEFT_OUT_KEYS = {LeftOut.NO_PARTNER: "match.left_out.no_partner", LeftOut.NO_GROUP: "match.left_out.no_group"}
+LEFT_OUT_KEYS = {LeftOut.NO_PARTNER: "match.left_out.no_partner", LeftOut.NO_GROUP: "match.left_out.no_group",
+                 LeftOut.PARTNER_LEFT: "match.left_out.partner_left"}
 LEFT_OUT_ADMIN_KEYS = {LeftOut.NO_PARTNER: "match.left_out.no_partner_admin",
-                       LeftOut.NO_GROUP: "match.left_out.no_group_admin"}
+                       LeftOut.NO_GROUP: "match.left_out.no_group_admin",
+                       LeftOut.PARTNER_LEFT: "match.left_out.partner_left_admin"}
 ANSWER_KEYS = {Answer.MET: "match.follow_up.met", Answer.NOT_YET: "match.follow_up.not_yet",
                Answer.SKIP: "match.follow_up.skip"}
 # How long /match request waits to say how its request was delivered before saying it is on its way.
 REQUEST_WAIT_SECONDS = 3.0
 # How many of a channel's latest messages a retry reads to find one it sent before a crash.
 LOOK_BACK = 50
+ARCHIVE_MINUTES: Literal[1440] = 1440       # round and request threads archive after a day of silence
+PROGRESS_SECONDS = 2.0       # how often /rounds run's answer shows the delivery's progress
+PROGRESS_FOR = 14 * 60.0     # an interaction's token lasts 15 minutes; after that the log channel tells
+UNREACHED_KEYS = {Unreached.LEFT: "match.delivery.why.left", Unreached.DMS_CLOSED: "match.delivery.why.dms_closed",
+                  Unreached.NO_ACCESS: "match.delivery.why.no_access"}
 THANKS_KEYS = {Answer.MET: "match.follow_up.thanks_met", Answer.NOT_YET: "match.follow_up.thanks_not_yet",
                Answer.SKIP: "match.follow_up.thanks_skip"}
 
@@ -79,15 +93,15 @@ def _reason_text(reason: Reason, name: str) -> Text:
 
 
 async def _matches_channel(bot: KakehashiBot, guild: discord.Guild) -> discord.TextChannel:
-    """The channel where private threads for introductions are started, checked for what that needs."""
+    """The channel where private threads for introductions are started, checked for everything the bot
+    does there (the same list ``/config show`` warns about)."""
     settings = await bot.guild_config.settings(guild.id)
     channel_id = settings.channel(Purpose.MATCHES)
     channel = guild.get_channel(channel_id) if channel_id else None
     if not isinstance(channel, discord.TextChannel):
         raise UserError("match.no_matches_channel")
     granted = channel.permissions_for(guild.me)
-    missing = [name for name in ("view_channel", "send_messages_in_threads", "create_private_threads",
-                                 "embed_links") if not getattr(granted, name)]
+    missing = [name for name in REQUIRED_PERMISSIONS[Purpose.MATCHES] if not getattr(granted, name)]
     if missing:
         raise UserError("match.matches_channel_permissions", channel=channel.mention,
                         permissions=permission_texts(missing))
@@ -107,16 +121,23 @@ async def _find_thread(guild: discord.Guild, channel: discord.TextChannel, marke
                  and t.name.endswith(marker)), None)
 
 
+async def _start_thread(channel: discord.TextChannel, marker: str, members: list[discord.Member]) -> discord.Thread:
+    """A private thread for ``members``. It archives after a day of silence (a message reopens it), so that
+    introductions do not hold the server's room for active threads for a week."""
+    return await channel.create_thread(
+        name=_thread_name([m.display_name for m in members], marker), type=discord.ChannelType.private_thread,
+        invitable=False, auto_archive_duration=ARCHIVE_MINUTES)
+
+
 async def _open_thread(guild: discord.Guild, channel: discord.TextChannel, marker: str,
-                       members: list[discord.Member], known: int | None) -> discord.Thread:
-    """The private thread for ``marker``: the one known, or one found, or started now; with ``members`` in."""
+                       members: list[discord.Member], known: int | None, *, retry: bool) -> discord.Thread:
+    """The private thread for ``marker``: the one known, or (on a retry) one an earlier attempt started, or
+    started now; with ``members`` in."""
     thread = await known_thread(guild, known) if known is not None else None
-    if thread is None:
+    if thread is None and retry:
         thread = await _find_thread(guild, channel, marker)
     if thread is None:
-        thread = await channel.create_thread(
-            name=_thread_name([m.display_name for m in members], marker), type=discord.ChannelType.private_thread,
-            invitable=False, auto_archive_duration=10080)
+        thread = await _start_thread(channel, marker, members)
     for member in members:
         await thread.add_user(member)
     return thread
@@ -139,6 +160,48 @@ async def _sent_with(channel: discord.abc.Messageable, me: int, custom_id: str) 
         if message.author.id == me and custom_id in _custom_ids(message):
             return message
     return None
+
+
+async def _sent_marked(channel: discord.abc.Messageable, me: int, marker: str) -> bool:
+    """Whether the bot's message ending with ``marker`` is among the channel's latest (a DM introduction
+    Discord accepted before the bot stopped, never recorded)."""
+    async for message in channel.history(limit=LOOK_BACK):
+        if message.author.id == me and message.content.endswith(marker):
+            return True
+    return False
+
+
+async def _archive(guild: discord.Guild, thread_id: int) -> None:
+    """Archive a thread the bot started (its creator may, without Manage Threads); a member's message
+    reopens it. Only logged when Discord refuses: an open thread costs room, not an introduction."""
+    thread = await known_thread(guild, thread_id)
+    if thread is None or thread.archived or thread.owner_id != guild.me.id:
+        return
+    try:
+        await thread.edit(archived=True)
+    except discord.HTTPException as exc:
+        log.info("Could not archive thread %s in guild %s: %s", thread_id, guild.id, exc.text or exc.status)
+
+
+def delivery_embed(localize: Localizer, progress: Progress, elapsed: float | None) -> discord.Embed:
+    """A round's delivery as admins see it: the split, a progress bar and, while it runs, the time left."""
+    title = "match.delivery.done_title" if progress.finished else "match.delivery.running_title"
+    embed = discord.Embed(title=localize(Text(title)), color=EMBED_COLOR)
+    lines = [localize(Text("match.delivery.progress", done=f"{progress.done:,}", groups=f"{progress.groups:,}",
+                           threads=f"{progress.in_threads:,}", dms=f"{progress.by_dm:,}",
+                           unreached=f"{progress.not_reached:,}")),
+             f"`{delivery.progress_bar(progress.done, progress.groups)}`"]
+    left = None if elapsed is None else delivery.time_left(progress.done, progress.groups, elapsed)
+    if left is not None and not progress.finished:
+        lines.append(localize(Text("match.delivery.time_left", minutes=max(1, round(left / 60)))))
+    if progress.cancelled:
+        lines.append(localize(Text("match.delivery.cancelled", groups=progress.cancelled)))
+    if progress.unreached:
+        reasons = [localize(Text("match.delivery.why_line", reason=Text(UNREACHED_KEYS[Unreached(why)]), count=n))
+                   for why, n in sorted(progress.unreached.items())]
+        lines.append(localize(Text("match.delivery.unreached_title")) + "\n" + "\n".join(reasons))
+    embed.description = "\n".join(lines)
+    return embed
 
 
 async def _posted_in(thread: discord.Thread, me: int) -> bool:
@@ -327,8 +390,12 @@ class FollowUpButton(RoutedItem, discord.ui.DynamicItem[discord.ui.Button[Any]],
 
     async def run(self, interaction: discord.Interaction[Any]) -> None:
         bot = bot_of(interaction)
-        await bot.matching.answer_follow_up(self.group_id, interaction.user.id, self.answer)
+        group = await bot.matching.answer_follow_up(self.group_id, interaction.user.id, self.answer)
         await send(interaction, Text(THANKS_KEYS[self.answer]))
+        guild = bot.get_guild(group.guild_id)
+        if guild is not None and group.way is not Way.DM and group.thread_id is not None \
+                and await bot.matching.everyone_answered(group.id):
+            await _archive(guild, group.thread_id)   # its purpose served: the room goes back to the server
 
 
 # ---------------------------------------------------------------- the cog
@@ -347,6 +414,9 @@ class Matching(commands.Cog):
         # Requesters waiting for their request's delivery, by (server, requester, target): one open request
         # a pair. The delivery job tells the waiting interaction; with nobody waiting, it DMs a failure.
         self._waiting: dict[tuple[int, int, int], asyncio.Future[Text | UserError]] = {}
+        # Delivery problems already told to a server's admins, by (server, round, message key).
+        self._reported: set[tuple[int, int, str]] = set()
+        self._progress: set[asyncio.Task[None]] = set()   # /rounds run answers showing a delivery's progress
         self.suggest_menu = app_commands.ContextMenu(
             name=described("commands.match.suggest_menu"), callback=self.suggest_intro,
             allowed_contexts=app_commands.AppCommandContext(guild=True),
@@ -357,7 +427,10 @@ class Matching(commands.Cog):
         self.bot.tree.add_command(self.suggest_menu)
         outbox = self.bot.outbox
         outbox.register(ROUND_JOB, self.run_scheduled_round)
+        outbox.register(DELIVERY_JOB, self.deliver_round)
         outbox.register(THREAD_JOB, self.start_group)
+        outbox.register(SUMMARY_JOB, self.post_summary)
+        outbox.register(ARCHIVE_JOB, self.archive)
         outbox.register(FOLLOW_UP_JOB, self.follow_up)
         outbox.register(LEFT_OUT_JOB, self.tell_left_out)
         outbox.register(PAUSED_JOB, self.tell_paused)
@@ -371,6 +444,8 @@ class Matching(commands.Cog):
 
     async def cog_unload(self) -> None:
         self.bot.tree.remove_command(self.suggest_menu.name, type=self.suggest_menu.type)
+        for task in self._progress:
+            task.cancel()
 
     # -- members
 
@@ -478,6 +553,7 @@ class Matching(commands.Cog):
         await defer(interaction)
         localize = await localizer_for(interaction)
         replaced: Text | None = None
+        round_id = 0
         if dry_run:
             plan, pool, taking_part = await self.bot.matching.preview(guild.id)
         else:
@@ -485,7 +561,7 @@ class Matching(commands.Cog):
             outcome = await self.bot.matching.run_round_now(guild.id)
             if outcome is None:
                 raise UserError("match.rounds.already")
-            plan, taking_part = outcome.plan, outcome.members
+            plan, taking_part, round_id = outcome.plan, outcome.members, outcome.round_id
             pool = None
             self.bot.outbox.kick()
             if outcome.replaced is not None:
@@ -513,16 +589,47 @@ class Matching(commands.Cog):
                                            reason=Text(LEFT_OUT_ADMIN_KEYS[why]))))
             embed.add_field(name=localize(Text("match.rounds.left_out_name", count=len(plan.left_out))),
                             value="\n".join(lines)[:1024], inline=False)
-        if not dry_run:
-            embed.set_footer(text=localize(Text("match.rounds.threads_coming")))
+        if dry_run:
+            await send(interaction, None, embed=embed)
+            return
+        embed.set_footer(text=localize(Text("match.rounds.threads_coming")))
         await send(interaction, None, embed=embed)
+        task = asyncio.create_task(self._show_progress(interaction, localize, round_id, embed))
+        self._progress.add(task)
+        task.add_done_callback(self._progress.discard)
+
+    async def _show_progress(self, interaction: discord.Interaction[KakehashiBot], localize: Localizer,
+                             round_id: int, summary: discord.Embed) -> None:
+        """Edit the admin's answer while the round is delivered, for as long as its token lasts (the log
+        channel gets the summary in any case)."""
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        shown: Progress | None = None
+        while loop.time() - began < PROGRESS_FOR:
+            await asyncio.sleep(PROGRESS_SECONDS)
+            progress = await self.bot.matching.progress(round_id)
+            if progress != shown:
+                try:
+                    await interaction.edit_original_response(
+                        embeds=[summary, delivery_embed(localize, progress, loop.time() - began)])
+                except discord.HTTPException as exc:
+                    log.info("Could not show round %s's progress: %s", round_id, exc.text or exc.status)
+                    return
+                shown = progress
+            if progress.finished:
+                return
 
     @rounds.command(name="stats", description=described("commands.rounds.stats.description"))
     async def stats(self, interaction: discord.Interaction[KakehashiBot]) -> None:
         guild_id = guild_id_of(interaction)
         stats = await self.bot.matching.stats(guild_id)
-        await send(interaction, Text("match.rounds.stats", rounds=stats.rounds, groups=stats.groups,
-                                     meetings=stats.meetings, bridged=stats.bridged))
+        text = Text("match.rounds.stats", rounds=stats.rounds, groups=stats.groups, meetings=stats.meetings,
+                    bridged=stats.bridged)
+        if stats.last is None:
+            await send(interaction, text)
+            return
+        localize = await localizer_for(interaction)
+        await send(interaction, text, embed=delivery_embed(localize, stats.last, None))
 
     # -- requests
 
@@ -617,7 +724,8 @@ class Matching(commands.Cog):
         known = request.channel_id if request.channel_id not in (None, dm.id) else None
         try:
             channel = await _matches_channel(self.bot, guild)
-            thread = await _open_thread(guild, channel, ASK_MARKER.format(id=request.id), [target], known)
+            thread = await _open_thread(guild, channel, ASK_MARKER.format(id=request.id), [target], known,
+                                        retry=job.attempts > 1)
             await self.bot.matching.delivering(request.id, thread.id)
             message = await _sent_with(thread, guild.me.id, accept)
             if message is None:
@@ -647,52 +755,280 @@ class Matching(commands.Cog):
         if await self.bot.matching.run_round(job.guild_id, slot) is not None:
             self.bot.outbox.kick()
 
+    async def deliver_round(self, job: Job) -> None:
+        """Begin a round's delivery: the room Discord has for threads now, and how each group is introduced
+        (bot/matching/delivery.py decides); then each group's job carries it out."""
+        guild = self.bot.get_guild(job.guild_id)
+        if guild is None:
+            return  # the bot left the server
+        round_id = int(job.payload["round"])
+        active: int | None
+        try:
+            channel = await _matches_channel(self.bot, guild)
+        except UserError as exc:
+            await self._problem(guild, round_id, exc.key, **exc.params)
+            active = None   # no thread can be started: every group by DM
+        else:
+            # The threads the bot sees (those it cannot see only make Discord refuse sooner: 160006).
+            active = len(await guild.active_threads())
+            log.debug("Round %s: %d active threads seen in guild %s (%s)", round_id, active, guild.id, channel.id)
+        started = await self.bot.matching.begin_delivery(guild.id, round_id,
+                                                         lambda user: guild.get_member(user) is not None, active)
+        if started is not None:
+            log.info("Round %s in guild %s: room for %d threads; %d groups by thread, %d by DM; %d ended, "
+                     "%d moved, %d alone after departures", round_id, guild.id, started.room, started.threads,
+                     started.dms, started.cancelled, started.moved, started.alone)
+        self.bot.outbox.kick()
+
     async def start_group(self, job: Job) -> None:
+        """Introduce one group of a round, the way its round chose: in a private thread, or by DM."""
         group = await self.bot.matching.group(int(job.payload["group"]))
         guild = self.bot.get_guild(job.guild_id)
-        if group is None or guild is None:
+        if group is None or guild is None or group.state is not GroupState.PLANNED:
+            return  # erased, or done (the job stopped right after)
+        members = []
+        for user_id in group.members:
+            member = guild.get_member(user_id)
+            if user_id in group.unreached:
+                continue
+            if member is None:
+                await self.bot.matching.unreached(guild.id, group.id, user_id, Unreached.LEFT)
+            else:
+                members.append(member)
+        if len(members) < 2 and not group.reached:
+            # The others left before the introduction: the one still here hears it, and is in the next round.
+            await self.bot.matching.group_done(group, GroupState.CANCELLED, None, Ended.LEFT)
+            for member in members:
+                await _tell(self.bot, guild, member.id, Text(LEFT_OUT_KEYS[LeftOut.PARTNER_LEFT]))
             return
-        members = [m for m in (guild.get_member(u) for u in group.members) if m is not None]
-        if len(members) < 2:
-            return  # members erased or gone: nobody left to introduce
+        retry = job.attempts > 1
+        way = group.way or Way.THREAD   # a group stored before ways were chosen goes by thread, as it would have
+        if way is Way.THREAD and await self._by_thread(guild, group, members, retry=retry):
+            return
+        await self._by_dm(guild, group, members, retry=retry)
+
+    async def _by_thread(self, guild: discord.Guild, group: GroupRecord, members: list[discord.Member], *,
+                         retry: bool) -> bool:
+        """The group's private thread: started, the members added, one message. On a first attempt that is
+        all (members + 2 calls); only a retry looks for what an earlier attempt left. False when Discord
+        will not have the thread (its cap, a permission): the group goes by DM, and so do the round's
+        other groups still waiting for a thread."""
+        channel: discord.abc.GuildChannel | None
         if group.channel_id is not None:
             channel = guild.get_channel(group.channel_id)
-            if not isinstance(channel, discord.TextChannel):
-                raise RetryLater("match.failure.no_channel")
         else:
             try:
                 channel = await _matches_channel(self.bot, guild)
             except UserError as exc:
-                raise RetryLater(exc.key, **exc.params) from None
-            await self.bot.matching.group_channel(group.id, channel.id)
+                await self._problem(guild, group.round_id, exc.key, **exc.params)
+                channel = None
+            else:
+                await self.bot.matching.group_channel(group.id, channel.id)
+        if not isinstance(channel, discord.TextChannel):
+            await self._no_more_threads(group, None)
+            return False
         marker = GROUP_MARKER.format(id=group.id)
-        thread = await _open_thread(guild, channel, marker, members, group.thread_id)
+        thread = None
+        if group.thread_id is not None:
+            thread = await known_thread(guild, group.thread_id)
+        elif retry:
+            thread = await _find_thread(guild, channel, marker)   # started before a crash, never recorded
+        if thread is None:
+            try:
+                thread = await _start_thread(channel, marker, members)
+            except discord.HTTPException as exc:
+                refusal = delivery.thread_refused(exc.code, exc.status)
+                if refusal is ThreadRefusal.RETRY:
+                    raise
+                if refusal is ThreadRefusal.NO_PERMISSION:
+                    await self._problem(guild, group.round_id, "match.delivery.thread_forbidden",
+                                        channel=channel.mention, detail=exc.text or str(exc.status))
+                await self._no_more_threads(group, exc.code)
+                return False
         if group.thread_id != thread.id:
             await self.bot.matching.group_thread(group.id, thread.id)
-        await _introduce(self.bot, guild, thread, members, seed=group.id)
+        added: list[discord.Member] = []
+        outside: list[discord.Member] = []
+        for member in members:
+            # Adding a member already in the thread (on a retry) changes nothing on Discord's side.
+            try:
+                await thread.add_user(member)
+            except discord.NotFound:
+                await self.bot.matching.unreached(guild.id, group.id, member.id, Unreached.LEFT)
+            except discord.Forbidden as exc:
+                log.warning("Could not add member %s to thread %s (%s); introducing them by DM", member.id,
+                            thread.id, exc.code)
+                outside.append(member)
+            else:
+                added.append(member)
+        if added and not (retry and await _posted_in(thread, guild.me.id)):
+            await _introduce(self.bot, guild, thread, added, seed=group.id)
+        for member in added:
+            await self.bot.matching.reached(guild.id, group.id, member.id, Way.THREAD)
+        for member in outside:
+            if not await self._dm_intro(guild, group, member, members, retry=retry):
+                await self.bot.matching.unreached(guild.id, group.id, member.id, Unreached.NO_ACCESS)
+        if added:
+            await self.bot.matching.group_done(group, GroupState.DELIVERED, Way.THREAD)
+        else:
+            await self.bot.matching.group_done(group, GroupState.CANCELLED, None, Ended.UNREACHED)
+        return True
+
+    async def _no_more_threads(self, group: GroupRecord, code: int | None) -> None:
+        moved = await self.bot.matching.threads_exhausted(group.round_id)
+        await self.bot.matching.set_way(group.id, Way.DM)
+        log.info("No more threads in round %s (Discord's code %s): group %s and %d other(s) go by DM",
+                 group.round_id, code, group.id, moved)
+
+    async def _by_dm(self, guild: discord.Guild, group: GroupRecord, members: list[discord.Member], *,
+                     retry: bool) -> None:
+        """Each member gets a DM with the others' cards and mentions and the starter question. Members who
+        cannot be reached are recorded, and the others told; if nobody could be, a spare thread serves."""
+        reached = [m.id for m in members if m.id in group.reached]
+        unreached = []
+        for member in members:
+            if member.id in group.reached:
+                continue
+            if await self._dm_intro(guild, group, member, members, retry=retry):
+                await self.bot.matching.reached(guild.id, group.id, member.id, Way.DM)
+                reached.append(member.id)
+            else:
+                unreached.append(member.id)
+        _, spare, _, _ = await self.bot.matching.round_delivery(group.round_id)
+        outcome = delivery.after_dms(reached, unreached, spare_threads=spare)
+        if outcome.use_thread and await self.bot.matching.take_spare_thread(group.round_id):
+            await self.bot.matching.set_way(group.id, Way.THREAD)
+            if await self._by_thread(guild, group, members, retry=retry):
+                return
+        for user_id in unreached:
+            await self.bot.matching.unreached(guild.id, group.id, user_id, Unreached.DMS_CLOSED)
+        if outcome.tell:
+            names = ", ".join(m.mention for m in members if m.id in unreached)
+            for user_id in outcome.tell:
+                await _tell(self.bot, guild, user_id, Text("match.delivery.partner_unreached", names=names))
+        if outcome.state is GroupState.DELIVERED:
+            await self.bot.matching.group_done(group, GroupState.DELIVERED, Way.DM)
+        else:
+            await self.bot.matching.group_done(group, GroupState.CANCELLED, None, Ended.UNREACHED)
+
+    async def _dm_intro(self, guild: discord.Guild, group: GroupRecord, member: discord.Member,
+                        members: list[discord.Member], *, retry: bool) -> bool:
+        """The introduction by DM: the others' cards, their mentions (so the member can write to them) and a
+        question to start, ending with the group's marker, by which a retry finds it. False when Discord
+        refuses the DM (closed DMs)."""
+        settings = await self.bot.guild_config.settings(guild.id)
+        localize = server_localizer(self.bot, guild, settings)
+        others = [m for m in members if m.id != member.id]
+        embeds = []
+        for other in others:
+            profile = await self.bot.intros.profile(guild.id, other.id)
+            if profile is not None:
+                embeds.append(card_embed(localize, profile, viewer_id=None, introduced=True))
+        marker = GROUP_MARKER.format(id=group.id)
+        lines = [localize(Text("match.delivery.dm_hello", server=shorten(guild.name, 60),
+                               members=", ".join(f"{o.mention} ({shorten(o.display_name, 60)})" for o in others)))]
+        starter = self.bot.prompts.starter(localize.language, group.id)
+        if starter:
+            lines.append(localize(Text("match.intro.starter", question=starter)))
+        lines.append(f"-# Kakehashi {marker}")
+        try:
+            dm = await member.create_dm()
+            if retry and await _sent_marked(dm, guild.me.id, marker):
+                return True
+            # Mentions show who the others are; in a DM they ping nobody.
+            await dm.send("\n\n".join(lines), embeds=embeds[:10], allowed_mentions=discord.AllowedMentions.none())
+        except discord.Forbidden as exc:
+            log.info("Could not DM member %s of group %s (%s)", member.id, group.id, exc.code)
+            return False
+        return True
+
+    async def _problem(self, guild: discord.Guild, round_id: int, key: str, **params: Any) -> None:
+        """Tell the server's admins in the log channel what stops delivery and how to fix it, once a round."""
+        if (guild.id, round_id, key) in self._reported:
+            return
+        self._reported.add((guild.id, round_id, key))
+        if "permissions" in params:
+            params["permissions"] = permission_texts(params["permissions"])
+        await self._log(guild, Text("match.delivery.problem", reason=Text(key, **params)))
+
+    async def _log(self, guild: discord.Guild, text: Text | discord.Embed) -> bool:
+        settings = await self.bot.guild_config.settings(guild.id)
+        channel_id = settings.channel(Purpose.LOG)
+        channel = guild.get_channel(channel_id) if channel_id else None
+        if not isinstance(channel, discord.TextChannel):
+            log.info("Guild %s has no usable log channel for %s", guild.id, text)
+            return False
+        try:
+            if isinstance(text, discord.Embed):
+                await channel.send(embed=text)
+            else:
+                await channel.send(server_localizer(self.bot, guild, settings)(text))
+        except discord.HTTPException as exc:
+            log.warning("Could not write in the log channel of guild %s: %s", guild.id, exc.text or exc.status)
+            return False
+        return True
+
+    async def post_summary(self, job: Job) -> None:
+        """One summary per delivered round in the log channel: how its groups were introduced."""
+        guild = self.bot.get_guild(job.guild_id)
+        if guild is None:
+            return
+        progress = await self.bot.matching.progress(int(job.payload["round"]))
+        settings = await self.bot.guild_config.settings(guild.id)
+        await self._log(guild, delivery_embed(server_localizer(self.bot, guild, settings), progress, None))
 
     async def follow_up(self, job: Job) -> None:
+        """"How did it go?" in the group's thread, or by DM to each member it reached."""
         group = await self.bot.matching.group(int(job.payload["group"]))
         guild = self.bot.get_guild(job.guild_id)
         if group is None or guild is None or group.followed_up_at is not None:
             return
-        if group.thread_id is None:
-            if len(group.members) < 2:
-                return  # nobody left to ask
-            raise RetryLater("match.failure.thread_pending")  # its thread is still to be made
-        thread = await known_thread(guild, group.thread_id)
-        if thread is None:
-            return  # the thread was deleted: nobody to ask
+        if group.state is not GroupState.DELIVERED:
+            # Never introduced (ended, or still waiting when its follow-up came): nothing to ask, ever.
+            log.info("Group %s was not introduced (%s); no follow-up", group.id, group.state.value)
+            return
         settings = await self.bot.guild_config.settings(guild.id)
         localize = server_localizer(self.bot, guild, settings)
         view = discord.ui.View(timeout=None)
         for answer in Answer:
             view.add_item(FollowUpButton(group.id, answer.value, localize(Text(ANSWER_KEYS[answer]))))
+        button = f"match:met:{group.id}:{Answer.MET.value}"
+        retry = job.attempts > 1
+        if group.way is Way.DM:
+            for user_id in sorted(group.reached):
+                member = guild.get_member(user_id)
+                if member is None:
+                    continue
+                try:
+                    dm = await member.create_dm()
+                    if not (retry and await _sent_with(dm, guild.me.id, button)):
+                        await dm.send(localize(Text("match.follow_up.question_dm", server=shorten(guild.name, 60))),
+                                      view=view)
+                except discord.Forbidden as exc:
+                    log.info("Could not DM the follow-up to member %s (%s)", user_id, exc.code)
+            await self.bot.matching.followed_up(group.id)
+            return
+        if group.thread_id is None:
+            return
+        thread = await known_thread(guild, group.thread_id)
+        if thread is None:
+            return  # the thread was deleted: nobody to ask
         # Posted, then recorded: a retry after a crash between the two finds the question by its button
         # among the thread's latest messages instead of asking twice.
-        if await _sent_with(thread, guild.me.id, f"match:met:{group.id}:{Answer.MET.value}") is None:
+        if not (retry and await _sent_with(thread, guild.me.id, button)):
             await thread.send(localize(Text("match.follow_up.question")), view=view)
         await self.bot.matching.followed_up(group.id)
+        await self.bot.matching.archive_later(guild.id, group.id)
+        self.bot.outbox.kick()
+
+    async def archive(self, job: Job) -> None:
+        """A week after the follow-up, the bot archives the round thread it started (a thread's creator may),
+        so the server's room for active threads is not held; a member's message reopens it."""
+        group = await self.bot.matching.group(int(job.payload["group"]))
+        guild = self.bot.get_guild(job.guild_id)
+        if group is None or guild is None or group.thread_id is None:
+            return
+        await _archive(guild, group.thread_id)
 
     async def tell_left_out(self, job: Job) -> None:
         guild = self.bot.get_guild(job.guild_id)
@@ -720,7 +1056,7 @@ class Matching(commands.Cog):
         except UserError as exc:
             raise RetryLater(exc.key, **exc.params) from None
         marker = REQUEST_MARKER.format(id=request.id)
-        thread = await _open_thread(guild, channel, marker, members, request.thread_id)
+        thread = await _open_thread(guild, channel, marker, members, request.thread_id, retry=job.attempts > 1)
         if request.thread_id != thread.id:
             await self.bot.matching.introduced(request.id, thread.id)
         await _introduce(self.bot, guild, thread, members, seed=request.id)

@@ -30,8 +30,9 @@ REQUIRED_PERMISSIONS: Final[dict[Purpose, tuple[str, ...]]] = {
         "create_public_threads", "embed_links", "read_message_history",
     ),
     Purpose.INTRODUCTIONS: ("view_channel", "send_messages", "embed_links", "read_message_history", "add_reactions"),
+    # Read Message History: a retry after a crash reads the thread to find what it already sent.
     Purpose.MATCHES: ("view_channel", "send_messages", "send_messages_in_threads",
-                      "create_private_threads", "embed_links"),
+                      "create_private_threads", "embed_links", "read_message_history"),
     Purpose.WELCOME: ("view_channel", "send_messages", "embed_links"),
     Purpose.LOG: ("view_channel", "send_messages", "embed_links"),
 }

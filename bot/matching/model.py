@@ -13,9 +13,14 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Final
 
+from bot.matching.delivery import Ended, GroupState, Progress, Way
+
 REQUEST_JOB: Final = "matching.request_expire"
 ROUND_JOB: Final = "matching.round"
-THREAD_JOB: Final = "matching.thread"
+THREAD_JOB: Final = "matching.thread"           # a group's introduction (named for its first way, a thread)
+DELIVERY_JOB: Final = "matching.round_delivery"  # a round's delivery: the ways chosen, the groups' jobs queued
+SUMMARY_JOB: Final = "matching.round_summary"    # a delivered round's summary in the log channel
+ARCHIVE_JOB: Final = "matching.archive"          # a round thread archived a week after its follow-up
 LEFT_OUT_JOB: Final = "matching.left_out"
 FOLLOW_UP_JOB: Final = "matching.follow_up"
 PAUSED_JOB: Final = "matching.paused"
@@ -104,6 +109,7 @@ class LeftOut(StrEnum):
 
     NO_PARTNER = "no_partner"   # nobody eligible for them in this round
     NO_GROUP = "no_group"       # eligible partners, all placed with others (or no trio fitted)
+    PARTNER_LEFT = "partner_left"   # placed, but the others left the server before the introduction
 
 
 @dataclass(frozen=True)
@@ -197,6 +203,11 @@ class GroupRecord:
     channel_id: int | None = None
     thread_id: int | None = None
     followed_up_at: datetime | None = None
+    way: Way | None = None                  # None: not chosen yet (or stored before ways existed: a thread)
+    state: GroupState = GroupState.PLANNED
+    ended: Ended | None = None
+    reached: frozenset[int] = frozenset()   # members introduced (in the thread, or by DM)
+    unreached: Mapping[int, str] = field(default_factory=lambda: MappingProxyType({}))  # member -> Unreached
 
 
 @dataclass(frozen=True)
@@ -213,3 +224,4 @@ class RoundStats:
     groups: int
     meetings: int            # groups in which at least one member answered "We met"
     bridged: int             # distinct pairs of companies put together in a group
+    last: Progress | None = None   # the latest round's delivery

@@ -14,13 +14,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from bot.clock import Clock, to_text
+from bot.clock import Clock, from_text, to_text
 from bot.errors import UserError
 from bot.guilds import store as guild_store
 from bot.guilds.model import Change
@@ -29,10 +29,13 @@ from bot.i18n import shorten, visible
 from bot.intros import companies
 from bot.intros.model import Profile
 from bot.intros.service import IntroService
-from bot.matching import rules, schedule
+from bot.matching import delivery, rules, schedule
+from bot.matching.delivery import Ended, GroupState, PlannedGroup, Progress, Unreached, Way
 from bot.matching.index import MatchIndex
 from bot.matching.model import (
+    ARCHIVE_JOB,
     DELIVER_JOB,
+    DELIVERY_JOB,
     FOLLOW_UP_JOB,
     INTRODUCE_JOB,
     LEFT_OUT_JOB,
@@ -40,6 +43,7 @@ from bot.matching.model import (
     REQUEST_JOB,
     ROUND_JOB,
     SAME_COMPANY,
+    SUMMARY_JOB,
     THREAD_JOB,
     UNAVAILABLE,
     YOU_AVOID,
@@ -49,6 +53,7 @@ from bot.matching.model import (
     Candidate,
     GroupRecord,
     History,
+    LeftOut,
     MatchMember,
     MatchRequest,
     RequestState,
@@ -63,6 +68,7 @@ from bot.matching.terms import phrases, tag_key
 from bot.outbox.store import OutboxStore
 from bot.prompts.schedule import WEEKDAYS, parse_time, parse_weekday
 from bot.prompts.store import PromptStore
+from bot.storage import Transaction
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +95,10 @@ SOLO_COMPANIES: Final = frozenset(companies.company_key(name) for name in (
 HIDDEN_COMPANY_REASONS: Final = frozenset({SAME_COMPANY, YOU_AVOID})
 # Only languages a profile names can be known to be shared; "other" may be any third one.
 KNOWN_LANGUAGES: Final = frozenset({"ja", "en"})
+# A member left alone by a departure is offered to at most this many pairs of the round (each checked
+# against the rule on fresh data), so regrouping stays cheap in a round of thousands.
+REGROUP_CANDIDATES: Final = 200
+ARCHIVE_AFTER: Final = timedelta(days=7)    # a round thread is archived this long after its follow-up
 
 
 @dataclass(frozen=True)
@@ -99,6 +109,19 @@ class Pool:
     profiles: dict[int, Profile]
     members: dict[int, MatchMember]
     history: History
+
+
+@dataclass(frozen=True)
+class DeliveryStart:
+    """How a round's delivery began: the threads it could start, the ways chosen, who was regrouped."""
+
+    round_id: int
+    room: int
+    threads: int
+    dms: int
+    cancelled: int
+    moved: int
+    alone: int
 
 
 @dataclass(frozen=True)
@@ -118,6 +141,10 @@ def utc_offset(timezone: str | None, now: datetime) -> float | None:
     except (ZoneInfoNotFoundError, ValueError):
         return None
     return None if offset is None else offset.total_seconds() / 3600
+
+
+def _time(value: str | None) -> datetime | None:
+    return None if value is None else from_text(value)
 
 
 def match_company(profile: Profile, aliases: Mapping[str, str]) -> str:
@@ -573,9 +600,11 @@ class MatchService:
                 replaced = schedule.replaced_slot(current, zone, now)
                 if replaced is not None:
                     await MatchStore.write_settings(tx, replace(current, last_slot=replaced), now)
+            # Delivery is chosen when it begins (the room for threads is Discord's, at that moment); each
+            # group's follow-up is due work from now on.
+            await OutboxStore.enqueue(tx, DELIVERY_JOB, guild_id, f"{DELIVERY_JOB}:{round_id}", {"round": round_id},
+                                      due_at=now, now=now)
             for group_id in group_ids:
-                await OutboxStore.enqueue(tx, THREAD_JOB, guild_id, f"{THREAD_JOB}:{group_id}", {"group": group_id},
-                                          due_at=now, now=now)
                 await OutboxStore.enqueue(tx, FOLLOW_UP_JOB, guild_id, f"{FOLLOW_UP_JOB}:{group_id}",
                                           {"group": group_id}, due_at=now + timedelta(days=settings.follow_up_days),
                                           now=now)
@@ -616,6 +645,127 @@ class MatchService:
                                       f"{ROUND_JOB}:{settings.guild_id}:{to_text(slot)}",
                                       {"slot": to_text(slot)}, due_at=now, now=now)
 
+    # -- delivering a round (decisions in bot/matching/delivery.py; the cog carries them out)
+
+    async def begin_delivery(self, guild_id: int, round_id: int, present: Callable[[int], bool],
+                             active_threads: int | None) -> DeliveryStart | None:
+        """Choose how each group of the round is introduced, once, and queue the groups' jobs.
+
+        ``present`` says whether a member is still in the server; ``active_threads`` is how many active
+        threads Discord listed (None: the matches channel cannot be used, so no thread at all). Members who
+        left are taken out; a member left alone joins another pair of the round where the rule allows, else
+        is told. None when the round's delivery had begun already."""
+        now = self._clock.now()
+        room = 0 if active_threads is None else delivery.thread_room(active_threads)
+        async with self.store.storage.transaction() as tx:
+            planned = await MatchStore.planned_groups(tx, round_id)
+        here = {user for group in planned for user in group.members if present(user)}
+        fits = await self._fits(guild_id, planned, here)
+        regrouped = delivery.regroup(planned, here, fits)
+        ways = delivery.choose_ways(regrouped.groups, await self.store.dms_closed(guild_id), room)
+        threads = sum(1 for way in ways.values() if way is Way.THREAD)
+        async with self.store.storage.transaction() as tx:
+            if not await MatchStore.start_delivery(tx, round_id, room, max(0, room - threads), now):
+                return None
+            for group_id, gone in regrouped.left.items():
+                for user_id in gone:
+                    await MatchStore.mark_unreached(tx, group_id, user_id, Unreached.LEFT)
+            for group_id in regrouped.cancelled:
+                await MatchStore.cancel_group(tx, group_id, Ended.LEFT)
+            old_group = {user: group.id for group in planned for user in group.members}
+            for user_id, group_id in regrouped.moved_to.items():
+                await MatchStore.move_member(tx, user_id, old_group[user_id], group_id)
+            for group in regrouped.groups:
+                await MatchStore.set_way(tx, group.id, ways[group.id])
+                await OutboxStore.enqueue(tx, THREAD_JOB, guild_id, f"{THREAD_JOB}:{group.id}", {"group": group.id},
+                                          due_at=now, now=now)
+            for user_id in regrouped.alone:
+                await OutboxStore.enqueue(tx, LEFT_OUT_JOB, guild_id, f"{LEFT_OUT_JOB}:{round_id}:{user_id}",
+                                          {"user": user_id, "reason": LeftOut.PARTNER_LEFT.value}, due_at=now,
+                                          now=now, member_id=user_id)
+            await self._finish_if_done(tx, guild_id, round_id, now)
+        if regrouped.moved_to or regrouped.left:
+            self._history_changed(guild_id)
+        return DeliveryStart(round_id, room, threads, len(ways) - threads, len(regrouped.cancelled),
+                             len(regrouped.moved_to), len(regrouped.alone))
+
+    async def _fits(self, guild_id: int, planned: list[PlannedGroup],
+                    here: set[int]) -> Callable[[int, tuple[int, ...]], bool]:
+        """The rule, on fresh data, for members left alone and the pairs they might join."""
+        alone = [user for group in planned for user in group.members
+                 if user in here and sum(1 for other in group.members if other in here) == 1]
+        if not alone:
+            return lambda user, members: False
+        pairs = [group.members for group in planned
+                 if len(group.members) == 2 and all(user in here for user in group.members)][:REGROUP_CANDIDATES]
+        pool = await self.pool(guild_id, only={*alone, *(user for pair in pairs for user in pair)})
+
+        def fits(user: int, members: tuple[int, ...]) -> bool:
+            me = pool.candidates.get(user)
+            return me is not None and all(
+                other in pool.candidates and rules.why_not(me, pool.candidates[other], pool.history) is None
+                for other in members)
+        return fits
+
+    async def _finish_if_done(self, tx: Transaction, guild_id: int, round_id: int, now: datetime) -> bool:
+        """Once the round's last group is done, its summary is due (once: the round is marked first)."""
+        if not await MatchStore.finish_round(tx, round_id, now):
+            return False
+        await OutboxStore.enqueue(tx, SUMMARY_JOB, guild_id, f"{SUMMARY_JOB}:{round_id}", {"round": round_id},
+                                  due_at=now, now=now)
+        return True
+
+    async def threads_exhausted(self, round_id: int) -> int:
+        """Discord refused a thread (its cap, or a permission): the round's other groups go by DM."""
+        return await self.store.threads_exhausted(round_id)
+
+    async def take_spare_thread(self, round_id: int) -> bool:
+        return await self.store.take_spare_thread(round_id)
+
+    async def set_way(self, group_id: int, way: Way) -> None:
+        await self.store.set_group_way(group_id, way)
+
+    async def reached(self, guild_id: int, group_id: int, user_id: int, way: Way) -> None:
+        await self.store.reached(group_id, user_id, way)
+        if way is Way.DM:
+            await self.store.set_dms_closed(guild_id, user_id, None)
+
+    async def unreached(self, guild_id: int, group_id: int, user_id: int, why: Unreached) -> None:
+        await self.store.unreached(group_id, user_id, why)
+        if why is Unreached.DMS_CLOSED:
+            await self.store.set_dms_closed(guild_id, user_id, self._clock.now())
+
+    async def group_done(self, group: GroupRecord, state: GroupState, way: Way | None,
+                         ended: Ended | None = None) -> None:
+        """The group's delivery is over: introduced (``way``), or ended without an introduction."""
+        now = self._clock.now()
+        async with self.store.storage.transaction() as tx:
+            if state is GroupState.DELIVERED and way is not None:
+                await MatchStore.deliver_group(tx, group.id, way, now)
+            else:
+                await MatchStore.cancel_group(tx, group.id, ended or Ended.UNREACHED)
+            await self._finish_if_done(tx, group.guild_id, group.round_id, now)
+        if state is not GroupState.DELIVERED:
+            self._history_changed(group.guild_id)
+
+    async def progress(self, round_id: int) -> Progress:
+        return await self.store.progress(round_id)
+
+    async def round_delivery(self, round_id: int) -> tuple[int | None, int, datetime | None, datetime | None]:
+        """The round's thread room (None: not begun), spare threads, when delivery began and ended."""
+        row = await self.store.round_delivery(round_id)
+        if row is None:
+            return None, 0, None, None
+        return (row["thread_room"], int(row["spare_threads"]), _time(row["delivery_started_at"]),
+                _time(row["delivered_at"]))
+
+    async def archive_later(self, guild_id: int, group_id: int) -> None:
+        """The group's thread is archived a week after its follow-up, if nobody answered it by then."""
+        now = self._clock.now()
+        async with self.store.storage.transaction() as tx:
+            await OutboxStore.enqueue(tx, ARCHIVE_JOB, guild_id, f"{ARCHIVE_JOB}:{group_id}", {"group": group_id},
+                                      due_at=now + ARCHIVE_AFTER, now=now)
+
     async def group(self, group_id: int) -> GroupRecord | None:
         return await self.store.group(group_id)
 
@@ -628,9 +778,18 @@ class MatchService:
     async def followed_up(self, group_id: int) -> bool:
         return await self.store.mark_followed_up(group_id, self._clock.now())
 
-    async def answer_follow_up(self, group_id: int, user_id: int, answer: Answer) -> None:
+    async def answer_follow_up(self, group_id: int, user_id: int, answer: Answer) -> GroupRecord:
+        """The member's answer; the group as it now stands (its thread is archived once all answered)."""
         if not await self.store.answer(group_id, user_id, answer, self._clock.now()):
             raise UserError("match.follow_up.not_yours")
+        group = await self.store.group(group_id)
+        assert group is not None
+        return group
+
+    async def everyone_answered(self, group_id: int) -> bool:
+        return await self.store.everyone_answered(group_id)
 
     async def stats(self, guild_id: int) -> RoundStats:
-        return await self.store.stats(guild_id)
+        stats = await self.store.stats(guild_id)
+        latest = await self.store.latest_round(guild_id)
+        return stats if latest is None else replace(stats, last=await self.store.progress(latest.id))

@@ -8,6 +8,7 @@ from itertools import combinations
 from typing import Any
 
 from bot.clock import from_text, to_text
+from bot.matching.delivery import Ended, GroupState, PlannedGroup, Progress, Unreached, Way
 from bot.matching.model import (
     Answer,
     AvoidedCompany,
@@ -113,19 +114,22 @@ INSERT_GROUP = "INSERT INTO match_groups (round_id, guild_id, score) VALUES (?, 
 INSERT_GROUP_MEMBER = """
 INSERT INTO match_group_members (group_id, guild_id, user_id, company_key) VALUES (?, ?, ?, ?)
 """
-_GROUP_COLUMNS = "g.id, g.round_id, g.guild_id, g.score, g.channel_id, g.thread_id, g.followed_up_at"
+_GROUP_COLUMNS = """g.id, g.round_id, g.guild_id, g.score, g.channel_id, g.thread_id, g.followed_up_at, g.way,
+g.state, g.ended"""
 SELECT_GROUP = f"SELECT {_GROUP_COLUMNS} FROM match_groups AS g WHERE g.id = ?"
-SELECT_GROUP_MEMBERS = "SELECT user_id FROM match_group_members WHERE group_id = ? ORDER BY rowid"
+SELECT_GROUP_MEMBERS = "SELECT user_id, reached, unreached FROM match_group_members WHERE group_id = ? ORDER BY rowid"
 SET_GROUP_CHANNEL = "UPDATE match_groups SET channel_id = ? WHERE id = ? AND channel_id IS NULL"
 SET_GROUP_THREAD = "UPDATE match_groups SET thread_id = ? WHERE id = ?"
 MARK_FOLLOWED_UP = "UPDATE match_groups SET followed_up_at = ? WHERE id = ? AND followed_up_at IS NULL"
 ANSWER_GROUP = """
 UPDATE match_group_members SET answer = ?, answered_at = ? WHERE group_id = ? AND user_id = ?
 """
-# Pairs grouped together in the server's last N rounds.
+# Pairs grouped together in the server's last N rounds; a group that was never introduced (cancelled)
+# brought nobody together, and a member who was not reached met nobody through it.
 SELECT_RECENT_GROUPS = """
 SELECT gm.group_id, gm.user_id FROM match_group_members AS gm JOIN match_groups AS g ON g.id = gm.group_id
 WHERE g.round_id IN (SELECT id FROM match_rounds WHERE guild_id = ? ORDER BY slot DESC, id DESC LIMIT ?)
+  AND g.state <> 'cancelled' AND gm.unreached IS NULL
 ORDER BY gm.group_id
 """
 # Each member's answers to the follow-ups posted to them, newest first.
@@ -136,12 +140,13 @@ WHERE gm.guild_id = ? AND g.followed_up_at IS NOT NULL
 ORDER BY gm.user_id, g.followed_up_at DESC, g.id DESC
 """
 COUNT_ROUNDS = "SELECT COUNT(*) FROM match_rounds WHERE guild_id = ?"
-COUNT_GROUPS = "SELECT COUNT(*) FROM match_groups WHERE guild_id = ?"
+COUNT_GROUPS = "SELECT COUNT(*) FROM match_groups WHERE guild_id = ? AND state = 'delivered'"
 COUNT_MEETINGS = """
 SELECT COUNT(DISTINCT group_id) FROM match_group_members WHERE guild_id = ? AND answer = 'met'
 """
 SELECT_GROUP_COMPANIES = """
-SELECT group_id, company_key FROM match_group_members WHERE guild_id = ? ORDER BY group_id
+SELECT gm.group_id, gm.company_key FROM match_group_members AS gm JOIN match_groups AS g ON g.id = gm.group_id
+WHERE gm.guild_id = ? AND g.state = 'delivered' AND gm.unreached IS NULL ORDER BY gm.group_id
 """
 SELECT_MEMBER_GROUPS = """
 SELECT gm.group_id, g.round_id, g.thread_id, gm.company_key, gm.answer, gm.answered_at
@@ -149,6 +154,61 @@ FROM match_group_members AS gm JOIN match_groups AS g ON g.id = gm.group_id
 WHERE gm.guild_id = ? AND gm.user_id = ? ORDER BY gm.group_id
 """
 DELETE_MEMBER_GROUPS = "DELETE FROM match_group_members WHERE guild_id = ? AND user_id = ?"
+COUNT_UNANSWERED = """
+SELECT COUNT(*) FROM match_group_members WHERE group_id = ? AND answer IS NULL AND unreached IS NULL
+"""
+
+# -- delivery (bot/matching/delivery.py)
+SELECT_PLANNED_GROUPS = """
+SELECT g.id, gm.user_id FROM match_groups AS g JOIN match_group_members AS gm ON gm.group_id = g.id
+WHERE g.round_id = ? AND g.state = 'planned' AND gm.unreached IS NULL ORDER BY g.id, gm.rowid
+"""
+# Delivery begins once per round: whoever sets delivery_started_at chose the ways.
+START_DELIVERY = """
+UPDATE match_rounds SET thread_room = ?, spare_threads = ?, delivery_started_at = ?
+WHERE id = ? AND delivery_started_at IS NULL
+"""
+SELECT_ROUND_DELIVERY = """
+SELECT id, guild_id, created_at, thread_room, spare_threads, delivery_started_at, delivered_at
+FROM match_rounds WHERE id = ?
+"""
+SET_GROUP_WAY = "UPDATE match_groups SET way = ? WHERE id = ? AND state = 'planned'"
+# The round may start no more threads: its groups still waiting for one go by DM.
+THREADS_EXHAUSTED = """
+UPDATE match_groups SET way = 'dm' WHERE round_id = ? AND state = 'planned' AND way = 'thread' AND thread_id IS NULL
+"""
+NO_SPARE_THREADS = "UPDATE match_rounds SET spare_threads = 0 WHERE id = ?"
+TAKE_SPARE_THREAD = "UPDATE match_rounds SET spare_threads = spare_threads - 1 WHERE id = ? AND spare_threads > 0"
+CANCEL_GROUP = "UPDATE match_groups SET state = 'cancelled', ended = ? WHERE id = ? AND state = 'planned'"
+DELIVER_GROUP = """
+UPDATE match_groups SET state = 'delivered', way = ?, delivered_at = ? WHERE id = ? AND state = 'planned'
+"""
+MOVE_GROUP_MEMBER = """
+INSERT INTO match_group_members (group_id, guild_id, user_id, company_key)
+SELECT ?, guild_id, user_id, company_key FROM match_group_members WHERE group_id = ? AND user_id = ?
+ON CONFLICT (group_id, user_id) DO NOTHING
+"""
+# Moved to another group of the round: not counted as met through the group they were planned in.
+MARK_MOVED = "DELETE FROM match_group_members WHERE group_id = ? AND user_id = ?"
+MARK_REACHED = "UPDATE match_group_members SET reached = ?, unreached = NULL WHERE group_id = ? AND user_id = ?"
+MARK_UNREACHED = "UPDATE match_group_members SET unreached = ? WHERE group_id = ? AND user_id = ? AND reached IS NULL"
+FINISH_ROUND = """
+UPDATE match_rounds SET delivered_at = ? WHERE id = ? AND delivered_at IS NULL AND delivery_started_at IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM match_groups AS g WHERE g.round_id = match_rounds.id AND g.state = 'planned')
+"""
+COUNT_GROUP_STATES = "SELECT state, way, COUNT(*) FROM match_groups WHERE round_id = ? GROUP BY state, way"
+COUNT_UNREACHED = """
+SELECT gm.unreached, COUNT(*) FROM match_group_members AS gm JOIN match_groups AS g ON g.id = gm.group_id
+WHERE g.round_id = ? AND gm.unreached IS NOT NULL GROUP BY gm.unreached
+"""
+SET_DMS_CLOSED = """
+INSERT INTO match_members (guild_id, user_id, dms_closed_at, updated_at) VALUES (?, ?, ?, ?)
+ON CONFLICT (guild_id, user_id) DO UPDATE SET dms_closed_at = excluded.dms_closed_at
+"""
+CLEAR_DMS_CLOSED = """
+UPDATE match_members SET dms_closed_at = NULL WHERE guild_id = ? AND user_id = ? AND dms_closed_at IS NOT NULL
+"""
+SELECT_DMS_CLOSED = "SELECT user_id FROM match_members WHERE guild_id = ? AND dms_closed_at IS NOT NULL"
 
 
 class MatchStore:
@@ -330,8 +390,97 @@ class MatchStore:
             row = await tx.fetch_one(SELECT_GROUP, (group_id,))
             if row is None:
                 return None
-            members = tuple(r[0] for r in await tx.fetch_all(SELECT_GROUP_MEMBERS, (group_id,)))
+            members = await tx.fetch_all(SELECT_GROUP_MEMBERS, (group_id,))
         return _group(row, members)
+
+    # -- delivery
+
+    @staticmethod
+    async def planned_groups(tx: Transaction, round_id: int) -> list[PlannedGroup]:
+        """The round's groups not introduced yet, with the members still to reach, in the round's order."""
+        found: dict[int, list[int]] = {}
+        for row in await tx.fetch_all(SELECT_PLANNED_GROUPS, (round_id,)):
+            found.setdefault(row[0], []).append(row[1])
+        return [PlannedGroup(group_id, tuple(members)) for group_id, members in found.items()]
+
+    @staticmethod
+    async def start_delivery(tx: Transaction, round_id: int, room: int, spare: int, now: datetime) -> bool:
+        """Record the room the round's delivery began with; False when it had begun already."""
+        return await tx.execute(START_DELIVERY, (room, spare, to_text(now), round_id)) > 0
+
+    async def round_delivery(self, round_id: int) -> Row | None:
+        return await self._storage.fetch_one(SELECT_ROUND_DELIVERY, (round_id,))
+
+    @staticmethod
+    async def set_way(tx: Transaction, group_id: int, way: Way) -> None:
+        await tx.execute(SET_GROUP_WAY, (way.value, group_id))
+
+    @staticmethod
+    async def cancel_group(tx: Transaction, group_id: int, ended: Ended) -> bool:
+        return await tx.execute(CANCEL_GROUP, (ended.value, group_id)) > 0
+
+    @staticmethod
+    async def move_member(tx: Transaction, user_id: int, from_group: int, to_group: int) -> None:
+        await tx.execute(MOVE_GROUP_MEMBER, (to_group, from_group, user_id))
+        await tx.execute(MARK_MOVED, (from_group, user_id))
+
+    @staticmethod
+    async def mark_unreached(tx: Transaction, group_id: int, user_id: int, why: Unreached) -> None:
+        await tx.execute(MARK_UNREACHED, (why.value, group_id, user_id))
+
+    async def reached(self, group_id: int, user_id: int, way: Way) -> None:
+        async with self._storage.transaction() as tx:
+            await tx.execute(MARK_REACHED, (way.value, group_id, user_id))
+
+    async def unreached(self, group_id: int, user_id: int, why: Unreached) -> None:
+        async with self._storage.transaction() as tx:
+            await self.mark_unreached(tx, group_id, user_id, why)
+
+    async def threads_exhausted(self, round_id: int) -> int:
+        """No more threads in this round: every group still waiting for one goes by DM. How many did."""
+        async with self._storage.transaction() as tx:
+            await tx.execute(NO_SPARE_THREADS, (round_id,))
+            return await tx.execute(THREADS_EXHAUSTED, (round_id,))
+
+    async def take_spare_thread(self, round_id: int) -> bool:
+        async with self._storage.transaction() as tx:
+            return await tx.execute(TAKE_SPARE_THREAD, (round_id,)) > 0
+
+    async def set_group_way(self, group_id: int, way: Way) -> None:
+        async with self._storage.transaction() as tx:
+            await self.set_way(tx, group_id, way)
+
+    @staticmethod
+    async def deliver_group(tx: Transaction, group_id: int, way: Way, now: datetime) -> bool:
+        return await tx.execute(DELIVER_GROUP, (way.value, to_text(now), group_id)) > 0
+
+    @staticmethod
+    async def finish_round(tx: Transaction, round_id: int, now: datetime) -> bool:
+        """Mark the round delivered once its last group is done; True only for the call that did."""
+        return await tx.execute(FINISH_ROUND, (to_text(now), round_id)) > 0
+
+    async def progress(self, round_id: int) -> Progress:
+        async with self._storage.transaction() as tx:
+            states = await tx.fetch_all(COUNT_GROUP_STATES, (round_id,))
+            unreached = await tx.fetch_all(COUNT_UNREACHED, (round_id,))
+        counts: dict[tuple[str, str | None], int] = {(row[0], row[1]): int(row[2]) for row in states}
+        delivered = GroupState.DELIVERED.value
+        return Progress(
+            round_id=round_id, groups=sum(counts.values()),
+            in_threads=counts.get((delivered, Way.THREAD.value), 0), by_dm=counts.get((delivered, Way.DM.value), 0),
+            cancelled=sum(n for (state, _), n in counts.items() if state == GroupState.CANCELLED.value),
+            unreached={row[0]: int(row[1]) for row in unreached})
+
+    async def dms_closed(self, guild_id: int) -> set[int]:
+        return {row[0] for row in await self._storage.fetch_all(SELECT_DMS_CLOSED, (guild_id,))}
+
+    async def set_dms_closed(self, guild_id: int, user_id: int, now: datetime | None) -> None:
+        """Record that a DM to the member was refused (``now``), or that one went through (None)."""
+        async with self._storage.transaction() as tx:
+            if now is None:
+                await tx.execute(CLEAR_DMS_CLOSED, (guild_id, user_id))
+            else:
+                await tx.execute(SET_DMS_CLOSED, (guild_id, user_id, to_text(now), to_text(now)))
 
     async def set_group_channel(self, group_id: int, channel_id: int) -> None:
         """Remember where the group's thread is being started, before it is: a retry looks there."""
@@ -350,6 +499,11 @@ class MatchStore:
         """False when the member is not in the group."""
         async with self._storage.transaction() as tx:
             return await tx.execute(ANSWER_GROUP, (answer.value, to_text(now), group_id, user_id)) > 0
+
+    async def everyone_answered(self, group_id: int) -> bool:
+        """Whether every member the group reached answered its follow-up."""
+        row = await self._storage.fetch_one(COUNT_UNANSWERED, (group_id,))
+        return row is not None and int(row[0]) == 0
 
     async def recent_pairs(self, guild_id: int, rounds: int) -> list[tuple[int, int]]:
         groups: dict[int, list[int]] = {}
@@ -433,6 +587,10 @@ def _settings(row: Row) -> RoundSettings:
                          row["no_repeat_rounds"], row["follow_up_days"], _time(row["last_slot"]))
 
 
-def _group(row: Row, members: tuple[int, ...]) -> GroupRecord:
-    return GroupRecord(row["id"], row["round_id"], row["guild_id"], members, row["score"], row["channel_id"],
-                       row["thread_id"], _time(row["followed_up_at"]))
+def _group(row: Row, members: list[Row]) -> GroupRecord:
+    return GroupRecord(row["id"], row["round_id"], row["guild_id"], tuple(m[0] for m in members), row["score"],
+                       row["channel_id"], row["thread_id"], _time(row["followed_up_at"]),
+                       None if row["way"] is None else Way(row["way"]), GroupState(row["state"]),
+                       None if row["ended"] is None else Ended(row["ended"]),
+                       frozenset(m[0] for m in members if m[1] is not None),
+                       {m[0]: m[2] for m in members if m[2] is not None})

@@ -13,9 +13,18 @@ from tests.fakediscord.model import (
     Role,
     User,
 )
-from tests.fakediscord.server import Call, CommandNotAvailable, DiscordError, FakeDiscord, Hold, Interaction
+from tests.fakediscord.server import (
+    CHAOS_EXCLUDE,
+    Call,
+    CommandNotAvailable,
+    DiscordError,
+    FakeDiscord,
+    Fault,
+    Hold,
+    Interaction,
+)
 
 __all__ = [
-    "Attachment", "Call", "Channel", "ChannelType", "CommandNotAvailable", "DiscordError", "Emoji", "FakeDiscord",
-    "Guild", "Hold", "Interaction", "Member", "Message", "Overwrite", "Perm", "Role", "User",
+    "CHAOS_EXCLUDE", "Attachment", "Call", "Channel", "ChannelType", "CommandNotAvailable", "DiscordError", "Emoji",
+    "FakeDiscord", "Fault", "Guild", "Hold", "Interaction", "Member", "Message", "Overwrite", "Perm", "Role", "User",
 ]

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 DISCORD_EPOCH_MS = 1420070400000
+ACTIVE_THREAD_CAP = 1000  # active (not archived) threads a server may hold, every kind counted (else 400/160006)
 _increment = itertools.count(1)
 
 
@@ -215,8 +216,10 @@ class Channel:
     thread_members: dict[int, datetime] = field(default_factory=dict)
     applied_tags: list[int] = field(default_factory=list)
     archived: bool = False
+    archive_timestamp: datetime | None = None  # when ``archived`` last changed (None: never, so its creation)
+    locked: bool = False  # only MANAGE_THREADS may write in it or unarchive it
     auto_archive_duration: int = 1440
-    invitable: bool = True
+    invitable: bool = True  # private threads: whether non-moderators may add others
     message_count: int = 0  # messages in the thread, not counting a forum post's starter, minus deleted ones
     total_message_sent: int = 0  # the same, but never decremented
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
@@ -287,8 +290,8 @@ class Channel:
         metadata: dict[str, Any] = {
             "archived": self.archived,
             "auto_archive_duration": self.auto_archive_duration,
-            "archive_timestamp": iso(self.created_at),
-            "locked": False,
+            "archive_timestamp": iso(self.archive_timestamp or self.created_at),
+            "locked": self.locked,
             "create_timestamp": iso(self.created_at),
         }
         if self.type == ChannelType.PRIVATE_THREAD:
@@ -327,10 +330,16 @@ class Guild:
     members: dict[int, Member] = field(default_factory=dict)
     channels: dict[int, Channel] = field(default_factory=dict)
     emojis: list[Emoji] = field(default_factory=list)
+    thread_cap: int = ACTIVE_THREAD_CAP  # at most this many active threads (see ``active_thread_count``)
 
     @property
     def everyone(self) -> Role:
         return self.roles[self.id]
+
+    @property
+    def active_thread_count(self) -> int:
+        """Threads not archived, of every kind and whoever can see them: what Discord's cap counts."""
+        return sum(1 for c in self.channels.values() if c.is_thread and not c.archived)
 
     def channel_named(self, name: str) -> Channel:
         for channel in self.channels.values():
@@ -511,6 +520,7 @@ class Message:
     mention_everyone: bool = False
     reactions: dict[str, set[int]] = field(default_factory=dict)  # emoji (unicode, or name:id) -> user ids
     viewer: int | None = None  # whom the API answers: decides each reaction's `me`
+    nonce: str | None = None  # as the sender gave it; Discord shows it on the message it answers the send with
 
     HAS_THREAD = 1 << 5
     EPHEMERAL = 1 << 6
@@ -600,6 +610,8 @@ class Message:
                 data["flags"] |= self.HAS_THREAD
         if self.webhook_id is not None:
             data["webhook_id"] = str(self.webhook_id)
+        if self.nonce is not None:
+            data["nonce"] = self.nonce
         if self.reactions:
             data["reactions"] = [{
                 "count": len(users), "count_details": {"burst": 0, "normal": len(users)},

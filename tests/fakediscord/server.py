@@ -17,27 +17,34 @@ with 50007, the bot needs permissions in a channel to post there (to attach
 files, reply or react too), files stay on their message (and are served from
 the fake's own CDN), a reply pings its author unless ``allowed_mentions`` says
 otherwise, and forum posts and threads follow Discord's rules (tags a forum
-requires, one thread per message, names of 1-100 characters).
+requires, one thread per message, names of 1-100 characters, at most 1,000
+active threads a server, who may archive, lock or rename one). A repeated send
+with the same ``nonce`` gives back the message already created.
 
 A :class:`Hold` keeps the answer to one REST call back after the fake has
 done it, so a test can kill the bot between "Discord did it" and "the bot
-knows".
+knows". Rate limits (per-route buckets, a global limit) are off unless a test
+sets them; a :class:`Fault` or :meth:`FakeDiscord.chaos` makes calls fail as
+Discord's do (429, 5xx before or after the call was carried out).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import math
+import random
 import re
 import secrets
 import time
 import zlib
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
 import yarl
@@ -65,6 +72,12 @@ INTERACTION_DEADLINE = 3.0  # seconds to send the initial response
 TOKEN_LIFETIME = 15 * 60.0  # seconds a token works for follow-ups
 ATTACHMENT_SIZE_LIMIT = 10 * 1024 * 1024  # bytes per file, as the interaction payload announces
 MAX_REACTIONS = 20  # distinct emojis on one message
+NONCE_WINDOW = 5 * 60.0  # seconds a message's nonce stays taken for its author in its channel ("a few minutes")
+MAX_NONCE_LENGTH = 25
+FAULT_STATUSES = frozenset({429, 500, 502, 503, 504})
+# Calls chaos leaves alone unless told otherwise: failing them says nothing about how the bot delivers (an
+# interaction callback retried after a lost answer is "already acknowledged"; login is discord.py's own).
+CHAOS_EXCLUDE = r"/interactions/\d+/[^/]+/callback|/users/@me|/oauth2/applications/@me|/gateway(?:/bot)?"
 Uploads = dict[int, tuple[str, bytes]]  # files of a multipart request by n of their `files[n]` part: (filename, bytes)
 UPLOADS = web.RequestKey("uploads", dict)
 
@@ -131,9 +144,23 @@ class CommandNotAvailable(Exception):
     """Discord would not show this command to this member, so it cannot be sent."""
 
 
+Handler = Callable[[web.Request, "re.Match[str]", Any], Awaitable[Any]]
+
+
+class NotModelled(Exception):
+    """A request Discord would take that the fake does not model: answered 404 and recorded as unhandled, so the
+    end-to-end runner reports it instead of the fake pretending."""
+
+
+FaultKind = Literal["rate_limited", "failed", "answer_lost"]
+
+
 @dataclass
 class Call:
-    """One REST request the bot made, and how the fake answered it."""
+    """One REST request the bot made, and how the fake answered it. ``status`` is what the client received;
+    ``fault`` says when :meth:`FakeDiscord.fault` or :meth:`FakeDiscord.chaos` decided it (a 429 of a configured
+    rate limit is no fault: ``status`` 429, ``fault`` None); after a lost answer, ``carried_out_status`` is
+    what the fake did before the fault replaced its answer."""
 
     method: str
     path: str
@@ -142,6 +169,137 @@ class Call:
     files: list[tuple[str, bytes]]
     status: int = 0
     handled: bool = True
+    fault: FaultKind | None = None
+    carried_out_status: int | None = None
+
+
+@dataclass(frozen=True)
+class Injection:
+    """What a fault or chaos does to one call: a 429 (``retry_after`` seconds) or a 5xx, before the call is carried
+    out (``failed``) or after (``answer_lost``)."""
+
+    kind: FaultKind
+    status: int
+    retry_after: float = 0.0
+
+
+class Fault:
+    """The next ``times`` calls matching ``method`` and ``regex`` get ``status`` (see :meth:`FakeDiscord.fault`);
+    ``calls`` are those it caught."""
+
+    def __init__(self, method: str, regex: re.Pattern[str], status: int, carried_out: bool, times: int,
+                 retry_after: float) -> None:
+        if status not in FAULT_STATUSES:
+            raise ValueError(f"a fault answers one of {sorted(FAULT_STATUSES)}, not {status}")
+        if carried_out and status == 429:
+            raise ValueError("a 429 is never carried out: Discord refuses before doing anything")
+        if times < 1:
+            raise ValueError("a fault catches at least one call")
+        if retry_after <= 0:
+            raise ValueError("a 429 asks for a positive wait")
+        self.method = method
+        self.regex = regex
+        self.times = times
+        self.calls: list[Call] = []
+        kind: FaultKind = "rate_limited" if status == 429 else "answer_lost" if carried_out else "failed"
+        self.injection = Injection(kind, status, retry_after if status == 429 else 0.0)
+
+    @property
+    def spent(self) -> bool:
+        return len(self.calls) >= self.times
+
+    def catch(self, call: Call) -> Injection | None:
+        if self.spent or call.method != self.method or not self.regex.match(call.path):
+            return None
+        self.calls.append(call)
+        return self.injection
+
+
+@dataclass
+class Chaos:
+    """Seeded random faults (see :meth:`FakeDiscord.chaos`). The k-th call of a route (method and template)
+    draws from a generator seeded with the seed, the route and k, so a run repeats whatever else runs beside
+    it, as long as the calls to each route come in the same order."""
+
+    seed: int
+    rate_limited: float
+    server_error: float
+    lost_answer: float
+    only: re.Pattern[str] | None
+    exclude: re.Pattern[str] | None
+    retry_after: tuple[float, float]
+    drawn: Counter[str] = field(default_factory=Counter)
+
+    def draw(self, call: Call, route: str) -> Injection | None:
+        if self.only is not None and not self.only.match(call.path):
+            return None
+        if self.exclude is not None and self.exclude.match(call.path):
+            return None
+        n = self.drawn[route]
+        self.drawn[route] += 1
+        rng = random.Random(f"{self.seed}:{route}:{n}")
+        roll = rng.random()
+        if roll < self.rate_limited:
+            return Injection("rate_limited", 429, rng.uniform(*self.retry_after))
+        if roll < self.rate_limited + self.server_error:
+            return Injection("failed", 500)
+        if roll < self.rate_limited + self.server_error + self.lost_answer:
+            return Injection("answer_lost", 502)
+        return None
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """``limit`` calls per ``per_seconds`` for each route (method and template) the rule covers, counted per
+    major parameter (channel, guild, webhook or interaction token) as Discord counts them."""
+
+    method: str
+    regex: re.Pattern[str]
+    limit: int
+    per_seconds: float
+
+    def covers(self, call: Call) -> bool:
+        return self.method in ("*", call.method) and bool(self.regex.match(call.path))
+
+
+@dataclass
+class Bucket:
+    """One route's count for one major parameter, in a fixed window that opens with its first call."""
+
+    rule: RateLimit
+    hash: str
+    used: int = 0
+    resets_at: float = 0.0  # event-loop time
+
+    def headers(self, now: float) -> dict[str, str]:
+        after = math.ceil(max(0.0, self.resets_at - now) * 1000) / 1000
+        return {
+            "X-RateLimit-Limit": str(self.rule.limit),
+            "X-RateLimit-Remaining": str(max(0, self.rule.limit - self.used)),
+            "X-RateLimit-Reset": f"{time.time() + after:.3f}",
+            "X-RateLimit-Reset-After": f"{after:.3f}",
+            "X-RateLimit-Bucket": self.hash,
+        }
+
+
+@dataclass(frozen=True)
+class Route:
+    """A REST route the fake serves: ``template`` as Discord's documentation writes it (``/channels/{channel}``)."""
+
+    method: str
+    template: str
+    regex: re.Pattern[str]
+    handler: Handler
+    auth: bool
+
+    @property
+    def key(self) -> str:
+        return f"{self.method} {self.template}"
+
+    def major(self, match: re.Match[str]) -> str:
+        """The major parameters of a call: what Discord counts a route's rate limit per."""
+        groups = match.groupdict()
+        return "+".join(groups[name] for name in ("channel", "guild", "token") if name in groups)
 
 
 @dataclass
@@ -289,9 +447,6 @@ class GatewaySession:
         await self.dispatch("RESUMED", {})
 
 
-Handler = Callable[[web.Request, "re.Match[str]", Any], Awaitable[Any]]
-
-
 class FakeDiscord:
     def __init__(self, *, token: str | None = None, privileged_intents: bool = True) -> None:
         self.token = token or f"fake.{secrets.token_urlsafe(24)}"
@@ -318,8 +473,20 @@ class FakeDiscord:
         self._runner: web.AppRunner | None = None
         self._sockets: set[web.WebSocketResponse] = set()
         self.port = 0
-        self._routes: list[tuple[str, re.Pattern[str], Handler, bool]] = []
+        self._routes: list[Route] = []
         self._holds: list[Hold] = []
+        # Off unless a test asks: see rate_limit(), global_rate_limit(), fault(), chaos(), strict_invitable.
+        self._rate_limits: list[RateLimit] = []
+        self._buckets: dict[tuple[str, str], Bucket] = {}  # (route key, major parameters) -> its count
+        self._global_limit: int | None = None
+        self._global_window: tuple[float, int] = (-math.inf, 0)  # (when the current second began, calls in it)
+        self._faults: list[Fault] = []
+        self._chaos: Chaos | None = None
+        # (channel, author, nonce) -> the message sent with it, and when (event-loop time)
+        self._nonces: dict[tuple[int, int, str], tuple[Message, float]] = {}
+        # A private thread with `invitable` false lets only moderators add others (Discord's documentation). Off,
+        # as the fake always was: anyone who may write there adds; on: 403/50013 without MANAGE_THREADS.
+        self.strict_invitable = False
         self._register_routes()
 
     # ------------------------------------------------------------------ the world
@@ -371,6 +538,43 @@ class FakeDiscord:
         guild.channels[channel.id] = channel
         self.channels[channel.id] = channel
         return channel
+
+    def add_threads(self, parent: Channel, count: int, *, owner: Member | None = None, archived: bool = False,
+                    name: str = "thread") -> list[Channel]:
+        """``count`` threads in ``parent`` started by someone else (the server's owner unless ``owner``), without
+        starter messages and without telling the bot: a cheap way to fill a server towards its cap of active
+        threads, as other members and bots would have. AssertionError past the cap (unless ``archived``)."""
+        guild = parent.guild
+        assert guild is not None, "threads live in a server's channels"
+        if parent.type == ChannelType.ANNOUNCEMENT:
+            kind = ChannelType.ANNOUNCEMENT_THREAD
+        elif parent.type in (ChannelType.TEXT, ChannelType.FORUM, ChannelType.MEDIA):
+            kind = ChannelType.PUBLIC_THREAD
+        else:
+            raise AssertionError(f"{parent.name!r} (type {parent.type}) holds no threads")
+        if not archived and guild.active_thread_count + count > guild.thread_cap:
+            raise AssertionError(f"{guild.name} has room for {self.thread_room(guild)} more active threads, "
+                                 f"not {count}")
+        starter = owner.user if owner is not None else self.owner
+        threads = []
+        for number in range(count):
+            thread = Channel(id=snowflake(), type=kind, name=f"{name} {number + 1}", guild=guild,
+                             parent_id=parent.id, owner_id=starter.id, archived=archived)
+            thread.thread_members[starter.id] = thread.created_at
+            guild.channels[thread.id] = thread
+            self.channels[thread.id] = thread
+            threads.append(thread)
+        return threads
+
+    @staticmethod
+    def thread_room(guild: Guild) -> int:
+        """How many more threads ``guild`` can hold active before Discord refuses with 160006."""
+        return max(0, guild.thread_cap - guild.active_thread_count)
+
+    @staticmethod
+    def leave_thread_room(guild: Guild, room: int) -> None:
+        """Set ``guild.thread_cap`` so that exactly ``room`` more threads fit beside its active ones."""
+        guild.thread_cap = guild.active_thread_count + room
 
     def member(self, guild: Guild, name: str) -> Member:
         for member in guild.members.values():
@@ -454,7 +658,7 @@ class FakeDiscord:
     # ------------------------------------------------------------------ queries
 
     def _path_regex(self, pattern: str) -> re.Pattern[str]:
-        return re.compile(pattern.replace("{app}", str(self.application_id)) + r"$")
+        return re.compile("(?:" + pattern.replace("{app}", str(self.application_id)) + r")$")
 
     def calls_to(self, method: str, pattern: str) -> list[Call]:
         """Calls whose path matches ``pattern``; ``{app}`` stands for the application id."""
@@ -472,6 +676,65 @@ class FakeDiscord:
 
     def unhandled_calls(self) -> list[Call]:
         return [c for c in self.calls if not c.handled]
+
+    @property
+    def rate_limited(self) -> list[Call]:
+        """Calls answered 429: by a rate limit (``call.fault`` None), a fault or chaos."""
+        return [c for c in self.calls if c.status == 429]
+
+    # ------------------------------------------------------------------ rate limits and faults
+
+    def rate_limit(self, method: str, pattern: str, limit: int, per_seconds: float) -> None:
+        """Discord's per-route buckets: at most ``limit`` calls per ``per_seconds`` to each route (method and
+        template: ``POST /channels/{channel}/messages``) whose path matches ``pattern`` (as in :meth:`calls_to`;
+        ``method`` may be ``"*"``), counted apart for each major parameter (the channel, guild, webhook or
+        interaction token in the path). Every answer on such a route carries ``X-RateLimit-Limit``,
+        ``-Remaining``, ``-Reset``, ``-Reset-After`` and ``-Bucket``; a call over the limit is not carried out
+        and gets 429 (scope ``user``, ``retry_after`` until the window ends). The first rule that matches a call
+        counts it. discord.py reads the headers and waits before it runs into a 429 itself."""
+        if limit < 1 or per_seconds <= 0:
+            raise ValueError("a bucket holds at least one call in a positive time")
+        self._rate_limits.append(RateLimit(method, self._path_regex(pattern), limit, per_seconds))
+
+    def global_rate_limit(self, per_second: int | None) -> None:
+        """Discord's global limit (50 a second for most bots): calls past it in the current second get 429 with
+        ``global`` true. Interaction callbacks and webhook (follow-up) routes are not counted, as on Discord.
+        ``None`` lifts it."""
+        if per_second is not None and per_second < 1:
+            raise ValueError("the global limit is at least one call a second")
+        self._global_limit = per_second
+        self._global_window = (-math.inf, 0)
+
+    def fault(self, method: str, pattern: str, status: int = 500, *, carried_out: bool = False, times: int = 1,
+              retry_after: float = 0.1) -> Fault:
+        """The next ``times`` ``method`` calls whose path matches ``pattern`` (as in :meth:`calls_to`) get
+        ``status`` instead of their answer: 500, 502, 503 or 504 (``carried_out=True``: the fake performs the
+        call first, so what it creates exists and the answer is what is lost), or 429 with ``retry_after``
+        seconds (scope ``shared``, ``Via`` set so discord.py waits and retries). A call a rate limit refuses
+        does not use up a fault. ``fault.calls`` are the calls it caught."""
+        fault = Fault(method, self._path_regex(pattern), status, carried_out, times, retry_after)
+        self._faults.append(fault)
+        return fault
+
+    def chaos(self, seed: int | None, *, rate_limited: float = 0.25, server_error: float = 0.10,
+              lost_answer: float = 0.05, only: str | None = None, exclude: str | None = CHAOS_EXCLUDE,
+              retry_after: tuple[float, float] = (0.05, 0.3)) -> None:
+        """Random faults for stress tests; ``seed`` None turns them off. Each REST call on a route the fake knows
+        (not caught by a :meth:`fault` first, not refused by a rate limit) draws once: a fraction
+        ``rate_limited`` gets 429 (``retry_after`` drawn between the two bounds, scope ``shared``), a fraction
+        ``server_error`` 500 before it is carried out, a fraction ``lost_answer`` 502 after it is. ``only``: a
+        path pattern (as in :meth:`calls_to`) a call must match to draw; ``exclude``: one that keeps calls out
+        (by default interaction callbacks and login, :data:`CHAOS_EXCLUDE`; pass ``None`` to include them)."""
+        if seed is None:
+            self._chaos = None
+            return
+        if min(rate_limited, server_error, lost_answer) < 0 or rate_limited + server_error + lost_answer > 1:
+            raise ValueError("fractions of calls: each at least 0, together at most 1")
+        if not 0 < retry_after[0] <= retry_after[1]:
+            raise ValueError("retry_after is (shortest, longest) wait, both positive")
+        self._chaos = Chaos(seed, rate_limited, server_error, lost_answer,
+                            None if only is None else self._path_regex(only),
+                            None if exclude is None else self._path_regex(exclude), retry_after)
 
     def unanswered_interactions(self) -> list[Interaction]:
         """Interactions the bot never answered (users saw "The application did not respond")."""
@@ -640,7 +903,16 @@ class FakeDiscord:
                              INTENT_GUILD_MEMBERS)
 
     async def send_message(self, member: Member, channel: Channel, content: str) -> Message:
-        """``member`` writes ``content`` in ``channel``; the bot receives MESSAGE_CREATE."""
+        """``member`` writes ``content`` in ``channel``; the bot receives MESSAGE_CREATE. In an archived thread the
+        message unarchives it first (THREAD_UPDATE), as Discord does, and like the member's client it refuses
+        (AssertionError) a locked thread without MANAGE_THREADS or one the server has no room to unarchive."""
+        if channel.is_thread:
+            assert channel.guild is not None
+            try:
+                await self._reopen_for_message(channel, channel.guild.permissions_in(member, channel))
+            except DiscordError as refused:
+                raise AssertionError(f"Discord will not let {member.user.username} write in {channel.name!r}: "
+                                     f"{refused.message}") from None
         message = Message(snowflake(), channel, member.user, content=content, viewer=self.bot_user.id)
         self._resolve_mentions(message, None)
         data = message.payload()
@@ -905,7 +1177,7 @@ class FakeDiscord:
 
     def _route(self, method: str, pattern: str, handler: Handler, *, auth: bool = True) -> None:
         regex = re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern) + "$")
-        self._routes.append((method, regex, handler, auth))
+        self._routes.append(Route(method, pattern, regex, handler, auth))
 
     def _register_routes(self) -> None:
         r = self._route
@@ -922,6 +1194,7 @@ class FakeDiscord:
         r("DELETE", "/webhooks/{app}/{token}/messages/{message}", self._delete_webhook_message, auth=False)
         r("POST", "/users/@me/channels", self._open_dm)
         r("GET", "/channels/{channel}", self._get_channel)
+        r("PATCH", "/channels/{channel}", self._edit_channel)
         r("GET", "/channels/{channel}/messages", self._get_messages)
         r("POST", "/channels/{channel}/messages", self._post_message)
         r("GET", "/channels/{channel}/messages/{message}", self._get_message)
@@ -945,7 +1218,7 @@ class FakeDiscord:
         call = Call(request.method, path, dict(request.query), body, list(uploads.values()))
         self.calls.append(call)
         try:
-            response = await self._serve(request, path, body, call)
+            response = await self._answer(request, body, call)
         finally:
             await self._notify()
         hold = next((h for h in self._holds if h.matches(call)), None)
@@ -953,32 +1226,118 @@ class FakeDiscord:
             await hold._keep(call)
         return response
 
-    async def _serve(self, request: web.Request, path: str, body: Any, call: Call) -> web.Response:
-        try:
-            for method, regex, handler, auth in self._routes:
-                match = regex.match(path)
-                if match and method == request.method:
-                    if auth and request.headers.get("Authorization") != f"Bot {self.token}":
-                        raise DiscordError(401, 0, "401: Unauthorized")
-                    if any(len(content) > ATTACHMENT_SIZE_LIMIT for _, content in request[UPLOADS].values()):
-                        raise DiscordError(413, 40005, "Request entity too large")
-                    result = await handler(request, match, body)
-                    status = 204 if result is None else 200
-                    call.status = status
-                    return self._json(status, result)
+    async def _answer(self, request: web.Request, body: Any, call: Call) -> web.Response:
+        """In Discord's order: the route, the token, the global limit, the route's bucket; then what a fault or
+        chaos does instead of (or after) carrying the call out."""
+        found = next(((route, match) for route in self._routes if route.method == call.method
+                      for match in [route.regex.match(call.path)] if match), None)
+        if found is None:
             call.handled = False
-            raise DiscordError(404, 0, "404: Not Found")
+            return self._error(call, DiscordError(404, 0, "404: Not Found"))
+        route, match = found
+        if route.auth and request.headers.get("Authorization") != f"Bot {self.token}":
+            return self._error(call, DiscordError(401, 0, "401: Unauthorized"))
+        now = asyncio.get_running_loop().time()
+        refused = self._over_global_limit(route, now)
+        if refused is not None:
+            return self._too_many(call, refused, "global", {})
+        headers: dict[str, str] = {}
+        bucket = self._bucket(route, match, call)
+        if bucket is not None:
+            if now >= bucket.resets_at:
+                bucket.used, bucket.resets_at = 0, now + bucket.rule.per_seconds
+            if bucket.used >= bucket.rule.limit:
+                return self._too_many(call, bucket.resets_at - now, "user", bucket.headers(now))
+            bucket.used += 1
+            headers = bucket.headers(now)
+        injection = self._injection(call, route)
+        if injection is not None:
+            call.fault = injection.kind
+            if injection.kind == "rate_limited":
+                return self._too_many(call, injection.retry_after, "shared", headers)
+            if injection.kind == "failed":
+                return self._server_error(call, injection.status, headers)
+        status, result = await self._perform(request, route, match, body, call)
+        if injection is not None:  # carried out, and then the answer is lost
+            call.carried_out_status = status
+            return self._server_error(call, injection.status, headers)
+        call.status = status
+        return self._json(status, result, headers)
+
+    async def _perform(self, request: web.Request, route: Route, match: re.Match[str], body: Any,
+                       call: Call) -> tuple[int, Any]:
+        """Carry the call out: its status and the body of the answer."""
+        try:
+            if any(len(content) > ATTACHMENT_SIZE_LIMIT for _, content in request[UPLOADS].values()):
+                raise DiscordError(413, 40005, "Request entity too large")
+            result = await route.handler(request, match, body)
         except DiscordError as error:
-            call.status = error.status
-            return self._json(error.status, error.body())
+            return error.status, error.body()
+        except NotModelled:
+            call.handled = False
+            return 404, DiscordError(404, 0, "404: Not Found").body()
+        return (204 if result is None else 200), result
+
+    def _over_global_limit(self, route: Route, now: float) -> float | None:
+        """Seconds until the global limit lets calls through again, when this one is over it; else None (and
+        it is counted). Interaction callbacks and follow-ups (the routes without the bot token) are free."""
+        if self._global_limit is None or not route.auth:
+            return None
+        began, used = self._global_window
+        if now - began >= 1.0:
+            began, used = now, 0
+        if used >= self._global_limit:
+            return began + 1.0 - now
+        self._global_window = (began, used + 1)
+        return None
+
+    def _bucket(self, route: Route, match: re.Match[str], call: Call) -> Bucket | None:
+        rule = next((r for r in self._rate_limits if r.covers(call)), None)
+        if rule is None:
+            return None
+        key = (route.key, route.major(match))
+        bucket = self._buckets.get(key)
+        if bucket is None or bucket.rule is not rule:
+            bucket = self._buckets[key] = Bucket(rule, hashlib.md5(route.key.encode()).hexdigest())
+        return bucket
+
+    def _injection(self, call: Call, route: Route) -> Injection | None:
+        for fault in self._faults:
+            injection = fault.catch(call)
+            if injection is not None:
+                return injection
+        return self._chaos.draw(call, route.key) if self._chaos is not None else None
+
+    def _error(self, call: Call, error: DiscordError) -> web.Response:
+        call.status = error.status
+        return self._json(error.status, error.body())
+
+    def _too_many(self, call: Call, retry_after: float, scope: str, headers: dict[str, str]) -> web.Response:
+        """A 429 as Discord sends it. discord.py needs the ``Via`` header (without it a 429 is a Cloudflare ban and
+        it gives up) and the JSON body's ``retry_after``, which it sleeps before trying again."""
+        call.status = 429
+        wait = math.ceil(max(retry_after, 0.001) * 1000) / 1000
+        headers = {**headers, "Retry-After": str(math.ceil(wait)), "X-RateLimit-Scope": scope}
+        if scope == "global":
+            headers["X-RateLimit-Global"] = "true"
+        return self._json(429, {"message": "You are being rate limited.", "retry_after": wait,
+                                "global": scope == "global"}, headers)
+
+    def _server_error(self, call: Call, status: int, headers: dict[str, str]) -> web.Response:
+        call.status = status
+        reason = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable",
+                  504: "Gateway Timeout"}[status]
+        return self._json(status, {"message": f"{status}: {reason}", "code": 0}, headers)
 
     @staticmethod
-    def _json(status: int, body: Any) -> web.Response:
+    def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> web.Response:
+        # Every answer of Discord's API comes through Google's front end, which says so.
+        headers = {"Via": "1.1 google", **(headers or {})}
         if status == 204:
-            return web.Response(status=204)
+            return web.Response(status=204, headers=headers)
         # discord.py parses JSON only when the content type is exactly application/json.
         return web.Response(status=status, body=json.dumps(body, ensure_ascii=False).encode(),
-                            headers={"Content-Type": "application/json"})
+                            headers={**headers, "Content-Type": "application/json"})
 
     @staticmethod
     async def _read_body(request: web.Request) -> tuple[Any, Uploads]:
@@ -1268,17 +1627,61 @@ class FakeDiscord:
                 needed |= Perm.READ_MESSAGE_HISTORY  # a reply
             self._require(channel, needed)
         _validate_message(body, require_content=True, files=bool(uploads))
+        nonce = self._nonce(body)
         replied_to, reference = self._reply_target(channel, body.get("message_reference"))
+        now = asyncio.get_running_loop().time()
+        if nonce is not None and body.get("enforce_nonce"):
+            earlier = self._nonces.get((channel.id, self.bot_user.id, nonce))
+            if earlier is not None and now - earlier[1] < NONCE_WINDOW and not earlier[0].deleted:
+                return earlier[0].payload()  # the same send again: Discord answers with what it created then
+        if channel.is_thread:
+            await self._reopen_for_message(channel, self._bot_permissions(channel))
         message = Message(
             snowflake(), channel, self.bot_user, content=body.get("content") or "",
             embeds=body.get("embeds") or [], components=body.get("components") or [],
             flags=body.get("flags", 0) & ((1 << 2) | (1 << 12) | (1 << 15)),
             allowed_mentions=body.get("allowed_mentions"), message_reference=reference, replied_to=replied_to,
-            viewer=self.bot_user.id, files=self._attachments(channel, body, uploads),
+            viewer=self.bot_user.id, files=self._attachments(channel, body, uploads), nonce=nonce,
         )
         self._resolve_mentions(message, body.get("allowed_mentions"))
+        if nonce is not None:
+            self._nonces[(channel.id, self.bot_user.id, nonce)] = (message, now)
         await self._publish(message)
         return message.payload()
+
+    @staticmethod
+    def _nonce(body: dict[str, Any]) -> str | None:
+        """A message's ``nonce``: an integer or a string of up to 25 characters (discord.py sends a random 64-bit
+        number as a string, with ``enforce_nonce``)."""
+        nonce = body.get("nonce")
+        if nonce is None:
+            return None
+        if isinstance(nonce, bool) or not isinstance(nonce, (int, str)) or len(str(nonce)) > MAX_NONCE_LENGTH:
+            raise invalid_form("nonce", "BASE_TYPE_BAD_LENGTH", f"Must be {MAX_NONCE_LENGTH} or fewer in length.")
+        return str(nonce)
+
+    async def _reopen_for_message(self, thread: Channel, granted: int) -> None:
+        """Before a message in a thread by someone with ``granted`` permissions there: a locked thread takes
+        MANAGE_THREADS (50083 while it is archived too, else 50013), and a message in an archived thread unarchives
+        it (THREAD_UPDATE), if the server has room for another active thread (else 160006)."""
+        if thread.locked and not granted & Perm.MANAGE_THREADS:
+            if thread.archived:
+                raise DiscordError(400, 50083, "Thread is archived")
+            raise DiscordError(403, 50013, "Missing Permissions")
+        if thread.archived:
+            self._set_archived(thread, False)
+            await self._dispatch_thread_update(thread)
+
+    @staticmethod
+    def _set_archived(thread: Channel, archived: bool) -> None:
+        """Archive or unarchive ``thread``; unarchiving needs room under the server's cap (else 160006)."""
+        guild = thread.guild
+        assert guild is not None
+        if not archived and thread.archived and guild.active_thread_count >= guild.thread_cap:
+            raise max_threads_reached()
+        if archived != thread.archived:
+            thread.archived = archived
+            thread.archive_timestamp = datetime.now(UTC)
 
     def _message(self, channel: Channel, message_id: str) -> Message:
         message = self.messages.get(int(message_id))
@@ -1462,8 +1865,11 @@ class FakeDiscord:
 
     def _new_thread(self, parent: Channel, kind: int, body: dict[str, Any], *, thread_id: int | None = None,
                     applied_tags: list[int] | None = None) -> Channel:
-        """A thread the bot starts in ``parent``: the bot owns it and is its first member."""
+        """A thread the bot starts in ``parent``: the bot owns it and is its first member. Past the server's cap
+        of active threads (every kind counted) Discord refuses with 160006 and creates nothing."""
         assert parent.guild is not None
+        if parent.guild.active_thread_count >= parent.guild.thread_cap:
+            raise max_threads_reached()
         thread = Channel(
             id=thread_id or snowflake(), type=kind, name=body["name"], guild=parent.guild, parent_id=parent.id,
             owner_id=self.bot_user.id, applied_tags=applied_tags or [],
@@ -1475,6 +1881,58 @@ class FakeDiscord:
         parent.guild.channels[thread.id] = thread
         self.channels[thread.id] = thread
         return thread
+
+    async def _dispatch_thread_update(self, thread: Channel) -> None:
+        """THREAD_UPDATE (an archive, an unarchive, an edit) for a thread the bot can see. discord.py drops an
+        archived thread from its cache, and takes one it did not have back as a thread it joined."""
+        if self.session is None or not self._bot_permissions(thread) & Perm.VIEW_CHANNEL:
+            return
+        await self._dispatch("THREAD_UPDATE", thread.payload(me=self.bot_user.id), INTENT_GUILDS)
+
+    async def _edit_channel(self, request: web.Request, match: re.Match[str], body: Any) -> Any:
+        """PATCH /channels/{id}: the fake edits threads (name, archived, auto_archive_duration, locked, invitable,
+        rate_limit_per_user); anything else is not modelled."""
+        channel = self._channel(match["channel"])
+        body = body if isinstance(body, dict) else {}
+        if not channel.is_thread or set(body) - THREAD_EDIT_FIELDS:
+            raise NotModelled(f"PATCH /channels/{channel.id} with {sorted(body)}")
+        return await self._edit_thread(channel, {k: v for k, v in body.items() if v is not None})
+
+    async def _edit_thread(self, thread: Channel, changes: dict[str, Any]) -> Any:
+        """Discord's rules: the thread's creator or MANAGE_THREADS may rename it, archive or unarchive it and set
+        its auto_archive_duration (and, the fake takes it, invitable); locking and slowmode take MANAGE_THREADS;
+        unarchiving takes only being in the thread, unless it is locked. An archived thread takes no other edit
+        unless the same request unarchives it (400/50083), and unarchiving needs room under the cap (160006)."""
+        if "name" in changes:
+            _length(changes["name"], "name", 1, 100)
+        for key in ("archived", "locked", "invitable"):
+            if key in changes and not isinstance(changes[key], bool):
+                raise invalid_form(key, "BASE_TYPE_BOOLEAN", "Must be either true or false.")
+        if "invitable" in changes and thread.type != ChannelType.PRIVATE_THREAD:
+            raise invalid_form("invitable", "BASE_TYPE_CHOICES", "Only private threads have invitable.")
+        _validate_thread({"name": thread.name, **changes})
+        granted = self._bot_permissions(thread)
+        if not granted & Perm.VIEW_CHANNEL:
+            raise DiscordError(403, 50001, "Missing Access")
+        moderator = bool(granted & Perm.MANAGE_THREADS)
+        creator = thread.owner_id == self.bot_user.id
+        member = self.bot_user.id in thread.thread_members and bool(granted & Perm.SEND_MESSAGES_IN_THREADS)
+        unarchiving = changes.get("archived") is False
+        if not moderator and ("locked" in changes or "rate_limit_per_user" in changes
+                              or (thread.locked and unarchiving)
+                              or not (creator or (member and unarchiving and set(changes) == {"archived"}))):
+            raise DiscordError(403, 50013, "Missing Permissions")
+        if thread.archived and not unarchiving:
+            raise DiscordError(400, 50083, "Thread is archived")
+        before = thread.payload()
+        if "archived" in changes:
+            self._set_archived(thread, changes["archived"])
+        for key in ("name", "auto_archive_duration", "locked", "invitable", "rate_limit_per_user"):
+            if key in changes:
+                setattr(thread, key, changes[key])
+        if thread.payload() != before:
+            await self._dispatch_thread_update(thread)
+        return thread.payload(me=self.bot_user.id)
 
     async def _dispatch_thread_create(self, thread: Channel) -> None:
         """THREAD_CREATE, as discord.py's ``parse_thread_create`` reads it: the channel, ``newly_created``
@@ -1518,6 +1976,9 @@ class FakeDiscord:
         if thread.archived:
             raise DiscordError(400, 50083, "Thread is archived")
         self._require(thread, Perm.SEND_MESSAGES_IN_THREADS)
+        if self.strict_invitable and thread.type == ChannelType.PRIVATE_THREAD and not thread.invitable \
+                and member.id not in thread.thread_members:
+            self._require(thread, Perm.MANAGE_THREADS)
         thread.thread_members.setdefault(member.id, datetime.now(UTC))
         return None
 
@@ -1883,6 +2344,12 @@ def _validate_string_select(menu: dict[str, Any], where: str) -> None:
 
 
 ARCHIVE_DURATIONS = (60, 1440, 4320, 10080)
+THREAD_EDIT_FIELDS = frozenset({"name", "archived", "auto_archive_duration", "locked", "invitable",
+                                "rate_limit_per_user"})
+
+
+def max_threads_reached() -> DiscordError:
+    return DiscordError(400, 160006, "Maximum number of active threads reached")
 
 
 def _validate_thread(body: dict[str, Any]) -> None:

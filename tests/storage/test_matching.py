@@ -20,13 +20,16 @@ from bot.intros.model import About, More
 from bot.intros.service import IntroService
 from bot.intros.store import IntroStore
 from bot.matching import rules
+from bot.matching.delivery import Ended, GroupState, Unreached, Way
 from bot.matching.model import (
     DELIVER_JOB,
+    DELIVERY_JOB,
     FOLLOW_UP_JOB,
     LEFT_OUT_JOB,
     PAUSED_JOB,
     REQUEST_JOB,
     ROUND_JOB,
+    SUMMARY_JOB,
     THREAD_JOB,
     Answer,
     RequestState,
@@ -267,7 +270,18 @@ async def test_a_round_of_seven_is_two_pairs_and_a_trio_stored_once_with_its_job
         for a, b in combinations(group.members, 2):
             assert rules.why_not(pool.candidates[a], pool.candidates[b], pool.history) == rules.MET_RECENTLY
     assert await matching.run_round(GUILD, slot) is None  # the slot's round exists: nothing twice
-    assert (await job_count(storage, THREAD_JOB), await job_count(storage, FOLLOW_UP_JOB)) == (3, 3)
+    # Delivery is one job for the round (the ways are chosen when it begins); a follow-up per group.
+    assert (await job_count(storage, DELIVERY_JOB), await job_count(storage, FOLLOW_UP_JOB)) == (1, 3)
+    assert await job_count(storage, THREAD_JOB) == 0
+    stats = await matching.stats(GUILD)
+    assert (stats.rounds, stats.groups, stats.meetings, stats.bridged) == (1, 0, 0, 0)   # nobody introduced yet
+    for group in outcome.plan.groups:
+        row = await storage.fetch_one("SELECT group_id FROM match_group_members WHERE user_id = ?",
+                                      (group.members[0],))
+        assert row is not None
+        record = await matching.group(int(row[0]))
+        assert record is not None
+        await matching.group_done(record, GroupState.DELIVERED, Way.THREAD)
     stats = await matching.stats(GUILD)
     assert (stats.rounds, stats.groups, stats.meetings, stats.bridged) == (1, 3, 0, 5)
 
@@ -426,7 +440,7 @@ async def test_two_rounds_planned_from_the_same_state_are_not_both_stored(
     assert len([o for o in outcomes if o is not None]) == 1
     placed = await storage.fetch_all("SELECT user_id, COUNT(*) FROM match_group_members GROUP BY user_id")
     assert sorted(row[0] for row in placed) == list(range(1, 8)) and {row[1] for row in placed} == {1}
-    assert await job_count(storage, THREAD_JOB) == 3
+    assert await job_count(storage, DELIVERY_JOB) == 1
 
 
 async def test_rounds_stored_before_the_round_chain_are_chained_by_the_migration(tmp_path: Path) -> None:
@@ -469,3 +483,104 @@ async def test_erasing_a_member_erases_their_matching_data(intros: IntroService,
                           ("match_group_members", "user_id")):
         row = await storage.fetch_one(f"SELECT COUNT(*) FROM {table} WHERE {column} = 1")
         assert row is not None and row[0] == 0, table
+
+
+# ---------------------------------------------------------------- delivering a round
+
+
+async def test_delivery_begins_once_gives_threads_up_to_the_room_and_queues_each_group(
+        intros: IntroService, matching: MatchService, storage: Storage) -> None:
+    for user_id in range(1, 9):
+        await member(intros, user_id, f"Company {user_id}")
+        await matching.join(GUILD, user_id)
+    outcome = await matching.run_round(GUILD, matching._clock.now())
+    assert outcome is not None and len(outcome.plan.groups) == 4
+    started = await matching.begin_delivery(GUILD, outcome.round_id, lambda user: True,
+                                            active_threads=1000 - 25 - 3)
+    assert started is not None and (started.room, started.threads, started.dms) == (3, 3, 1)
+    assert await matching.begin_delivery(GUILD, outcome.round_id, lambda user: True, 0) is None  # once
+    assert await job_count(storage, THREAD_JOB) == 4
+    ways = [way for (way,) in await storage.fetch_all("SELECT way FROM match_groups ORDER BY id")]
+    assert sorted(ways) == ["dm", "thread", "thread", "thread"]
+    # Discord refuses a thread (its cap): every group still waiting for one goes by DM.
+    assert await matching.threads_exhausted(outcome.round_id) == 3
+    ways = [way for (way,) in await storage.fetch_all("SELECT way FROM match_groups ORDER BY id")]
+    assert ways == ["dm"] * 4
+
+
+async def test_members_gone_before_delivery_and_undelivered_groups_count_neither_as_met_nor_in_stats(
+        intros: IntroService, matching: MatchService, storage: Storage) -> None:
+    for user_id in range(1, 5):
+        await member(intros, user_id, f"Company {user_id}")
+        await matching.join(GUILD, user_id)
+    outcome = await matching.run_round(GUILD, matching._clock.now())
+    assert outcome is not None
+    first, second = (g.members for g in outcome.plan.groups)
+    gone = first[1]
+    started = await matching.begin_delivery(GUILD, outcome.round_id, lambda user: user != gone, 0)
+    assert started is not None and (started.cancelled, started.moved, started.alone) == (1, 1, 0)
+    groups = {g: await matching.group(g) for (g,) in await storage.fetch_all("SELECT id FROM match_groups")}
+    cancelled = next(g for g in groups.values() if g is not None and g.state is GroupState.CANCELLED)
+    trio = next(g for g in groups.values() if g is not None and g.state is GroupState.PLANNED)
+    assert cancelled.unreached == {gone: Unreached.LEFT.value}
+    assert sorted(trio.members) == sorted((*second, first[0]))
+    pool = await matching.pool(GUILD)
+    # Not introduced: the one who left and the partner they never met can meet in the next round.
+    assert rules.why_not(pool.candidates[first[0]], pool.candidates[gone], pool.history) is None
+    for user_id in trio.members:
+        await matching.reached(GUILD, trio.id, user_id, Way.DM)
+    await matching.group_done(trio, GroupState.DELIVERED, Way.DM)
+    stats = await matching.stats(GUILD)
+    assert stats.groups == 1 and stats.last is not None
+    assert (stats.last.by_dm, stats.last.cancelled, stats.last.unreached) == (1, 1, {"left": 1})
+    assert stats.last.finished
+    assert await job_count(storage, SUMMARY_JOB) == 1   # the round is done: one summary, once
+    await matching.group_done(trio, GroupState.CANCELLED, None, Ended.UNREACHED)   # no effect once done
+    assert await job_count(storage, SUMMARY_JOB) == 1
+
+
+async def test_a_refused_dm_is_remembered_so_that_member_gets_a_thread_first_next_time(
+        intros: IntroService, matching: MatchService, storage: Storage, clock: FakeClock) -> None:
+    for user_id in range(1, 7):
+        await member(intros, user_id, f"Company {user_id}")
+        await matching.join(GUILD, user_id)
+    outcome = await matching.run_round(GUILD, clock.now())
+    assert outcome is not None
+    group = (await storage.fetch_one("SELECT id FROM match_groups ORDER BY id DESC LIMIT 1"))
+    assert group is not None
+    closed_member = outcome.plan.groups[-1].members[0]
+    # A DM to them was refused in an earlier round (matching.unreached records it so).
+    await matching.store.set_dms_closed(GUILD, closed_member, clock.now())
+    assert await matching.store.dms_closed(GUILD) == {closed_member}
+    started = await matching.begin_delivery(GUILD, outcome.round_id, lambda user: True,
+                                            active_threads=1000 - 25 - 1)
+    assert started is not None and started.threads == 1
+    thread_group = await storage.fetch_one("SELECT id FROM match_groups WHERE way = 'thread'")
+    assert thread_group is not None and int(thread_group[0]) == int(group[0])
+    await matching.reached(GUILD, int(group[0]), closed_member, Way.DM)   # a DM went through since
+    assert await matching.store.dms_closed(GUILD) == set()
+
+
+async def test_groups_stored_before_delivery_was_recorded_count_as_introduced_in_their_thread(
+        tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    old = await Storage.open(path, migrations=load_migrations()[:7])  # before 0008_round_delivery
+    await old.close()
+    with sqlite3.connect(path) as db:
+        db.execute("INSERT INTO match_rounds (guild_id, slot, created_at, members, total, bound) "
+                   "VALUES (1, 'a', 'now', 4, 2.0, 2.0)")
+        db.execute("INSERT INTO match_groups (round_id, guild_id, score, thread_id) VALUES (1, 1, 1.0, 77)")
+        db.execute("INSERT INTO match_groups (round_id, guild_id, score) VALUES (1, 1, 1.0)")
+        for group, user in ((1, 5), (1, 6), (2, 7), (2, 8)):
+            db.execute("INSERT INTO match_group_members (group_id, guild_id, user_id, company_key) "
+                       "VALUES (?, 1, ?, 'c')", (group, user))
+    upgraded = await Storage.open(path)
+    try:
+        groups = await upgraded.fetch_all("SELECT id, way, state FROM match_groups ORDER BY id")
+        members = await upgraded.fetch_all("SELECT user_id, reached FROM match_group_members ORDER BY user_id")
+        delivered = await upgraded.fetch_one("SELECT delivered_at FROM match_rounds")
+    finally:
+        await upgraded.close()
+    assert [tuple(row) for row in groups] == [(1, "thread", "delivered"), (2, None, "planned")]
+    assert [tuple(row) for row in members] == [(5, "thread"), (6, "thread"), (7, None), (8, None)]
+    assert delivered is not None and delivered[0] is None   # its second group is still to be introduced
