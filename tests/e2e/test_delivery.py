@@ -59,7 +59,7 @@ def outbox_rows(database: Path) -> list[sqlite3.Row]:
 
 
 async def test_with_room_for_three_threads_the_other_pairs_are_introduced_by_dm_and_admins_see_the_split(
-        discord_server: FakeDiscord, world: World, bot_runner: BotRunner) -> None:
+        discord_server: FakeDiscord, world: World, bot_runner: BotRunner, clock: FakeClock) -> None:
     members = await joined_community(discord_server, world, 16)
     await bot_runner.start()
     matches = await use_channel(discord_server, world, "matches", "matches")
@@ -105,6 +105,20 @@ async def test_with_room_for_three_threads_the_other_pairs_are_introduced_by_dm_
     assert len(summaries) == 1 and split in summaries[0].text
     stats = await ask(discord_server, world.admin, "rounds stats")
     assert split in stats.text
+    # The follow-up comes the way the introduction did: by DM to each member introduced by DM.
+    clock.advance(timedelta(days=5, minutes=1))
+    assert bot_runner.bot is not None
+    await bot_runner.bot.outbox.run_due()
+
+    def asked(member: Member) -> list[Message]:
+        return [m for m in discord_server.dms(member.user) if any(":met" in c for c in m.custom_ids)]
+
+    await discord_server.wait_until(lambda: all(asked(m) for m in by_dm), 20, "the follow-ups by DM")
+    question = asked(by_dm[0])[0]
+    thanks = await (await discord_server.click(by_dm[0], question, question.custom_ids[0])).reply()
+    assert thanks.ephemeral
+    stats = await ask(discord_server, world.admin, "rounds stats")
+    assert "meetings reported: 1" in stats.text
 
 
 async def test_a_round_delivered_through_429s_500s_and_lost_answers_introduces_everyone_once(
@@ -222,6 +236,13 @@ async def test_a_member_who_leaves_before_delivery_is_not_waited_for_and_their_p
     waiting = [row for row in outbox_rows(bot_runner.database_path)
                if row["state"] != "done" and row["kind"] != "matching.archive"]
     assert waiting == []
+    # Threads archive after a day of silence; once everyone answered, the bot archives its thread at once.
+    assert thread.auto_archive_duration == 1440 and not thread.archived
+    question = bot_posts(discord_server, thread)[1]
+    for member in rest:
+        thanks = await (await discord_server.click(member, question, question.custom_ids[0])).reply()
+        assert thanks.ephemeral
+    await discord_server.wait_until(lambda: thread.archived, 10, "the thread archived")
 
 
 async def test_a_permission_taken_away_during_delivery_is_reported_once_and_the_groups_go_by_dm(
