@@ -2,10 +2,19 @@
 
 Features register a handler per job kind, and tickers that turn rules into
 jobs (a weekly schedule becomes a post when its slot comes). Each pass runs
-the tickers, then every due job, one at a time: Discord's rate limits make
-parallel sends pointless, and one at a time keeps the order of a server's
-work. A handler that raises :class:`RetryLater` (or fails unexpectedly)
-leaves its job pending with a growing delay; nothing is dropped.
+the tickers, then the due jobs server by server in turn: every server with due
+work waits in one line, and a server whose job has finished goes to the back
+of it, so a round of 5,000 groups in one server delays another server's
+welcome by a job or two, not by the whole round. Within a server, jobs run in
+order of due time (then id), one at a time, which keeps the order of a
+server's work. A few servers' jobs run at once (``lanes``): Discord keeps its
+rate limits per channel and per server, so different servers' calls rarely
+wait for each other. A pass ends when nothing is due and nothing runs; work
+added meanwhile (a handler's next job, a ``kick()``) joins the pass, and the
+tickers run again if the pass is long.
+
+A handler that raises :class:`RetryLater` (or fails unexpectedly) leaves its
+job pending with a growing delay; nothing is dropped.
 """
 
 from __future__ import annotations
@@ -13,7 +22,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+import math
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -49,15 +59,21 @@ class _Kind:
 
 
 class Outbox:
-    def __init__(self, clock: Clock, *, owner: str = "main", poll_seconds: float = 30.0) -> None:
+    def __init__(self, clock: Clock, *, owner: str = "main", poll_seconds: float = 30.0, lanes: int = 4) -> None:
+        """``lanes``: how many jobs (of as many servers) may run at once."""
+        if lanes < 1:
+            raise ValueError(f"the outbox needs at least one lane, not {lanes}")
         self._store: OutboxStore | None = None
         self._clock = clock
         self._owner = owner
         self._poll_seconds = poll_seconds
+        self._lanes = lanes
         self._kinds: dict[str, _Kind] = {}
         self._tickers: list[Ticker] = []
         self._wake = asyncio.Event()
         self._finished = asyncio.Condition()
+        # One pass at a time: a second caller of run_due() waits for the pass under way, then makes its own.
+        self._pass = asyncio.Lock()
 
     def register(self, kind: str, handler: Handler, *, on_failure: FailureHook | None = None) -> None:
         """``on_failure(job, failure, next_try)`` is told of every failed attempt, to report it."""
@@ -67,7 +83,8 @@ class Outbox:
         self._tickers.append(ticker)
 
     def kick(self) -> None:
-        """Look for due work now instead of at the next poll (new work was added, or time moved)."""
+        """Look for due work now instead of at the next poll (new work was added, or time moved); a pass
+        under way takes it in at once."""
         self._wake.set()
 
     @property
@@ -77,14 +94,17 @@ class Outbox:
         return self._store
 
     async def start(self, store: OutboxStore) -> None:
-        """Use ``store``, and take back the jobs this owner held when it last stopped (a crash mid-job): they
-        run again, and their handlers reconcile with what Discord already has."""
+        """Use ``store``, and take back the jobs this owner held when it last stopped (a crash mid-job, or a
+        shutdown that cancelled them): they run again, and their handlers reconcile with what Discord
+        already has."""
         self._store = store
         released = await self.store.release(self._owner)
         if released:
             log.info("Resuming %d job(s) interrupted by the last shutdown", released)
 
     async def run_forever(self) -> None:
+        """Passes until cancelled. Cancelling stops the jobs running too; they stay held by this owner
+        until the next :meth:`start` gives them back."""
         while True:
             self._wake.clear()
             try:
@@ -104,17 +124,78 @@ class Outbox:
             await asyncio.wait_for(self._wake.wait(), delay)
 
     async def run_due(self) -> int:
-        """One pass: the tickers, then every job that is due. The number of jobs run."""
+        """One pass: the tickers, then the due jobs, server by server in turn, until none is due and none is
+        running; jobs added during the pass and due by then are run in it too. The number of jobs run."""
+        async with self._pass:
+            return await self._take_turns()
+
+    async def _take_turns(self) -> int:
+        loop = asyncio.get_running_loop()
+        running: dict[int, asyncio.Task[None]] = {}  # a server → its one job running
+        waiting: dict[int, None] = {}  # servers with due work, in turn (a dict as an ordered set)
+        ran = 0
+        ticked = -math.inf
+        try:
+            while True:
+                self._wake.clear()
+                if loop.time() - ticked >= self._poll_seconds:
+                    # At the start, and again while a long pass goes on: what the tickers create (another
+                    # server's reminder or weekly post) must not wait for the end of someone's round.
+                    await self._tick()
+                    ticked = loop.time()
+                now = self._clock.now()
+                for guild_id in await self.store.due_guilds(now):
+                    if guild_id not in running:
+                        waiting.setdefault(guild_id, None)
+                for guild_id in [guild_id for guild_id, task in running.items() if task.done()]:
+                    # Its turn is over: its next job comes after the servers already waiting.
+                    del running[guild_id]
+                    waiting[guild_id] = None
+                while waiting and len(running) < self._lanes:
+                    guild_id = next(iter(waiting))
+                    del waiting[guild_id]
+                    job = await self.store.claim_next(self._owner, self._clock.now(), guild_id)
+                    if job is not None:
+                        running[guild_id] = asyncio.create_task(self._lane(job), name=f"outbox job {job.id}")
+                        ran += 1
+                if not running:
+                    return ran
+                timeout = ticked + self._poll_seconds - loop.time()
+                next_due = await self.store.next_due(after=now)
+                if next_due is not None:
+                    timeout = min(timeout, (next_due - now).total_seconds())
+                await self._wait_for_change(running.values(), max(0.0, timeout))
+        except BaseException as exc:
+            if not isinstance(exc, Exception):
+                # Cancelled (the bot is closing): the jobs stop too, and start() gives them back next time.
+                for task in running.values():
+                    task.cancel()
+            # Otherwise the jobs under way finish, and record how they went, before the pass gives up.
+            await asyncio.gather(*running.values(), return_exceptions=True)
+            raise
+
+    async def _wait_for_change(self, running: Iterable[asyncio.Task[None]], seconds: float) -> None:
+        """Until a job finishes, new work is announced (:meth:`kick`), or ``seconds`` have passed."""
+        woken = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait([woken, *running], timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            woken.cancel()
+
+    async def _tick(self) -> None:
         for ticker in self._tickers:
             try:
                 await ticker(self._clock.now())
             except Exception:
                 log.exception("Ticker %s failed", getattr(ticker, "__qualname__", ticker))
-        ran = 0
-        while (job := await self.store.claim_next(self._owner, self._clock.now())) is not None:
+
+    async def _lane(self, job: Job) -> None:
+        try:
             await self._run(job)
-            ran += 1
-        return ran
+        except Exception:
+            # Only the database can fail here (the handler's errors are caught in _run): the job stays held
+            # by this owner until the next start gives it back, and the other servers' jobs go on.
+            log.exception("Could not record how job %s (%s, guild %s) went", job.id, job.kind, job.guild_id)
 
     async def _run(self, job: Job) -> None:
         kind = self._kinds.get(job.kind)

@@ -1,8 +1,10 @@
 """The SQL of the outbox; nothing else runs it.
 
 A job is claimed by one owner in one statement (``UPDATE … RETURNING``), so two
-processes sharing a database never run the same job. An owner that restarts
-takes back what it held when it stopped (:meth:`OutboxStore.release`).
+processes sharing a database never run the same job. Claims are made server by
+server (:meth:`OutboxStore.due_guilds`, then :meth:`OutboxStore.claim_next` for
+one of them), so the runner can take turns between servers. An owner that
+restarts takes back what it held when it stopped (:meth:`OutboxStore.release`).
 """
 
 from __future__ import annotations
@@ -23,9 +25,14 @@ ON CONFLICT (dedupe_key) DO NOTHING
 """
 SELECT_BY_KEY = f"SELECT {_COLUMNS} FROM outbox WHERE dedupe_key = ?"
 SELECT_BY_ID = f"SELECT {_COLUMNS} FROM outbox WHERE id = ?"
+DUE_GUILDS = """
+SELECT guild_id FROM outbox WHERE state = 'pending' AND due_at <= ?
+GROUP BY guild_id ORDER BY MIN(due_at), guild_id
+"""
 CLAIM_NEXT = f"""
 UPDATE outbox SET state = 'running', claimed_by = ?, attempts = attempts + 1
-WHERE id = (SELECT id FROM outbox WHERE state = 'pending' AND due_at <= ? ORDER BY due_at, id LIMIT 1)
+WHERE id = (SELECT id FROM outbox WHERE state = 'pending' AND guild_id = ? AND due_at <= ?
+            ORDER BY due_at, id LIMIT 1)
   AND state = 'pending'
 RETURNING {_COLUMNS}
 """
@@ -33,6 +40,7 @@ COMPLETE = "UPDATE outbox SET state = 'done', claimed_by = NULL, finished_at = ?
 RETRY = "UPDATE outbox SET state = 'pending', claimed_by = NULL, due_at = ?, last_error = ? WHERE id = ?"
 RELEASE = "UPDATE outbox SET state = 'pending', claimed_by = NULL WHERE state = 'running' AND claimed_by = ?"
 NEXT_DUE = "SELECT MIN(due_at) FROM outbox WHERE state = 'pending'"
+NEXT_DUE_AFTER = "SELECT MIN(due_at) FROM outbox WHERE state = 'pending' AND due_at > ?"
 SELECT_MEMBER = f"SELECT {_COLUMNS} FROM outbox WHERE guild_id = ? AND member_id = ? ORDER BY id"
 DELETE_MEMBER = "DELETE FROM outbox WHERE guild_id = ? AND member_id = ?"
 SELECT_OPEN = f"""
@@ -72,10 +80,14 @@ class OutboxStore:
         row = await self._storage.fetch_one(SELECT_BY_ID, (job_id,))
         return None if row is None else _job(row)
 
-    async def claim_next(self, owner: str, now: datetime) -> Job | None:
-        """The earliest due job, now held by ``owner``; None when nothing is due."""
+    async def due_guilds(self, now: datetime) -> list[int]:
+        """The servers with a job due and waiting, the one whose oldest such job has waited longest first."""
+        return [int(row[0]) for row in await self._storage.fetch_all(DUE_GUILDS, (to_text(now),))]
+
+    async def claim_next(self, owner: str, now: datetime, guild_id: int) -> Job | None:
+        """A server's earliest due job (by due time, then id), now held by ``owner``; None when none is due."""
         async with self._storage.transaction() as tx:
-            row = await tx.fetch_one(CLAIM_NEXT, (owner, to_text(now)))
+            row = await tx.fetch_one(CLAIM_NEXT, (owner, guild_id, to_text(now)))
         return None if row is None else _job(row)
 
     async def complete(self, job_id: int, now: datetime) -> None:
@@ -92,8 +104,12 @@ class OutboxStore:
         async with self._storage.transaction() as tx:
             return await tx.execute(RELEASE, (owner,))
 
-    async def next_due(self) -> datetime | None:
-        row = await self._storage.fetch_one(NEXT_DUE)
+    async def next_due(self, after: datetime | None = None) -> datetime | None:
+        """When the earliest waiting job is due (only among those due later than ``after``, if given)."""
+        if after is None:
+            row = await self._storage.fetch_one(NEXT_DUE)
+        else:
+            row = await self._storage.fetch_one(NEXT_DUE_AFTER, (to_text(after),))
         return None if row is None or row[0] is None else from_text(row[0])
 
     async def open_jobs(self, guild_id: int, kind: str) -> list[Job]:

@@ -14,9 +14,9 @@ from tests.fakeclock import FakeClock
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
 
-async def enqueue(storage: Storage, key: str, due: datetime = NOW, kind: str = "test") -> Job:
+async def enqueue(storage: Storage, key: str, due: datetime = NOW, kind: str = "test", guild: int = 1) -> Job:
     async with storage.transaction() as tx:
-        return await OutboxStore.enqueue(tx, kind, 1, key, {"n": key}, due_at=due, now=NOW)
+        return await OutboxStore.enqueue(tx, kind, guild, key, {"n": key}, due_at=due, now=NOW)
 
 
 async def test_the_same_work_enqueued_twice_is_one_job(storage: Storage) -> None:
@@ -30,24 +30,54 @@ async def test_a_job_is_claimed_by_one_owner_only_and_only_when_due(storage: Sto
     store = OutboxStore(storage)
     await enqueue(storage, "later", NOW + timedelta(hours=1))
     job = await enqueue(storage, "now")
-    claimed = await store.claim_next("a", NOW)
+    claimed = await store.claim_next("a", NOW, 1)
     assert claimed is not None and claimed.id == job.id and claimed.state is JobState.RUNNING
     assert claimed.attempts == 1
-    assert await store.claim_next("b", NOW) is None  # "later" is not due, "now" is held
+    assert await store.claim_next("b", NOW, 1) is None  # "later" is not due, "now" is held
     assert await store.next_due() == NOW + timedelta(hours=1)
+
+
+async def test_a_claim_takes_one_servers_earliest_due_job(storage: Storage) -> None:
+    store = OutboxStore(storage)
+    second = await enqueue(storage, "a:second", NOW - timedelta(minutes=1), guild=1)
+    first = await enqueue(storage, "a:first", NOW - timedelta(minutes=2), guild=1)
+    same_time = await enqueue(storage, "a:same-time-later-id", NOW - timedelta(minutes=1), guild=1)
+    other = await enqueue(storage, "b:oldest", NOW - timedelta(hours=1), guild=2)
+    claimed = [await store.claim_next("main", NOW, 1) for _ in range(4)]
+    assert [job.id if job else None for job in claimed] == [first.id, second.id, same_time.id, None]
+    assert await store.claim_next("main", NOW, 3) is None  # a server without jobs
+    mine = await store.claim_next("main", NOW, 2)
+    assert mine is not None and mine.id == other.id
+
+
+async def test_the_servers_with_due_work_longest_waiting_first(storage: Storage) -> None:
+    store = OutboxStore(storage)
+    await enqueue(storage, "a:1", NOW - timedelta(minutes=1), guild=1)
+    await enqueue(storage, "a:2", NOW - timedelta(minutes=1), guild=1)
+    await enqueue(storage, "b:1", NOW - timedelta(minutes=5), guild=2)
+    await enqueue(storage, "c:later", NOW + timedelta(minutes=5), guild=3)
+    await enqueue(storage, "d:1", NOW - timedelta(minutes=1), guild=4)
+    held = await enqueue(storage, "e:held", NOW - timedelta(hours=1), guild=5)
+    assert await store.claim_next("main", NOW, 5) is not None
+    assert await store.due_guilds(NOW) == [2, 1, 4]  # oldest due first, then by id; none held or not due
+    assert await store.due_guilds(NOW + timedelta(minutes=5)) == [2, 1, 4, 3]
+    await store.retry(held.id, NOW + timedelta(minutes=2), Failure("x"))
+    assert await store.next_due() == NOW - timedelta(minutes=5)
+    assert await store.next_due(after=NOW) == NOW + timedelta(minutes=2)
+    assert await store.next_due(after=NOW + timedelta(minutes=5)) is None
 
 
 async def test_jobs_held_by_a_stopped_owner_are_released_to_it_on_restart(tmp_path: Path) -> None:
     storage = await Storage.open(tmp_path / "k.db")
     await enqueue(storage, "interrupted")
-    assert await OutboxStore(storage).claim_next("main", NOW) is not None
+    assert await OutboxStore(storage).claim_next("main", NOW, 1) is not None
     await storage.close()  # the process dies with the job running
 
     storage = await Storage.open(tmp_path / "k.db")
     store = OutboxStore(storage)
     assert await store.release("other") == 0
     assert await store.release("main") == 1
-    again = await store.claim_next("main", NOW)
+    again = await store.claim_next("main", NOW, 1)
     assert again is not None and again.attempts == 2
     await storage.close()
 
