@@ -480,6 +480,7 @@ class Intros(commands.Cog):
     def __init__(self, bot: KakehashiBot) -> None:
         self.bot = bot
         self.cards = CardPoster(bot)
+        self._warned_no_members_intent = False
         self.view_menu = app_commands.ContextMenu(
             name=described("commands.intro.view_menu"), callback=self.view_intro,
             allowed_contexts=app_commands.AppCommandContext(guild=True),
@@ -605,6 +606,36 @@ class Intros(commands.Cog):
     async def on_raw_member_remove(self, payload: discord.RawMemberRemoveEvent) -> None:
         if not payload.user.bot:
             await self.bot.intros.left(payload.guild_id, payload.user.id)
+
+    # discord.py sends these after asking for a server's members, on every new gateway session (the start, or a
+    # reconnect that could not resume) and when a server comes back after an outage; a resumed session replays
+    # what was missed instead, and sends neither.
+    @commands.Cog.listener()
+    async def on_guild_available(self, guild: discord.Guild) -> None:
+        await self._catch_up(guild)
+
+    @commands.Cog.listener()
+    async def on_guild_join(self, guild: discord.Guild) -> None:
+        await self._catch_up(guild)  # added back to a server it was in before: its data may still be here
+
+    async def _catch_up(self, guild: discord.Guild) -> None:
+        """Leaves and returns that happened while the bot was not watching, from the server's member list."""
+        if not self.bot.intents.members:
+            if not self._warned_no_members_intent:
+                self._warned_no_members_intent = True
+                log.warning("Without the members intent the bot cannot tell who left while it was away; "
+                            "their profiles stay visible")
+            return
+        if not guild.chunked:
+            # An incomplete list would make everyone not in it look gone: better to miss a leave than to hide
+            # members who are still here.
+            log.warning("The member list of guild %s is incomplete (%d of %s); not looking for members who left "
+                        "while the bot was away", guild.id, len(guild.members), guild.member_count)
+            return
+        found = await self.bot.intros.reconcile(guild.id, lambda user_id: guild.get_member(user_id) is not None)
+        if found.departed or found.returned:
+            log.info("Guild %s: %d members left and %d came back while the bot was away",
+                     guild.id, len(found.departed), len(found.returned))
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:

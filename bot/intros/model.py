@@ -121,6 +121,24 @@ class MemberRecord:
 
 
 @dataclass(frozen=True)
+class StoredPresence:
+    """Who a server's stored data says is there (a member's row not marked left, or an active profile) and who
+    it says has left (a member's row marked left); a member in both is set right by whichever holds now."""
+
+    present: frozenset[int]
+    left: frozenset[int]
+
+
+@dataclass(frozen=True)
+class Reconciled:
+    """What comparing the stored members with a server's complete member list found: who left and who came
+    back while the bot was not watching (each handled as the leave or return the bot would have seen)."""
+
+    departed: tuple[int, ...] = ()
+    returned: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
 class IntroSettings:
     guild_id: int
     welcome: WelcomeMode = WelcomeMode.CHANNEL

@@ -36,6 +36,7 @@ from bot.intros.model import (
     MessageRef,
     More,
     Profile,
+    Reconciled,
     Visibility,
     WelcomeMode,
 )
@@ -155,11 +156,14 @@ class IntroService:
     async def member(self, guild_id: int, user_id: int) -> MemberRecord | None:
         return await self._store.member(guild_id, user_id)
 
-    async def joined(self, guild_id: int, user_id: int) -> Job | None:
-        """A member joined: remember when (reminders count from it) and, unless welcomes are off, a welcome."""
+    async def joined(self, guild_id: int, user_id: int, *, welcome: bool = True) -> Job | None:
+        """A member joined: remember when (reminders count from it) and, unless welcomes are off (or
+        ``welcome`` is False), a welcome."""
         now = self._clock.now()
         await self._store.member_joined(guild_id, user_id, now)
         self._changed(guild_id, user_id)
+        if not welcome:
+            return None
         settings = await self._store.settings(guild_id)
         if settings.welcome is WelcomeMode.OFF:
             return None
@@ -172,6 +176,26 @@ class IntroService:
         """A member left: their profile is hidden at once and erased after ``keep_left`` unless they return."""
         await self._store.member_left(guild_id, user_id, self._clock.now())
         self._changed(guild_id, user_id)
+
+    async def reconcile(self, guild_id: int, is_member: Callable[[int], bool]) -> Reconciled:
+        """The bot was not watching (it started, or opened a new gateway session): members stored as present
+        whom the server no longer has left meanwhile, and members stored as left whom it has again came back.
+        Each is handled as the leave or the return the bot would have seen; a return is not welcomed, as
+        nobody who joined meanwhile is. ``is_member`` answers from the server's complete member list and is
+        asked again just before each change, so a join or leave seen meanwhile wins."""
+        stored = await self._store.presence(guild_id)
+        departed = sorted(user_id for user_id in stored.present if not is_member(user_id))
+        returned = sorted(user_id for user_id in stored.left if is_member(user_id))
+        done_departed, done_returned = [], []
+        for user_id in departed:
+            if not is_member(user_id):
+                await self.left(guild_id, user_id)
+                done_departed.append(user_id)
+        for user_id in returned:
+            if is_member(user_id):
+                await self.joined(guild_id, user_id, welcome=False)
+                done_returned.append(user_id)
+        return Reconciled(tuple(done_departed), tuple(done_returned))
 
     async def intro_message(self, guild_id: int, user_id: int, message: MessageRef, content: str) -> IntroMessage:
         """A member wrote in the introductions channel. The first message counts them as introduced; if

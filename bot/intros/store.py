@@ -15,6 +15,7 @@ from bot.intros.model import (
     MemberRecord,
     MessageRef,
     Profile,
+    StoredPresence,
     Visibility,
     WelcomeMode,
 )
@@ -52,6 +53,15 @@ INSERT INTO intro_members (guild_id, user_id) VALUES (?, ?) ON CONFLICT (guild_i
 """
 MEMBER_JOINED = "UPDATE intro_members SET joined_at = ?, left_at = NULL WHERE guild_id = ? AND user_id = ?"
 MEMBER_LEFT = "UPDATE intro_members SET left_at = ? WHERE guild_id = ? AND user_id = ?"
+# Every member the server's data holds, once each: ``here`` when their row is not marked left or their profile
+# is active, ``gone`` when their row is marked left (both, when a profile was saved after leaving).
+SELECT_PRESENCE = """
+SELECT user_id, MAX(here) AS here, MAX(gone) AS gone FROM (
+    SELECT user_id, left_at IS NULL AS here, left_at IS NOT NULL AS gone FROM intro_members WHERE guild_id = ?
+    UNION ALL
+    SELECT user_id, 1, 0 FROM intro_profiles WHERE guild_id = ? AND active = 1
+) GROUP BY user_id
+"""
 MARK_INTRODUCED = """
 UPDATE intro_members SET introduced_at = ? WHERE guild_id = ? AND user_id = ? AND introduced_at IS NULL
 """
@@ -170,6 +180,12 @@ class IntroStore:
             await tx.execute(ENSURE_MEMBER, (guild_id, user_id))
             await tx.execute(MEMBER_LEFT, (to_text(now), guild_id, user_id))
             await tx.execute(SET_PROFILE_ACTIVE, (0, guild_id, user_id))
+
+    async def presence(self, guild_id: int) -> StoredPresence:
+        """Who the server's data says is there and who left, in one query (a server may hold 100,000)."""
+        rows = await self._storage.fetch_all(SELECT_PRESENCE, (guild_id, guild_id))
+        return StoredPresence(present=frozenset(int(row["user_id"]) for row in rows if row["here"]),
+                              left=frozenset(int(row["user_id"]) for row in rows if row["gone"]))
 
     async def record_intro_message(self, guild_id: int, user_id: int, message: MessageRef, now: datetime) -> bool:
         """Store the member's first message in the introductions channel; False if one was stored before."""

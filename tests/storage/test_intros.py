@@ -13,7 +13,7 @@ from bot.errors import UserError
 from bot.guilds.model import ChannelKind, ChannelRef
 from bot.guilds.service import GuildConfig
 from bot.guilds.store import GuildSettingsStore
-from bot.intros.model import NUDGE_JOB, PURGE_JOB, WELCOME_JOB, About, MessageRef, More, Visibility
+from bot.intros.model import NUDGE_JOB, PURGE_JOB, WELCOME_JOB, About, MessageRef, More, Reconciled, Visibility
 from bot.intros.service import IntroService
 from bot.intros.store import IntroStore
 from bot.outbox.store import OutboxStore
@@ -295,3 +295,72 @@ async def test_stats_count_introductions_industries_and_companies(service: Intro
     stats = await service.stats(GUILD, 10)
     assert (stats.members, stats.introduced, stats.companies) == (10, 3, 1)
     assert stats.by_industry == (("Electronics", 2),) and stats.no_industry == 1
+
+
+async def test_members_who_left_or_came_back_unseen_are_handled_as_a_leave_or_a_return(
+        service: IntroService, storage: Storage, clock: FakeClock) -> None:
+    chie, dan, eri = 423456789012345678, 523456789012345678, 623456789012345678
+    await aiko(service)                       # a profile, gone from the server
+    await service.joined(GUILD, BEN)          # joined, never introduced, gone from the server
+    await service.joined(GUILD, chie)         # still here
+    await service.joined(GUILD, dan)
+    await service.left(GUILD, dan)            # left, and back in the server
+    await service.joined(GUILD, eri)
+    await service.left(GUILD, eri)            # left, still gone
+    await service.joined(OTHER_GUILD, AIKO)   # another server's member list says nothing of this one
+    seen: list[tuple[int, int | None]] = []
+    service.watch(lambda guild_id, user_id: seen.append((guild_id, user_id)))
+    welcomes = await jobs(storage, WELCOME_JOB)
+    here = {chie, dan, ADMIN}
+
+    found = await service.reconcile(GUILD, here.__contains__)
+
+    assert found.departed == tuple(sorted((AIKO, BEN))) and found.returned == (dan,)
+    assert sorted(seen) == sorted([(GUILD, AIKO), (GUILD, BEN), (GUILD, dan)])  # matching hears of each
+    profile = await service.profile(GUILD, AIKO)
+    assert profile is not None and not profile.active
+    assert await service.has_left(GUILD, AIKO) and await service.has_left(GUILD, BEN)
+    assert not await service.has_left(GUILD, dan) and not await service.has_left(GUILD, chie)
+    assert await service.member(GUILD, ADMIN) is None  # nothing stored about someone the bot never saw
+    assert not await service.has_left(OTHER_GUILD, AIKO)
+    assert await jobs(storage, WELCOME_JOB) == welcomes  # a return found late is not welcomed
+
+    # Nothing changed since: nothing to do, and nobody's leaving time moves (so erasure is not put off).
+    before = await service.member(GUILD, AIKO)
+    clock.advance(timedelta(days=1))
+    assert await service.reconcile(GUILD, here.__contains__) == Reconciled()
+    after = await service.member(GUILD, AIKO)
+    assert before is not None and after is not None and after.left_at == before.left_at
+    clock.advance(timedelta(days=30))
+    await service.materialise_due(clock.now())
+    assert sorted(await jobs(storage, PURGE_JOB)) == sorted([AIKO, BEN, eri])
+
+
+async def test_a_join_or_leave_seen_while_catching_up_wins(service: IntroService) -> None:
+    await service.joined(GUILD, AIKO)
+    await service.joined(GUILD, BEN)
+    await service.left(GUILD, BEN)
+    asked: dict[int, int] = {}
+
+    def is_member(user_id: int) -> bool:
+        """The list says Aiko is gone and Ben is back; by the time each is handled, the opposite holds."""
+        asked[user_id] = asked.get(user_id, 0) + 1
+        return (user_id == BEN) == (asked[user_id] == 1)
+
+    assert await service.reconcile(GUILD, is_member) == Reconciled()
+    assert not await service.has_left(GUILD, AIKO) and await service.has_left(GUILD, BEN)
+
+
+async def test_a_profile_saved_after_leaving_is_set_right_either_way(service: IntroService) -> None:
+    await aiko(service)
+    await service.left(GUILD, AIKO)
+    await aiko(service)  # saving a profile makes it active, left or not
+    profile = await service.profile(GUILD, AIKO)
+    assert profile is not None and profile.active and await service.has_left(GUILD, AIKO)
+    assert await service.reconcile(GUILD, lambda user_id: False) == Reconciled(departed=(AIKO,))
+    profile = await service.profile(GUILD, AIKO)
+    assert profile is not None and not profile.active
+    await aiko(service)
+    assert await service.reconcile(GUILD, lambda user_id: True) == Reconciled(returned=(AIKO,))
+    profile = await service.profile(GUILD, AIKO)
+    assert profile is not None and profile.active and not await service.has_left(GUILD, AIKO)
