@@ -23,6 +23,7 @@ from bot.interactions import report_error
 from bot.intros.service import IntroService
 from bot.intros.store import IntroStore
 from bot.matching.service import MatchService
+from bot.matching.worker import RoundWorker
 from bot.matching.store import MatchStore
 from bot.outbox.runner import Outbox
 from bot.outbox.store import OutboxStore
@@ -92,6 +93,8 @@ class KakehashiBot(commands.Bot):
         self._prompts: PromptService | None = None
         self._intros: IntroService | None = None
         self._matching: MatchService | None = None
+        # Rounds are planned in a process of their own, started at the first round (not at every start).
+        self._round_worker = RoundWorker()
         self._outbox_task: asyncio.Task[None] | None = None
 
     @property
@@ -133,7 +136,7 @@ class KakehashiBot(commands.Bot):
                                       self.clock)
         self._intros = IntroService(IntroStore(self._storage), self.clock, keep_left_days=self.settings.keep_left_days)
         self._matching = MatchService(MatchStore(self._storage), self._intros, self._prompts.store,
-                                      self._guild_config, self.clock)
+                                      self._guild_config, self.clock, planner=self._round_worker.plan)
         await self.tree.set_translator(CatalogTranslator(self.catalog))
         for extension in EXTENSIONS:
             await self.load_extension(extension)
@@ -198,6 +201,7 @@ class KakehashiBot(commands.Bot):
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._outbox_task
                 self._outbox_task = None
+            await self._round_worker.close()
             await super().close()
         finally:
             if self._storage is not None:

@@ -350,10 +350,10 @@ async def _tell(bot: KakehashiBot, guild: discord.Guild, user_id: int, text: Tex
 
 
 async def _introduce(bot: KakehashiBot, guild: discord.Guild, thread: discord.Thread,
-                     members: list[discord.Member], *, seed: int) -> None:
-    """Open the thread with one message: the members' cards, and a question to start (once: a retry finds
-    the message already there)."""
-    if await _posted_in(thread, guild.me.id):
+                     members: list[discord.Member], *, seed: int, retry: bool) -> None:
+    """Open the thread with one message: the members' cards, and a question to start (once: a retry first
+    reads the thread for a message of the bot's, which a first attempt need not)."""
+    if retry and await _posted_in(thread, guild.me.id):
         return
     settings = await bot.guild_config.settings(guild.id)
     localize = server_localizer(bot, guild, settings)
@@ -861,8 +861,8 @@ class Matching(commands.Cog):
                 outside.append(member)
             else:
                 added.append(member)
-        if added and not (retry and await _posted_in(thread, guild.me.id)):
-            await _introduce(self.bot, guild, thread, added, seed=group.id)
+        if added:
+            await _introduce(self.bot, guild, thread, added, seed=group.id, retry=retry)
         for member in added:
             await self.bot.matching.reached(guild.id, group.id, member.id, Way.THREAD)
         for member in outside:
@@ -1059,7 +1059,7 @@ class Matching(commands.Cog):
         thread = await _open_thread(guild, channel, marker, members, request.thread_id, retry=job.attempts > 1)
         if request.thread_id != thread.id:
             await self.bot.matching.introduced(request.id, thread.id)
-        await _introduce(self.bot, guild, thread, members, seed=request.id)
+        await _introduce(self.bot, guild, thread, members, seed=request.id, retry=job.attempts > 1)
 
     async def expire_request(self, job: Job) -> None:
         request = await self.bot.matching.expire(int(job.payload["request"]))

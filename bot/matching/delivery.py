@@ -133,6 +133,20 @@ def choose_ways(groups: Sequence[PlannedGroup], dms_closed: Collection[int], roo
     return {group.id: Way.THREAD if group.id in threads else Way.DM for group in groups}
 
 
+def interleaved(groups: Sequence[PlannedGroup], ways: Mapping[int, Way]) -> list[PlannedGroup]:
+    """The groups in the order to introduce them: threads and DMs spread evenly through the round, so that
+    while Discord makes the bot wait to start another thread (a per-channel rate limit), the DMs that need
+    no thread go out, instead of all waiting behind the threads."""
+    counts = {way: sum(1 for g in groups if ways[g.id] is way) for way in Way}
+    seen = dict.fromkeys(Way, 0)
+    keyed = []
+    for index, group in enumerate(groups):
+        way = ways[group.id]
+        keyed.append(((seen[way] + 0.5) / counts[way], index, group))
+        seen[way] += 1
+    return [group for _, _, group in sorted(keyed, key=lambda item: (item[0], item[1]))]
+
+
 class ThreadRefusal(StrEnum):
     """What a refused thread (create, or adding a member) means for the round."""
 

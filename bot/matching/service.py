@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import unicodedata
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Final
@@ -101,6 +101,16 @@ REGROUP_CANDIDATES: Final = 200
 ARCHIVE_AFTER: Final = timedelta(days=7)    # a round thread is archived this long after its follow-up
 
 
+# Plans a round from its candidates and history: in the bot, a worker process (bot/matching/worker.py), so
+# the event loop never waits on it; ``plan_in_thread`` where a process of its own is not worth it.
+Planner = Callable[[Sequence[Candidate], History], Awaitable[RoundPlan]]
+
+
+async def plan_in_thread(candidates: Sequence[Candidate], history: History) -> RoundPlan:
+    """The round planned in a thread of this process (tests of the service, benchmarks of the store)."""
+    return await asyncio.to_thread(plan_round, candidates, history)
+
+
 @dataclass(frozen=True)
 class Pool:
     """Everyone matching considers in a server right now, as candidates and as profiles."""
@@ -185,8 +195,10 @@ def rounds_value(settings: RoundSettings) -> str:
 
 class MatchService:
     def __init__(self, store: MatchStore, intros: IntroService, prompts: PromptStore, guilds: GuildConfig,
-                 clock: Clock) -> None:
+                 clock: Clock, *, planner: Planner) -> None:
         self.store = store
+        self._plan = planner
+        self._planning = 0
         self._intros = intros
         self._prompts = prompts
         self._guilds = guilds
@@ -544,8 +556,13 @@ class MatchService:
     async def preview(self, guild_id: int) -> tuple[RoundPlan, Pool, int]:
         """What a round would do now, contacting no one: the plan, the pool, how many take part."""
         pool, taking_part = await self.round_pool(guild_id)
-        plan = await asyncio.to_thread(plan_round, taking_part, pool.history)
+        plan = await self._plan(taking_part, pool.history)
         return plan, pool, len(taking_part)
+
+    @property
+    def planning(self) -> bool:
+        """Whether a round is being planned (or waits to be) right now."""
+        return self._planning > 0
 
     def round_running(self, guild_id: int) -> bool:
         """Whether this process is making a round for the server right now."""
@@ -586,7 +603,11 @@ class MatchService:
         pool, taking_part = await self.round_pool(guild_id)
         paused = tuple(sorted(c.user_id for c in taking_part if c.user_id in silent))
         taking_part = [c for c in taking_part if c.user_id not in silent]
-        plan = await asyncio.to_thread(plan_round, taking_part, pool.history)
+        self._planning += 1
+        try:
+            plan = await self._plan(taking_part, pool.history)
+        finally:
+            self._planning -= 1
         companies_of = {c.user_id: c.company for c in taking_part}
         async with self.store.storage.transaction() as tx:
             saved = await MatchStore.save_round(tx, guild_id, slot, now, len(taking_part), plan, companies_of,
@@ -675,7 +696,7 @@ class MatchService:
             old_group = {user: group.id for group in planned for user in group.members}
             for user_id, group_id in regrouped.moved_to.items():
                 await MatchStore.move_member(tx, user_id, old_group[user_id], group_id)
-            for group in regrouped.groups:
+            for group in delivery.interleaved(regrouped.groups, ways):
                 await MatchStore.set_way(tx, group.id, ways[group.id])
                 await OutboxStore.enqueue(tx, THREAD_JOB, guild_id, f"{THREAD_JOB}:{group.id}", {"group": group.id},
                                           due_at=now, now=now)

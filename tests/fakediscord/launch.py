@@ -21,4 +21,5 @@ discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(os.environ["FAKE_DIS
 
 from bot.__main__ import main  # noqa: E402  (after pointing discord.py at the fake)
 
-sys.exit(main(sys.argv[1:]))
+if __name__ == "__main__":   # not when a spawned worker process (the round planner) imports this module again
+    sys.exit(main(sys.argv[1:]))

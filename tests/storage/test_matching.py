@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import threading
+from collections.abc import Sequence
 from datetime import timedelta
 from itertools import combinations
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -32,11 +31,13 @@ from bot.matching.model import (
     SUMMARY_JOB,
     THREAD_JOB,
     Answer,
+    Candidate,
+    History,
     RequestState,
     RoundPlan,
 )
 from bot.matching.pairing import plan_round
-from bot.matching.service import MatchService
+from bot.matching.service import MatchService, plan_in_thread
 from bot.matching.store import MatchStore
 from bot.prompts.store import PromptStore
 from bot.storage import Storage, load_migrations
@@ -59,7 +60,8 @@ def intros(storage: Storage, clock: FakeClock) -> IntroService:
 @pytest.fixture
 def matching(storage: Storage, intros: IntroService, clock: FakeClock) -> MatchService:
     return MatchService(MatchStore(storage), intros, PromptStore(storage), GuildConfig(GuildSettingsStore(storage),
-                                                                                     clock), clock)
+                                                                                     clock), clock,
+                        planner=plan_in_thread)
 
 
 async def member(intros: IntroService, user_id: int, company: str, *, languages: tuple[str, ...] = ("en", "ja"),
@@ -423,15 +425,16 @@ async def test_two_rounds_planned_from_the_same_state_are_not_both_stored(
     other_storage = await Storage.open(storage.path)
     try:
         other_intros = IntroService(IntroStore(other_storage), clock)
+        both_planning = asyncio.Barrier(2)
+
+        async def plan_together(candidates: Sequence[Candidate], history: History) -> RoundPlan:
+            async with asyncio.timeout(10):
+                await both_planning.wait()  # neither plan is made before both have read who met whom
+            return plan_round(candidates, history)
+
         other = MatchService(MatchStore(other_storage), other_intros, PromptStore(other_storage),
-                             GuildConfig(GuildSettingsStore(other_storage), clock), clock)
-        both_planning = threading.Barrier(2, timeout=10)
-
-        def plan_together(*args: Any, **kwargs: Any) -> RoundPlan:
-            both_planning.wait()  # neither plan is made before both have read who met whom
-            return plan_round(*args, **kwargs)
-
-        monkeypatch.setattr("bot.matching.service.plan_round", plan_together)
+                             GuildConfig(GuildSettingsStore(other_storage), clock), clock, planner=plan_together)
+        monkeypatch.setattr(matching, "_plan", plan_together)
         slot = clock.now()
         clock.advance(timedelta(minutes=5))
         outcomes = await asyncio.gather(matching.run_round(GUILD, slot), other.run_round_now(GUILD))

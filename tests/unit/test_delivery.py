@@ -15,6 +15,7 @@ from bot.matching.delivery import (
     Way,
     after_dms,
     choose_ways,
+    interleaved,
     progress_bar,
     regroup,
     thread_refused,
@@ -44,6 +45,16 @@ def test_threads_go_first_to_groups_whose_members_have_dms_closed_then_in_order(
     # With room for everyone, everyone gets a thread; with none, nobody does.
     assert set(choose_ways(groups, closed, room=100).values()) == {Way.THREAD}
     assert set(choose_ways(groups, closed, room=0).values()) == {Way.DM}
+
+
+def test_threads_and_dms_are_spread_through_the_round_in_their_own_order() -> None:
+    groups = pairs(8)
+    ways = {g.id: Way.THREAD if g.id <= 2 else Way.DM for g in groups}
+    order = [g.id for g in interleaved(groups, ways)]
+    assert sorted(order) == [g.id for g in groups]
+    assert [g for g in order if g <= 2] == [1, 2] and [g for g in order if g > 2] == [3, 4, 5, 6, 7, 8]
+    assert order.index(1) < order.index(5) < order.index(2)   # not all threads first
+    assert interleaved([], {}) == []
 
 
 @given(st.integers(0, 30), st.integers(-5, 40), st.sets(st.integers(100, 170)))

@@ -1,0 +1,265 @@
+"""Rounds planned in a process of their own, so that a round never stalls the bot.
+
+``plan_round``'s compiled kernels release the GIL, but the Python between them holds it, and so does
+loading the kernels from numba's cache (and, after a fresh install, compiling them: from seconds to a
+minute, by the machine and its load), and so does the cycle collector walking the bot's heap when the
+round's allocations set it off. ``RoundWorker`` plans rounds in one worker process instead: started on
+the first round (tests start many bots, and most never plan one), kept for the next (the kernels stay
+loaded there) until it has been idle for a while, replaced when it dies.
+
+The worker is spawned, not forked: a fork of a process running an event loop and threads copies locks
+other threads may hold. Spawning runs the bot's main module again in the worker, as ``__mp_main__``,
+unless it is a package's ``__main__`` (``python -m bot``): a script that starts the bot must do so only
+under ``if __name__ == "__main__":``, or the worker would start a second bot. The worker inherits the
+environment, so ``NUMBA_CACHE_DIR`` chooses where its kernels are cached (beside ``kernels.py`` when
+unset), and a fresh cache costs the worker's time, not the bot's.
+
+What crosses between the processes is pickled in chunks of ``_CHUNK`` objects, in a thread. Pickling is
+one C call that holds the GIL from start to end, whatever thread makes it: 100,000 candidates at once
+take 0.3-1.1 s on a 2-core machine, which the event loop would wait out, but a chunk of 2,000 takes
+about 3 ms, and the GIL changes hands between chunks. (And the mapping proxies ``History`` and
+``RoundPlan`` hold cannot be pickled as they are.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import itertools
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import pickle
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, fields
+from multiprocessing.process import BaseProcess
+from types import MappingProxyType
+from typing import Any, Final, TypeAlias
+
+from bot.matching.model import Candidate, Group, History, LeftOut, RoundPlan
+from bot.matching.pairing import plan_round
+
+log = logging.getLogger(__name__)
+
+# Objects pickled at once: about 3 ms a chunk of candidates, so that a thread pickling a round lets the
+# event loop run between chunks (the interpreter hands the GIL over every 5 ms, but never inside one call
+# into C such as pickle.dumps).
+_CHUNK: Final = 2000
+# The worker's scheduling priority, below the bot's. It made no difference measured with the bot idle (its
+# loop's thread wakes briefly, and the kernel favours a thread that wakes); when the bot is busy while a
+# round's threads fill the cores, it gives the bot the larger share.
+_NICENESS: Final = 5
+
+_Chunks: TypeAlias = tuple[bytes, ...]
+
+
+@dataclass(frozen=True)
+class _Round:
+    """A round's input as pickled chunks: the candidates, and each of the history's mappings as items."""
+
+    candidates: _Chunks
+    history: tuple[tuple[str, _Chunks], ...]
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A ``RoundPlan`` as pickled chunks: the groups, and the members left out as items."""
+
+    groups: _Chunks
+    left_out: _Chunks
+    total: float
+    bound: float
+
+
+class RoundWorker:
+    """Plans rounds in one worker process, started on first use; see the module's docstring.
+
+    ``idle_timeout``: seconds after its last round that the worker is stopped (None: kept until
+    ``close()``). Rounds are rare, and a worker keeps much of a large round's memory after it (about
+    470 MB after a 100,000-member round, 160 MB after a small one); the next round starts another, which
+    takes about a second more than a ready worker would. ``close_timeout``: how long ``close()`` lets an
+    idle worker exit on its own before killing it (a worker planning a round is killed at once: its round
+    would be of no use to a bot shutting down).
+    """
+
+    def __init__(self, *, idle_timeout: float | None = 600.0, close_timeout: float = 5.0) -> None:
+        self._idle_timeout = idle_timeout
+        self._close_timeout = close_timeout
+        self._pool: ProcessPoolExecutor | None = None
+        self._planning = 0
+        self._idle: asyncio.TimerHandle | None = None
+        self._closed = False
+
+    @property
+    def pid(self) -> int | None:
+        """The worker process's id; None while there is none (before the first round, after a worker
+        died or was stopped as idle until the next round, after ``close()``)."""
+        if self._pool is None:
+            return None
+        # Read from the executor (Python 3.14 gives it terminate_workers(); 3.11 has only this).
+        pids = list(self._pool._processes or ())
+        return pids[0] if pids else None
+
+    @property
+    def busy(self) -> bool:
+        """Whether a round is in the worker's hands (being planned, or waiting for the one being planned)."""
+        return self._planning > 0
+
+    async def plan(self, candidates: Sequence[Candidate], history: History) -> RoundPlan:
+        """``plan_round(candidates, history)``, computed in the worker process. A worker that dies on the
+        way (killed, out of memory) is replaced and the round planned once more; a second death raises
+        ``BrokenProcessPool``. Raises ``RuntimeError`` once the worker is closed."""
+        packed = await asyncio.to_thread(_packed_round, candidates, history)
+        try:
+            result = await self._run(packed)
+        except BrokenProcessPool:
+            log.warning("The round worker died; planning the round again in a new one")
+            result = await self._run(packed)
+        return await asyncio.to_thread(_unpacked_plan, result)
+
+    async def close(self) -> None:
+        """Stop the worker: an idle one is asked to exit and given ``close_timeout``, one planning a round
+        is killed. Rounds still waiting for it raise ``RuntimeError``. Idempotent."""
+        self._closed = True
+        self._not_idle()
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        processes = list((pool._processes or {}).values())
+        if self._planning:
+            _kill(processes)
+        stopping = asyncio.ensure_future(asyncio.to_thread(pool.shutdown, wait=True))
+        try:
+            await asyncio.wait_for(asyncio.shield(stopping), self._close_timeout)
+        except TimeoutError:
+            log.warning("The round worker did not exit within %.0f s of being asked to; killing it",
+                        self._close_timeout)
+            _kill(processes)
+            await stopping   # the executor's thread sees the process gone and returns at once
+
+    async def _run(self, packed: _Round) -> _Plan:
+        pool = self._started()
+        self._not_idle()
+        self._planning += 1
+        try:
+            # The executor's own threads pickle the chunks (cheap: bytes) and unpickle the answer.
+            return await asyncio.get_running_loop().run_in_executor(pool, _plan_in_worker, packed)
+        except BrokenProcessPool as died:
+            if self._pool is pool:   # replaced once, however many rounds were waiting for it
+                self._pool = None
+                pool.shutdown(wait=False)
+            if self._closed:
+                raise RuntimeError("the round worker is closed") from died
+            raise
+        finally:
+            self._planning -= 1
+            if not self._planning and self._pool is not None and self._idle_timeout is not None:
+                self._not_idle()
+                self._idle = asyncio.get_running_loop().call_later(self._idle_timeout, self._stop_idle)
+
+    def _started(self) -> ProcessPoolExecutor:
+        if self._closed:
+            raise RuntimeError("the round worker is closed")
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_start_worker)
+        return self._pool
+
+    def _not_idle(self) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
+
+    def _stop_idle(self) -> None:
+        self._idle = None
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            log.debug("Stopping the round worker, idle for %.0f s", self._idle_timeout)
+            pool.shutdown(wait=False)   # the executor's thread tells the worker to exit, and waits for it
+
+
+def _kill(processes: Sequence[BaseProcess]) -> None:
+    for process in processes:
+        process.kill()   # a no-op for a process that has exited
+
+
+# --- in the bot's process, in a thread ------------------------------------------------------------------
+
+def _packed_round(candidates: Sequence[Candidate], history: History) -> _Round:
+    mappings: list[tuple[str, _Chunks]] = []
+    for each in fields(history):
+        mapping: Mapping[Any, Any] = getattr(history, each.name)
+        mappings.append((each.name, _pickled(mapping.items())))
+    return _Round(candidates=_pickled(candidates), history=tuple(mappings))
+
+
+def _unpacked_plan(plan: _Plan) -> RoundPlan:
+    # Groups made here from their fields, not unpickled as objects: unpickling an object gives it a dict of
+    # its own, one more object for the collector to count and walk (see _pickled).
+    groups = tuple(Group(*values) for values in _unpickled(plan.groups))
+    left_out = {user: LeftOut(why) for user, why in _unpickled(plan.left_out)}
+    return RoundPlan(groups=groups, left_out=MappingProxyType(left_out), total=plan.total, bound=plan.bound)
+
+
+def _pickled(items: Iterable[Any]) -> _Chunks:
+    """The items in chunks, each pickled on its own. A chunk's list is made just before it is pickled: a
+    list of all a history's pairs at once would live long enough for the collector to promote it to its
+    oldest generation, and bring its next walk of the whole process's heap (a 100,000-member round's
+    pool alone is about a million objects; 300 ms, the GIL held throughout) nearer."""
+    chunks: list[bytes] = []
+    rest = iter(items)
+    while chunk := list(itertools.islice(rest, _CHUNK)):
+        chunks.append(pickle.dumps(chunk, pickle.HIGHEST_PROTOCOL))
+    return tuple(chunks)
+
+
+def _unpickled(chunks: _Chunks) -> list[Any]:
+    items: list[Any] = []
+    for chunk in chunks:
+        items.extend(pickle.loads(chunk))
+    return items
+
+
+# --- in the worker process --------------------------------------------------------------------------------
+
+def _start_worker() -> None:
+    """In the worker: below the bot in priority, and gone as soon as the bot is (a bot killed with SIGKILL
+    cannot close its worker, which would otherwise wait for work for ever, holding its memory)."""
+    with contextlib.suppress(OSError, AttributeError):   # os.nice: POSIX only
+        os.nice(_NICENESS)
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_exit_with, args=(parent.sentinel,), name="exit-with-the-bot", daemon=True).start()
+
+
+def _exit_with(sentinel: int) -> None:
+    multiprocessing.connection.wait([sentinel])
+    os._exit(0)
+
+
+def _plan_in_worker(packed: _Round) -> _Plan:
+    # Unpickling 100,000 candidates makes over half a million objects, and the cycle collector would walk
+    # them again and again on the way (1.3 s with it, 0.15 s without). The round makes few cycles, and
+    # what it makes is collected after it, once the candidates are gone (so they are never walked).
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _planned(packed)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _planned(packed: _Round) -> _Plan:
+    candidates: list[Candidate] = _unpickled(packed.candidates)
+    history = History(**{name: MappingProxyType(dict(_unpickled(chunks))) for name, chunks in packed.history})
+    plan = plan_round(candidates, history)
+    names = [each.name for each in fields(Group)]
+    return _Plan(groups=_pickled(tuple(getattr(group, name) for name in names) for group in plan.groups),
+                 left_out=_pickled((user, str(why)) for user, why in plan.left_out.items()),
+                 total=plan.total, bound=plan.bound)
