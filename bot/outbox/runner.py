@@ -71,6 +71,7 @@ class Outbox:
         self._kinds: dict[str, _Kind] = {}
         self._tickers: list[Ticker] = []
         self._wake = asyncio.Event()
+        self._kicked = False   # kick() since the tickers last ran: time may have moved, so they run again
         self._finished = asyncio.Condition()
         # One pass at a time: a second caller of run_due() waits for the pass under way, then makes its own.
         self._pass = asyncio.Lock()
@@ -84,7 +85,8 @@ class Outbox:
 
     def kick(self) -> None:
         """Look for due work now instead of at the next poll (new work was added, or time moved); a pass
-        under way takes it in at once."""
+        under way takes it in at once, its tickers included."""
+        self._kicked = True
         self._wake.set()
 
     @property
@@ -138,7 +140,8 @@ class Outbox:
         try:
             while True:
                 self._wake.clear()
-                if loop.time() - ticked >= self._poll_seconds:
+                if self._kicked or loop.time() - ticked >= self._poll_seconds:
+                    self._kicked = False
                     # At the start, and again while a long pass goes on: what the tickers create (another
                     # server's reminder or weekly post) must not wait for the end of someone's round.
                     await self._tick()

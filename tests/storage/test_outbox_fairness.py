@@ -265,6 +265,27 @@ async def test_a_long_pass_runs_the_tickers_again_for_the_other_servers(storage:
     assert await asyncio.wait_for(pass_, PATIENCE) == 2
 
 
+async def test_a_kick_during_a_long_pass_runs_the_tickers_again_at_once(storage: Storage) -> None:
+    """A kick says time moved or work was added: a slot that came meanwhile is not left for the next poll."""
+    recorder = Recorder()
+    recorder.gate.clear()
+    outbox = await started_outbox(storage, recorder, lanes=2, poll_seconds=600)
+    ticks: list[datetime] = []
+
+    async def ticker(now: datetime) -> None:
+        ticks.append(now)
+
+    outbox.add_ticker(ticker)
+    await enqueue(storage, A, "a:round")
+    pass_ = asyncio.create_task(outbox.run_due())
+    await until(lambda: recorder.running[A] == 1)
+    assert len(ticks) == 1
+    outbox.kick()
+    await until(lambda: len(ticks) == 2)
+    recorder.gate.set()
+    assert await asyncio.wait_for(pass_, PATIENCE) == 1
+
+
 async def test_two_passes_at_once_still_run_a_server_one_job_at_a_time(storage: Storage) -> None:
     for guild in (A, B):
         for n in range(10):
