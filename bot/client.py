@@ -23,8 +23,8 @@ from bot.interactions import report_error
 from bot.intros.service import IntroService
 from bot.intros.store import IntroStore
 from bot.matching.service import MatchService
-from bot.matching.worker import RoundWorker
 from bot.matching.store import MatchStore
+from bot.matching.worker import RoundWorker
 from bot.outbox.runner import Outbox
 from bot.outbox.store import OutboxStore
 from bot.prompts.essays import load_essays
