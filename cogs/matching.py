@@ -174,10 +174,10 @@ async def _sent_marked(channel: discord.abc.Messageable, me: int, marker: str) -
 async def _archive(guild: discord.Guild, thread_id: int) -> None:
     """Archive a thread the bot started (its creator may, without Manage Threads); a member's message
     reopens it. Only logged when Discord refuses: an open thread costs room, not an introduction."""
-    thread = await known_thread(guild, thread_id)
-    if thread is None or thread.archived or thread.owner_id != guild.me.id:
-        return
     try:
+        thread = await known_thread(guild, thread_id)
+        if thread is None or thread.archived or thread.owner_id != guild.me.id:
+            return
         await thread.edit(archived=True)
     except discord.HTTPException as exc:
         log.info("Could not archive thread %s in guild %s: %s", thread_id, guild.id, exc.text or exc.status)
@@ -755,10 +755,22 @@ class Matching(commands.Cog):
         if await self.bot.matching.run_round(job.guild_id, slot) is not None:
             self.bot.outbox.kick()
 
+    def _members_known(self, job: Job) -> discord.Guild | None:
+        """The job's server with its whole member list, which delivery reads to tell who left; None when the
+        bot is no longer in it. While a new gateway session fills the cache again (discord.py empties it
+        at every READY, and loads large servers' members after), the job waits rather than take members
+        who are still there for gone."""
+        guild = self.bot.get_guild(job.guild_id)
+        if not self.bot.is_ready():
+            raise RetryLater("match.failure.members_loading")
+        if guild is not None and not guild.chunked:
+            raise RetryLater("match.failure.members_loading")
+        return guild
+
     async def deliver_round(self, job: Job) -> None:
         """Begin a round's delivery: the room Discord has for threads now, and how each group is introduced
         (bot/matching/delivery.py decides); then each group's job carries it out."""
-        guild = self.bot.get_guild(job.guild_id)
+        guild = self._members_known(job)
         if guild is None:
             return  # the bot left the server
         round_id = int(job.payload["round"])
@@ -783,9 +795,11 @@ class Matching(commands.Cog):
     async def start_group(self, job: Job) -> None:
         """Introduce one group of a round, the way its round chose: in a private thread, or by DM."""
         group = await self.bot.matching.group(int(job.payload["group"]))
-        guild = self.bot.get_guild(job.guild_id)
-        if group is None or guild is None or group.state is not GroupState.PLANNED:
+        if group is None or group.state is not GroupState.PLANNED:
             return  # erased, or done (the job stopped right after)
+        guild = self._members_known(job)
+        if guild is None:
+            return  # the bot left the server
         members = []
         for user_id in group.members:
             member = guild.get_member(user_id)
@@ -833,6 +847,16 @@ class Matching(commands.Cog):
             thread = await known_thread(guild, group.thread_id)
         elif retry:
             thread = await _find_thread(guild, channel, marker)   # started before a crash, never recorded
+        if thread is not None and thread.archived:
+            # A retry a day or more later: Discord adds nobody to an archived thread. Reopened, it takes room
+            # under the cap again, which the server may no longer have.
+            try:
+                await thread.edit(archived=False)
+            except discord.HTTPException as exc:
+                if exc.status >= 500:
+                    raise
+                await self._no_more_threads(group, exc.code)
+                return False
         if thread is None:
             try:
                 thread = await _start_thread(channel, marker, members)
@@ -861,17 +885,27 @@ class Matching(commands.Cog):
                 outside.append(member)
             else:
                 added.append(member)
+        if outside and not added:
+            # Discord lets the bot start threads here but not add members to them: no thread will serve.
+            await self._problem(guild, group.round_id, "match.delivery.add_forbidden", channel=channel.mention)
+            await self._no_more_threads(group, None)
+            return False
         if added:
-            await _introduce(self.bot, guild, thread, added, seed=group.id, retry=retry)
+            try:
+                await _introduce(self.bot, guild, thread, added, seed=group.id, retry=retry)
+            except discord.Forbidden as exc:   # a permission taken away since the thread was started
+                await self._problem(guild, group.round_id, "match.delivery.thread_forbidden", channel=channel.mention,
+                                    detail=exc.text or str(exc.status))
+                await self._no_more_threads(group, exc.code)
+                return False
         for member in added:
             await self.bot.matching.reached(guild.id, group.id, member.id, Way.THREAD)
         for member in outside:
-            if not await self._dm_intro(guild, group, member, members, retry=retry):
+            if await self._dm_intro(guild, group, member, members, retry=retry):
+                await self.bot.matching.reached(guild.id, group.id, member.id, Way.DM)
+            else:
                 await self.bot.matching.unreached(guild.id, group.id, member.id, Unreached.NO_ACCESS)
-        if added:
-            await self.bot.matching.group_done(group, GroupState.DELIVERED, Way.THREAD)
-        else:
-            await self.bot.matching.group_done(group, GroupState.CANCELLED, None, Ended.UNREACHED)
+        await self.bot.matching.group_done(group, GroupState.DELIVERED, Way.THREAD)
         return True
 
     async def _no_more_threads(self, group: GroupRecord, code: int | None) -> None:
@@ -994,32 +1028,36 @@ class Matching(commands.Cog):
             view.add_item(FollowUpButton(group.id, answer.value, localize(Text(ANSWER_KEYS[answer]))))
         button = f"match:met:{group.id}:{Answer.MET.value}"
         retry = job.attempts > 1
-        if group.way is Way.DM:
-            for user_id in sorted(group.reached):
-                member = guild.get_member(user_id)
-                if member is None:
-                    continue
-                try:
-                    dm = await member.create_dm()
-                    if not (retry and await _sent_with(dm, guild.me.id, button)):
-                        await dm.send(localize(Text("match.follow_up.question_dm", server=shorten(guild.name, 60))),
-                                      view=view)
-                except discord.Forbidden as exc:
-                    log.info("Could not DM the follow-up to member %s (%s)", user_id, exc.code)
-            await self.bot.matching.followed_up(group.id)
-            return
-        if group.thread_id is None:
-            return
-        thread = await known_thread(guild, group.thread_id)
-        if thread is None:
-            return  # the thread was deleted: nobody to ask
-        # Posted, then recorded: a retry after a crash between the two finds the question by its button
-        # among the thread's latest messages instead of asking twice.
-        if not (retry and await _sent_with(thread, guild.me.id, button)):
-            await thread.send(localize(Text("match.follow_up.question")), view=view)
+        if group.way is not Way.DM and group.thread_id is not None:
+            try:
+                thread = await known_thread(guild, group.thread_id)
+                if thread is not None:
+                    # Posted, then recorded: a retry after a crash between the two finds the question by its
+                    # button among the thread's latest messages instead of asking twice. Posting reopens an
+                    # archived thread.
+                    if not (retry and await _sent_with(thread, guild.me.id, button)):
+                        await thread.send(localize(Text("match.follow_up.question")), view=view)
+                    await self.bot.matching.followed_up(group.id)
+                    await self.bot.matching.archive_later(guild.id, group.id)
+                    return
+            except discord.HTTPException as exc:
+                if exc.status >= 500:
+                    raise
+                # The thread cannot be reopened (the server's threads at the cap) or reached (a permission,
+                # locked): the question goes by DM instead of waiting for ever.
+                log.info("Could not ask group %s in its thread (%s); asking by DM", group.id, exc.code)
+        for user_id in sorted(group.reached):
+            member = guild.get_member(user_id)
+            if member is None:
+                continue
+            try:
+                dm = await member.create_dm()
+                if not (retry and await _sent_with(dm, guild.me.id, button)):
+                    await dm.send(localize(Text("match.follow_up.question_dm", server=shorten(guild.name, 60))),
+                                  view=view)
+            except discord.Forbidden as exc:
+                log.info("Could not DM the follow-up to member %s (%s)", user_id, exc.code)
         await self.bot.matching.followed_up(group.id)
-        await self.bot.matching.archive_later(guild.id, group.id)
-        self.bot.outbox.kick()
 
     async def archive(self, job: Job) -> None:
         """A week after the follow-up, the bot archives the round thread it started (a thread's creator may),

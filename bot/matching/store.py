@@ -159,9 +159,11 @@ SELECT COUNT(*) FROM match_group_members WHERE group_id = ? AND answer IS NULL A
 """
 
 # -- delivery (bot/matching/delivery.py)
+# Every planned group, also one whose members were all erased (no rows): it is cancelled, not forgotten.
 SELECT_PLANNED_GROUPS = """
-SELECT g.id, gm.user_id FROM match_groups AS g JOIN match_group_members AS gm ON gm.group_id = g.id
-WHERE g.round_id = ? AND g.state = 'planned' AND gm.unreached IS NULL ORDER BY g.id, gm.rowid
+SELECT g.id, gm.user_id FROM match_groups AS g
+LEFT JOIN match_group_members AS gm ON gm.group_id = g.id AND gm.unreached IS NULL
+WHERE g.round_id = ? AND g.state = 'planned' ORDER BY g.id, gm.rowid
 """
 # Delivery begins once per round: whoever sets delivery_started_at chose the ways.
 START_DELIVERY = """
@@ -201,10 +203,8 @@ COUNT_UNREACHED = """
 SELECT gm.unreached, COUNT(*) FROM match_group_members AS gm JOIN match_groups AS g ON g.id = gm.group_id
 WHERE g.round_id = ? AND gm.unreached IS NOT NULL GROUP BY gm.unreached
 """
-SET_DMS_CLOSED = """
-INSERT INTO match_members (guild_id, user_id, dms_closed_at, updated_at) VALUES (?, ?, ?, ?)
-ON CONFLICT (guild_id, user_id) DO UPDATE SET dms_closed_at = excluded.dms_closed_at
-"""
+# Only for a member matching knows (one erased meanwhile is not brought back by a refused DM).
+SET_DMS_CLOSED = "UPDATE match_members SET dms_closed_at = ? WHERE guild_id = ? AND user_id = ?"
 CLEAR_DMS_CLOSED = """
 UPDATE match_members SET dms_closed_at = NULL WHERE guild_id = ? AND user_id = ? AND dms_closed_at IS NOT NULL
 """
@@ -400,7 +400,9 @@ class MatchStore:
         """The round's groups not introduced yet, with the members still to reach, in the round's order."""
         found: dict[int, list[int]] = {}
         for row in await tx.fetch_all(SELECT_PLANNED_GROUPS, (round_id,)):
-            found.setdefault(row[0], []).append(row[1])
+            members = found.setdefault(row[0], [])
+            if row[1] is not None:
+                members.append(row[1])
         return [PlannedGroup(group_id, tuple(members)) for group_id, members in found.items()]
 
     @staticmethod
@@ -480,7 +482,7 @@ class MatchStore:
             if now is None:
                 await tx.execute(CLEAR_DMS_CLOSED, (guild_id, user_id))
             else:
-                await tx.execute(SET_DMS_CLOSED, (guild_id, user_id, to_text(now), to_text(now)))
+                await tx.execute(SET_DMS_CLOSED, (to_text(now), guild_id, user_id))
 
     async def set_group_channel(self, group_id: int, channel_id: int) -> None:
         """Remember where the group's thread is being started, before it is: a retry looks there."""

@@ -8,8 +8,15 @@ ALTER TABLE match_groups ADD COLUMN state TEXT NOT NULL DEFAULT 'planned'
     CHECK (state IN ('planned', 'delivered', 'cancelled'));
 ALTER TABLE match_groups ADD COLUMN ended TEXT CHECK (ended IN ('left', 'unreached'));
 ALTER TABLE match_groups ADD COLUMN delivered_at TEXT;
--- Groups whose thread was made before delivery was recorded were introduced in it.
-UPDATE match_groups SET state = 'delivered', way = 'thread' WHERE thread_id IS NOT NULL;
+-- Groups whose thread job is done were introduced in their thread; those whose job is still to run (or to
+-- retry) stay planned and their job finishes them; groups left without a thread and without a job (their
+-- members had left) were never introduced.
+UPDATE match_groups SET state = 'delivered', way = 'thread'
+WHERE thread_id IS NOT NULL AND NOT EXISTS (
+    SELECT 1 FROM outbox WHERE outbox.dedupe_key = 'matching.thread:' || match_groups.id AND outbox.state <> 'done');
+UPDATE match_groups SET state = 'cancelled', ended = 'left'
+WHERE state = 'planned' AND NOT EXISTS (
+    SELECT 1 FROM outbox WHERE outbox.dedupe_key = 'matching.thread:' || match_groups.id AND outbox.state <> 'done');
 CREATE INDEX match_groups_state ON match_groups (round_id, state);
 
 -- Each member's delivery: reached in the thread or by DM; or not, and why ('left', 'dms_closed', 'no_access').
@@ -24,6 +31,8 @@ ALTER TABLE match_rounds ADD COLUMN thread_room INTEGER;
 ALTER TABLE match_rounds ADD COLUMN spare_threads INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE match_rounds ADD COLUMN delivery_started_at TEXT;
 ALTER TABLE match_rounds ADD COLUMN delivered_at TEXT;
+-- Rounds stored before: their delivery began with their thread jobs.
+UPDATE match_rounds SET delivery_started_at = created_at;
 UPDATE match_rounds SET delivered_at = created_at
 WHERE NOT EXISTS (SELECT 1 FROM match_groups AS g WHERE g.round_id = match_rounds.id AND g.state = 'planned');
 

@@ -284,3 +284,56 @@ async def test_config_show_warns_about_each_permission_the_matches_channel_lacks
     assert f"{quiet.mention} ⚠️ I still need: Embed Links, Read Message History" in shown.text
     ran = await ask(discord_server, world.admin, "rounds run")
     assert "Read Message History" in ran.text and "Embed Links" in ran.text
+
+
+async def test_when_discord_refuses_to_add_members_to_the_bots_threads_the_groups_go_by_dm(
+        discord_server: FakeDiscord, world: World, bot_runner: BotRunner) -> None:
+    """Discord's stricter reading: a non-moderator may not add members to a private thread closed to
+    invitations. Nobody waits in an empty thread."""
+    discord_server.strict_invitable = True
+    bot_role = world.guild.role_named("Kakehashi")
+    bot_role.permissions &= ~Perm.MANAGE_THREADS   # the invite link does not ask for it
+    members = await joined_community(discord_server, world, 4)
+    await bot_runner.start()
+    matches = await use_channel(discord_server, world, "matches", "matches")
+    log = await use_channel(discord_server, world, "log", "mod-log")
+    await profiles_and_join(discord_server, members)
+    discord_server.expected_pings.update(m.id for m in members)
+    await ask(discord_server, world.admin, "rounds run")
+    everyone = {m.id for m in members}
+    await discord_server.wait_until(
+        lambda: {u for u, got in introduced(discord_server, matches, members).items() if got} == everyone, 30,
+        "every member introduced")
+    await asyncio.sleep(0.5)
+    got = introduced(discord_server, matches, members)
+    assert all(len(ways) == 1 and ways[0].startswith("dm:") for ways in got.values()), got
+    assert len(discord_server.calls_to("POST", rf"/channels/{matches.id}/threads")) == 1   # then no more tried
+    await discord_server.wait_until(lambda: any("Round delivered" in m.text for m in bot_posts(discord_server, log)),
+                                    10, "the round's summary")
+    assert len([m for m in bot_posts(discord_server, log) if "not add the members" in m.text]) == 1
+
+
+async def test_a_follow_up_that_cannot_reopen_its_thread_at_the_cap_asks_by_dm(
+        discord_server: FakeDiscord, world: World, bot_runner: BotRunner, clock: FakeClock) -> None:
+    members = await joined_community(discord_server, world, 2)
+    await bot_runner.start()
+    matches = await use_channel(discord_server, world, "matches", "matches")
+    await profiles_and_join(discord_server, members)
+    discord_server.expected_pings.update(m.id for m in members)
+    await ask(discord_server, world.admin, "rounds run")
+    await discord_server.wait_until(lambda: all(introduced(discord_server, matches, members).values()), 20,
+                                    "the pair introduced")
+    (thread,) = threads_in(discord_server, matches)
+    await asyncio.sleep(0.3)
+    # A day of silence archived it; meanwhile the server's threads reached the cap.
+    thread.archived = True
+    discord_server.leave_thread_room(world.guild, 0)
+    clock.advance(timedelta(days=5, minutes=1))
+    assert bot_runner.bot is not None
+    await bot_runner.bot.outbox.run_due()
+    for member in members:
+        questions = [m for m in discord_server.dms(member.user) if any(":met" in c for c in m.custom_ids)]
+        assert len(questions) == 1
+    assert len(bot_posts(discord_server, thread)) == 1   # only the introduction
+    follow_ups = [row for row in outbox_rows(bot_runner.database_path) if row["kind"] == "matching.follow_up"]
+    assert [row["state"] for row in follow_ups] == ["done"]

@@ -571,19 +571,28 @@ async def test_groups_stored_before_delivery_was_recorded_count_as_introduced_in
     await old.close()
     with sqlite3.connect(path) as db:
         db.execute("INSERT INTO match_rounds (guild_id, slot, created_at, members, total, bound) "
-                   "VALUES (1, 'a', 'now', 4, 2.0, 2.0)")
-        db.execute("INSERT INTO match_groups (round_id, guild_id, score, thread_id) VALUES (1, 1, 1.0, 77)")
-        db.execute("INSERT INTO match_groups (round_id, guild_id, score) VALUES (1, 1, 1.0)")
-        for group, user in ((1, 5), (1, 6), (2, 7), (2, 8)):
+                   "VALUES (1, 'a', 'now', 6, 2.0, 2.0)")
+        # 1: introduced (its job done); 2: its job still to run, thread made; 3: job still to run, no thread;
+        # 4: no thread and no job left (its members had left).
+        for thread in (77, 78, None, None):
+            db.execute("INSERT INTO match_groups (round_id, guild_id, score, thread_id) VALUES (1, 1, 1.0, ?)",
+                       (thread,))
+        for group, state in ((1, "done"), (2, "pending"), (3, "pending")):
+            db.execute("INSERT INTO outbox (kind, guild_id, dedupe_key, payload, state, due_at, created_at) "
+                       "VALUES ('matching.thread', 1, ?, '{}', ?, 'now', 'now')", (f"matching.thread:{group}", state))
+        for group, user in ((1, 5), (1, 6), (2, 7), (2, 8), (3, 9), (3, 10)):
             db.execute("INSERT INTO match_group_members (group_id, guild_id, user_id, company_key) "
                        "VALUES (?, 1, ?, 'c')", (group, user))
     upgraded = await Storage.open(path)
     try:
         groups = await upgraded.fetch_all("SELECT id, way, state FROM match_groups ORDER BY id")
         members = await upgraded.fetch_all("SELECT user_id, reached FROM match_group_members ORDER BY user_id")
-        delivered = await upgraded.fetch_one("SELECT delivered_at FROM match_rounds")
+        round_ = await upgraded.fetch_one("SELECT delivery_started_at, delivered_at FROM match_rounds")
     finally:
         await upgraded.close()
-    assert [tuple(row) for row in groups] == [(1, "thread", "delivered"), (2, None, "planned")]
-    assert [tuple(row) for row in members] == [(5, "thread"), (6, "thread"), (7, None), (8, None)]
-    assert delivered is not None and delivered[0] is None   # its second group is still to be introduced
+    assert [tuple(row) for row in groups] == [(1, "thread", "delivered"), (2, None, "planned"),
+                                              (3, None, "planned"), (4, None, "cancelled")]
+    assert [tuple(row) for row in members] == [(5, "thread"), (6, "thread"), (7, None), (8, None), (9, None),
+                                               (10, None)]
+    # Its delivery began with its thread jobs; it ends once their groups are done.
+    assert round_ is not None and tuple(round_) == ("now", None)
