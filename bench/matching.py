@@ -1,6 +1,7 @@
 """Benchmark of the matching round and of suggestions on synthetic communities.
 
     python bench/matching.py [--sizes 1000,20000,100000] [--seed N] [--quick]
+                             [--interactions-members 100000] [--no-interactions | --only-interactions]
 
 Generated here, not in the bot: a community of n members with Zipf-sized companies (one holding 10 %),
 interest tags and offer/seek phrases of Zipf popularity, three languages, twelve time zones, some avoid
@@ -15,6 +16,7 @@ import contextlib
 import gc
 import itertools
 import json
+import logging
 import math
 import os
 import pickle
@@ -366,11 +368,40 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,20000,100000")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--quick", action="store_true", help="small sizes and fewer queries, for a smoke run")
+    parser.add_argument("--interactions-members", type=int, default=100_000, metavar="N",
+                        help="profiles in the server whose round /match suggest is timed against (default %(default)s)")
+    parser.add_argument("--no-interactions", action="store_true", help="skip /match suggest during a round")
+    parser.add_argument("--only-interactions", action="store_true", help="only /match suggest during a round")
     parser.add_argument("--child", nargs=2, metavar=("ALGORITHM", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args.child[0], int(args.child[1]), args.seed)
         return
+    checks: list[tuple[str, bool]] = []
+    if not args.only_interactions:
+        checks += rounds_and_suggestions(args)
+    if not args.no_interactions:
+        checks += interactions(5_000 if args.quick else args.interactions_members, args.seed)
+    print()
+    for what, passed in checks:
+        print(f"{'PASS' if passed else 'FAIL'}  {what}")
+
+
+def interactions(n: int, seed: int) -> list[tuple[str, bool]]:
+    """``/match suggest`` through the fake Discord's gateway while the real bot makes a round of ``n`` members
+    (bench/interactions_during_round.py). Imported here, not at the top: the round worker, spawned, imports
+    this module again, and should load no more than a bot's worker does."""
+    from bench.interactions_during_round import report, suggest_during_round
+
+    logging.basicConfig(level=logging.WARNING, format="  %(levelname)s %(name)s: %(message)s")
+    print(f"\n/match suggest through the fake Discord while the real bot makes a round of {n:,} members "
+          "(bench/interactions_during_round.py)")
+    return report(asyncio.run(suggest_during_round(n, seed)))
+
+
+def rounds_and_suggestions(args: argparse.Namespace) -> list[tuple[str, bool]]:
+    """The rounds against random and exact matching, suggest's latency on the index, and the event loop while
+    rounds are planned in a thread and in the worker process."""
     sizes = [1000, 5000] if args.quick else [int(size) for size in args.sizes.split(",")]
     checks: list[tuple[str, bool]] = []
     for n in sizes:
@@ -446,9 +477,7 @@ def main() -> None:
             checks.append((f"loop lag <= 50 ms during a {n:,} round in the worker, {what} ({worst * 1e3:.0f} ms)",
                            worst <= 0.05))
         del lag_members, lag_history
-    print()
-    for what, passed in checks:
-        print(f"{'PASS' if passed else 'FAIL'}  {what}")
+    return checks
 
 
 if __name__ == "__main__":
