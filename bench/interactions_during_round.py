@@ -85,6 +85,7 @@ class Sample:
     interaction_id: int = 0
     latency: float | None = None    # None: no answer (within ANSWER_TIMEOUT)
     suggested: bool = False         # answered with suggestions (not "nobody fits", not an error)
+    before_end: float = 0.0         # sent this long before its phase ended
 
 
 class TimedDiscord(FakeDiscord):
@@ -185,6 +186,11 @@ class Phases:
     def seconds(self, name: str) -> float:
         ends = [*self.times[1:], time.perf_counter()]
         return sum(end - start for start, end, each in zip(self.times, ends, self.names, strict=True) if each == name)
+
+    def end_of(self, name: str) -> float:
+        """When phase ``name`` (its first time) ended; now if it has not."""
+        at = self.names.index(name)
+        return self.times[at + 1] if at + 1 < len(self.times) else time.perf_counter()
 
     def worst(self, events: list[tuple[float, float]], name: str) -> float:
         """The longest of ``events`` (start, seconds) that started in phase ``name``."""
@@ -405,9 +411,10 @@ async def measure(run: Run, server: TimedDiscord, world: World, askers: list[Mem
         finally:
             done = True
             await tick
+    run.samples = [s for s in run.samples if s.phase in MEASURED]
     for sample in run.samples:
         server.settle(sample)
-    run.samples = [s for s in run.samples if s.phase in MEASURED]
+        sample.before_end = phases.end_of(sample.phase) - sample.due
     for name in MEASURED:
         run.phase_seconds[name] = phases.seconds(name)
         run.loop_stall[name] = phases.worst(stalls, name)
@@ -483,6 +490,12 @@ def report(runs: list[Run]) -> list[tuple[str, bool]]:
             print(f"  {shown:<34}{'' if label == IDLE else f'{seconds:.1f} s':>8}{figures.sent:>6}"
                   f"{_ms(figures.median):>9}{_ms(figures.p99):>9}{_ms(figures.worst):>9}{_ms(stall):>12}"
                   f"{_ms(collector):>11}" + (f"  ({'; '.join(notes)})" if notes else ""))
+        slowest = sorted((s for s in run.samples if s.phase == PLAN),
+                         key=lambda s: math.inf if s.latency is None else s.latency, reverse=True)[:3]
+        if slowest:
+            print("  the slowest sent while planning: " + ", ".join(
+                f"{_ms(math.inf if s.latency is None else s.latency)} (sent {s.before_end:.2f} s before it ended)"
+                for s in slowest))
         for name in (PLAN, POOL, STORE):
             figures = run.figures(name)
             what = {PLAN: f"while a {run.members:,}-member round is planned",
