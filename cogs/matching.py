@@ -928,7 +928,8 @@ class Matching(commands.Cog):
                 reached.append(member.id)
             else:
                 unreached.append(member.id)
-        _, spare, _, _ = await self.bot.matching.round_delivery(group.round_id)
+        # A spare thread only matters when nobody could be reached: read only then.
+        spare = 0 if reached else await self.bot.matching.spare_threads(group.round_id)
         outcome = delivery.after_dms(reached, unreached, spare_threads=spare)
         if outcome.use_thread and await self.bot.matching.take_spare_thread(group.round_id):
             await self.bot.matching.set_way(group.id, Way.THREAD)

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from bot.clock import Clock, from_text, to_text
+from bot.clock import Clock, to_text
 from bot.errors import UserError
 from bot.guilds import store as guild_store
 from bot.guilds.model import Change
@@ -152,10 +152,6 @@ def utc_offset(timezone: str | None, now: datetime) -> float | None:
     except (ZoneInfoNotFoundError, ValueError):
         return None
     return None if offset is None else offset.total_seconds() / 3600
-
-
-def _time(value: str | None) -> datetime | None:
-    return None if value is None else from_text(value)
 
 
 def match_company(profile: Profile, aliases: Mapping[str, str]) -> str:
@@ -784,13 +780,8 @@ class MatchService:
     async def progress(self, round_id: int) -> Progress:
         return await self.store.progress(round_id)
 
-    async def round_delivery(self, round_id: int) -> tuple[int | None, int, datetime | None, datetime | None]:
-        """The round's thread room (None: not begun), spare threads, when delivery began and ended."""
-        row = await self.store.round_delivery(round_id)
-        if row is None:
-            return None, 0, None, None
-        return (row["thread_room"], int(row["spare_threads"]), _time(row["delivery_started_at"]),
-                _time(row["delivered_at"]))
+    async def spare_threads(self, round_id: int) -> int:
+        return await self.store.spare_threads(round_id)
 
     async def archive_later(self, guild_id: int, group_id: int) -> None:
         """The group's thread is archived a week after its follow-up, if nobody answered it by then."""

@@ -170,10 +170,7 @@ START_DELIVERY = """
 UPDATE match_rounds SET thread_room = ?, spare_threads = ?, delivery_started_at = ?
 WHERE id = ? AND delivery_started_at IS NULL
 """
-SELECT_ROUND_DELIVERY = """
-SELECT id, guild_id, created_at, thread_room, spare_threads, delivery_started_at, delivered_at
-FROM match_rounds WHERE id = ?
-"""
+SELECT_SPARE_THREADS = "SELECT spare_threads FROM match_rounds WHERE id = ?"
 SET_GROUP_WAY = "UPDATE match_groups SET way = ? WHERE id = ? AND state = 'planned'"
 # The round may start no more threads: its groups still waiting for one go by DM.
 THREADS_EXHAUSTED = """
@@ -410,8 +407,10 @@ class MatchStore:
         """Record the room the round's delivery began with; False when it had begun already."""
         return await tx.execute(START_DELIVERY, (room, spare, to_text(now), round_id)) > 0
 
-    async def round_delivery(self, round_id: int) -> Row | None:
-        return await self._storage.fetch_one(SELECT_ROUND_DELIVERY, (round_id,))
+    async def spare_threads(self, round_id: int) -> int:
+        """Threads the round may still start beyond the groups given one (0 for a round not found)."""
+        row = await self._storage.fetch_one(SELECT_SPARE_THREADS, (round_id,))
+        return 0 if row is None else int(row[0])
 
     @staticmethod
     async def set_way(tx: Transaction, group_id: int, way: Way) -> None:
