@@ -1,10 +1,20 @@
-"""The database: one aiosqlite connection, its pragmas, and its migrations.
+"""The database: two aiosqlite connections, their pragmas, and the migrations.
 
 Stores (``bot/<feature>/store.py``) hold the SQL; this module only runs it.
-All access goes through one lock, because a single SQLite connection shares
-one transaction between every coroutine that uses it: without the lock, a
-statement from one handler could land inside another handler's transaction
-and be rolled back with it.
+Writes (every transaction) go through one connection and one lock, because a
+single SQLite connection shares one transaction between every coroutine that
+uses it: without the lock, a statement from one handler could land inside
+another handler's transaction and be rolled back with it.
+
+Reads outside a transaction (``fetch_one``, ``fetch_all``, ``read()``) go
+through read-only connections (``READERS`` of them, each used by one reader at
+a time). In WAL mode they read the last commit while a writer holds the
+database: another process's write (the round worker storing a round of 100,000
+members holds SQLite's one write lock for a second or two), or this process's
+own transaction. Without them, every interaction would queue behind the
+writer's lock for as long as the write lasts; with only one, behind a long
+read (a server's whole history, tens of thousands of rows, read again after a
+round).
 
 Migrations are ``bot/migrations/NNNN_name.sql``, applied in order, each in its
 own transaction together with the ``PRAGMA user_version`` that records it, so
@@ -26,6 +36,7 @@ import aiosqlite
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 BUSY_TIMEOUT_MS = 5000
+READERS = 2   # read-only connections: a long read leaves one for the interactions
 _MIGRATION_NAME = re.compile(r"(?P<version>[0-9]{4})_(?P<name>[a-z0-9_]+)\.sql")
 
 Row = sqlite3.Row
@@ -69,6 +80,11 @@ class Transaction:
         async with self._conn.execute(sql, params) as cursor:
             return cursor.rowcount
 
+    async def execute_many(self, sql: str, rows: Iterable[Params]) -> None:
+        """One statement run for each of ``rows``, in one call (one trip to the database's thread, not one
+        a row: a round of 100,000 members writes some 200,000 rows)."""
+        await self._conn.executemany(sql, rows)
+
     async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
         async with self._conn.execute(sql, params) as cursor:
             row: Row | None = await cursor.fetchone()
@@ -83,6 +99,8 @@ class Storage:
     def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
         self._conn = conn
         self._lock = asyncio.Lock()
+        self._readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()   # the free ones
+        self._opened_readers: list[aiosqlite.Connection] = []   # opened once the schema is current
         self.path = path
 
     @classmethod
@@ -103,10 +121,23 @@ class Storage:
         try:
             await storage._configure()
             await storage._migrate(steps)
+            for _ in range(READERS):
+                await storage._open_reader()
         except BaseException:
-            await conn.close()
+            await storage.close()
             raise
         return storage
+
+    async def _open_reader(self) -> None:
+        try:
+            reader = await aiosqlite.connect(self.path, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot open the database {self.path}: {exc}") from None
+        reader.row_factory = sqlite3.Row
+        self._opened_readers.append(reader)
+        self._readers.put_nowait(reader)
+        await reader.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        await reader.execute("PRAGMA query_only = ON")
 
     async def _configure(self) -> None:
         try:
@@ -166,13 +197,38 @@ class Storage:
             else:
                 await self._conn.execute("COMMIT")
 
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[Transaction]:
+        """Several reads that see one state of the database (the last commit when it begins), on the
+        read-only connection: they wait for no writer. A statement that writes raises
+        ``sqlite3.OperationalError``."""
+        async with self._reader() as reader:
+            await reader.execute("BEGIN")
+            try:
+                yield Transaction(reader)
+            finally:
+                await reader.execute("COMMIT")
+
     async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
-        async with self._lock:
-            return await Transaction(self._conn).fetch_one(sql, params)
+        """One read, on a read-only connection (it waits for no writer)."""
+        async with self._reader() as reader:
+            return await Transaction(reader).fetch_one(sql, params)
 
     async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
-        async with self._lock:
-            return await Transaction(self._conn).fetch_all(sql, params)
+        """One read, on a read-only connection (it waits for no writer)."""
+        async with self._reader() as reader:
+            return await Transaction(reader).fetch_all(sql, params)
+
+    @asynccontextmanager
+    async def _reader(self) -> AsyncIterator[aiosqlite.Connection]:
+        """A free read-only connection, for this reader alone until it is done."""
+        if not self._opened_readers:
+            raise StorageError("the database is closed")
+        reader = await self._readers.get()
+        try:
+            yield reader
+        finally:
+            self._readers.put_nowait(reader)
 
     async def flush_deleted(self) -> None:
         """Copy the write-ahead log into the database and empty it, so data just deleted (and zeroed by
@@ -181,5 +237,10 @@ class Storage:
             await self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     async def close(self) -> None:
+        readers, self._opened_readers = self._opened_readers, []
+        for _ in readers:   # each once its reader is done with it
+            await self._readers.get()
+        for reader in readers:
+            await reader.close()
         async with self._lock:
             await self._conn.close()

@@ -22,8 +22,13 @@ async def test_a_new_database_gets_every_migration_and_the_pragmas(tmp_path: Pat
     storage = await Storage.open(tmp_path / "k.db")
     try:
         assert await storage.version() == len(MIGRATIONS) >= 3
-        assert (await storage.fetch_one("PRAGMA journal_mode"))[0] == "wal"
-        assert (await storage.fetch_one("PRAGMA foreign_keys"))[0] == 1
+        async with storage.transaction() as tx:   # the writing connection
+            assert (await tx.fetch_one("PRAGMA journal_mode"))[0] == "wal"
+            assert (await tx.fetch_one("PRAGMA foreign_keys"))[0] == 1
+            assert (await tx.fetch_one("PRAGMA busy_timeout"))[0] == 5000
+            assert (await tx.fetch_one("PRAGMA query_only"))[0] == 0
+        # The reading connection: read-only, and as patient with a writer as the other.
+        assert (await storage.fetch_one("PRAGMA query_only"))[0] == 1
         assert (await storage.fetch_one("PRAGMA busy_timeout"))[0] == 5000
     finally:
         await storage.close()
@@ -136,3 +141,45 @@ def test_misnumbered_migrations_are_refused(tmp_path: Path) -> None:
     (tmp_path / "0002 second.sql").write_text("SELECT 1;")
     with pytest.raises(StorageError, match=r"not named NNNN_name\.sql"):
         load_migrations(tmp_path)
+
+
+async def test_reads_wait_for_no_writer_and_see_the_last_commit(tmp_path: Path) -> None:
+    """Another process (the round worker) holding SQLite's write lock: reads go on, on the last commit; a write
+    of this process waits for the lock, and the reads see it once it is committed."""
+    storage = await Storage.open(tmp_path / "k.db")
+    other = sqlite3.connect(tmp_path / "k.db", isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("INSERT INTO guild_settings (guild_id, language, timezone, updated_at) "
+                      "VALUES (1, 'ja', 'Asia/Tokyo', '2026-01-01T00:00:00+00:00')")
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        assert await storage.fetch_one("SELECT language FROM guild_settings WHERE guild_id = 1") is None
+        async with storage.read() as tx:
+            assert await tx.fetch_all("SELECT * FROM guild_settings") == []
+        assert loop.time() - began < 1.0   # not the 5 s of busy_timeout
+
+        async def write() -> None:
+            async with storage.transaction() as tx:
+                await tx.execute("UPDATE guild_settings SET language = 'en' WHERE guild_id = 1")
+
+        writing = asyncio.create_task(write())
+        await asyncio.sleep(0.2)
+        assert not writing.done()   # waiting for the other's lock
+        other.execute("COMMIT")
+        await writing
+        row = await storage.fetch_one("SELECT language FROM guild_settings WHERE guild_id = 1")
+        assert row is not None and row[0] == "en"
+    finally:
+        other.close()
+        await storage.close()
+
+
+async def test_the_reading_connection_refuses_to_write(storage: Storage) -> None:
+    with pytest.raises(sqlite3.OperationalError):
+        await storage.fetch_all("DELETE FROM guild_settings")
+    with pytest.raises(sqlite3.OperationalError):
+        async with storage.read() as tx:
+            await tx.execute("DELETE FROM guild_settings")
+    async with storage.read() as tx:   # the failed read left the connection usable
+        assert await tx.fetch_all("SELECT * FROM guild_settings") == []
