@@ -136,7 +136,8 @@ class KakehashiBot(commands.Bot):
                                       self.clock)
         self._intros = IntroService(IntroStore(self._storage), self.clock, keep_left_days=self.settings.keep_left_days)
         self._matching = MatchService(MatchStore(self._storage), self._intros, self._prompts.store,
-                                      self._guild_config, self.clock, planner=self._round_worker.plan)
+                                      self._guild_config, self.clock, planner=self._round_worker.plan,
+                                      worker=self._round_worker)
         await self.tree.set_translator(CatalogTranslator(self.catalog))
         for extension in EXTENSIONS:
             await self.load_extension(extension)
@@ -202,6 +203,8 @@ class KakehashiBot(commands.Bot):
                     await self._outbox_task
                 self._outbox_task = None
             await self._round_worker.close()
+            if self._matching is not None:
+                await self._matching.close()
             await super().close()
         finally:
             if self._storage is not None:

@@ -17,6 +17,17 @@ class SystemClock:
         return datetime.now(UTC)
 
 
+class FixedClock:
+    """A moment that does not move: the time a piece of work was asked for, given to the process doing it
+    (the round worker makes a round "now" as the bot saw it, whatever clock the bot runs on)."""
+
+    def __init__(self, moment: datetime) -> None:
+        self._moment = moment
+
+    def now(self) -> datetime:
+        return self._moment
+
+
 def to_text(moment: datetime) -> str:
     """How the database stores a moment: ISO 8601 in UTC, sortable as text."""
     if moment.tzinfo is None:

@@ -23,6 +23,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot import heap
 from bot.checks import require_manage_guild
 from bot.client import KakehashiBot
 from bot.errors import UserError
@@ -632,6 +633,7 @@ class Intros(commands.Cog):
             log.warning("The member list of guild %s is incomplete (%d of %s); not looking for members who left "
                         "while the bot was away", guild.id, len(guild.members), guild.member_count)
             return
+        heap.settled(f"the member list of guild {guild.id}")
         found = await self.bot.intros.reconcile(guild.id, lambda user_id: guild.get_member(user_id) is not None)
         if found.departed or found.returned:
             log.info("Guild %s: %d members left and %d came back while the bot was away",

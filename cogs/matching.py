@@ -569,12 +569,12 @@ class Matching(commands.Cog):
                 _, _, upcoming = await self.bot.matching.next_round(guild.id)
                 replaced = Text("match.rounds.replaced", slot=discord.utils.format_dt(outcome.replaced, "F"),
                                 next=discord.utils.format_dt(upcoming, "F") if upcoming else "-")
-        trios = sum(1 for g in plan.groups if len(g.members) == 3)
+        trios = plan.trios
         quality = round(100 * plan.total / plan.bound, 1) if plan.bound else 100.0
         embed = discord.Embed(title=localize(Text("match.rounds.preview_title" if dry_run
                                                   else "match.rounds.done_title")), color=EMBED_COLOR)
         embed.description = localize(Text(
-            "match.rounds.summary", members=taking_part, pairs=len(plan.groups) - trios, trios=trios,
+            "match.rounds.summary", members=taking_part, pairs=plan.groups - trios, trios=trios,
             placed=plan.placed, total=f"{plan.total:.1f}", bound=f"{plan.bound:.1f}", quality=quality))
         if replaced is not None:
             embed.description += "\n\n" + localize(replaced)
@@ -785,7 +785,7 @@ class Matching(commands.Cog):
             active = len(await guild.active_threads())
             log.debug("Round %s: %d active threads seen in guild %s (%s)", round_id, active, guild.id, channel.id)
         started = await self.bot.matching.begin_delivery(guild.id, round_id,
-                                                         lambda user: guild.get_member(user) is not None, active)
+                                                         frozenset(member.id for member in guild.members), active)
         if started is not None:
             log.info("Round %s in guild %s: room for %d threads; %d groups by thread, %d by DM; %d ended, "
                      "%d moved, %d alone after departures", round_id, guild.id, started.room, started.threads,

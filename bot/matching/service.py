@@ -14,21 +14,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import unicodedata
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Final
+from pathlib import Path
+from typing import Final, Protocol, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from bot.clock import Clock, to_text
+from bot import heap
+from bot.clock import Clock, FixedClock, to_text
 from bot.errors import UserError
 from bot.guilds import store as guild_store
 from bot.guilds.model import Change
 from bot.guilds.service import GuildConfig
+from bot.guilds.store import GuildSettingsStore
 from bot.i18n import shorten, visible
 from bot.intros import companies
 from bot.intros.model import Profile
 from bot.intros.service import IntroService
+from bot.intros.store import IntroStore
 from bot.matching import delivery, rules, schedule
 from bot.matching.delivery import Ended, GroupState, PlannedGroup, Progress, Unreached, Way
 from bot.matching.index import MatchIndex
@@ -65,12 +70,15 @@ from bot.matching.model import (
 from bot.matching.pairing import plan_round
 from bot.matching.store import MatchStore
 from bot.matching.terms import phrases, tag_key
+from bot.outbox.model import NewJob
 from bot.outbox.store import OutboxStore
 from bot.prompts.schedule import WEEKDAYS, parse_time, parse_weekday
 from bot.prompts.store import PromptStore
-from bot.storage import Transaction
+from bot.storage import Storage, Transaction
 
 log = logging.getLogger(__name__)
+_Order = TypeVar("_Order")
+_Result = TypeVar("_Result")
 
 ROUNDS_SETTING: Final = "rounds"
 SUGGESTIONS: Final = 3
@@ -133,15 +141,95 @@ class DeliveryStart:
     cancelled: int
     moved: int
     alone: int
+    left: int = 0                # members taken out of their group because they left the server
+
+
+@dataclass(frozen=True)
+class PlanFigures:
+    """What an admin is shown of a round's plan; the plan itself (tens of thousands of groups in a large
+    server) stays in the process that made it."""
+
+    groups: int
+    trios: int
+    placed: int
+    total: float
+    bound: float
+    left_out: Mapping[int, LeftOut]
+
+    @classmethod
+    def of(cls, plan: RoundPlan) -> PlanFigures:
+        return cls(groups=len(plan.groups), trios=sum(1 for g in plan.groups if len(g.members) == 3),
+                   placed=plan.placed, total=plan.total, bound=plan.bound, left_out=dict(plan.left_out))
 
 
 @dataclass(frozen=True)
 class RoundOutcome:
     round_id: int
-    plan: RoundPlan
+    plan: PlanFigures
     members: int                 # how many took part
     paused: tuple[int, ...]      # members paused for leaving three follow-ups unanswered
     replaced: datetime | None = None   # a round made by hand: the scheduled slot it took the place of
+    # Seconds spent reading the pool, planning, and storing the round (with the work it starts).
+    seconds: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+
+@dataclass(frozen=True)
+class RoundOrder:
+    """A round to make in the round worker's process (``make_round``): what it needs from the bot."""
+
+    database: Path
+    guild_id: int
+    slot: datetime
+    now: datetime
+    scheduled: bool
+
+
+@dataclass(frozen=True)
+class DeliveryOrder:
+    """A round's delivery to begin in the round worker's process (``begin_delivery``)."""
+
+    database: Path
+    guild_id: int
+    round_id: int
+    now: datetime
+    present: frozenset[int]      # the server's members now
+    active_threads: int | None
+
+
+class Worker(Protocol):
+    """Runs ``make_round`` and ``begin_delivery`` on an order in a process of its own (``RoundWorker``)."""
+
+    async def run(self, job: Callable[[_Order], Awaitable[_Result]], order: _Order) -> _Result: ...
+
+
+async def make_round(order: RoundOrder) -> RoundOutcome | None:
+    """In the round worker's process: read the pool, plan the round and store it, on a connection of its
+    own, so that the bot's event loop and heap carry none of a large round's work."""
+    async with _working(order.database, order.now) as service:
+        return await service._make_round(order.guild_id, order.slot, scheduled=order.scheduled)
+
+
+async def begin_delivery(order: DeliveryOrder) -> DeliveryStart | None:
+    """In the round worker's process: ``MatchService.begin_delivery`` on a connection of its own."""
+    async with _working(order.database, order.now) as service:
+        return await service._begin_delivery(order.guild_id, order.round_id, order.present, order.active_threads)
+
+
+@asynccontextmanager
+async def _working(database: Path, now: datetime) -> AsyncIterator[MatchService]:
+    storage = await Storage.open(database)
+    try:
+        clock = FixedClock(now)
+        yield MatchService(MatchStore(storage), IntroService(IntroStore(storage), clock), PromptStore(storage),
+                           GuildConfig(GuildSettingsStore(storage), clock), clock, planner=plan_here)
+    finally:
+        await storage.close()
+
+
+async def plan_here(candidates: Sequence[Candidate], history: History) -> RoundPlan:
+    """The round planned right here, holding the event loop: only where nothing else waits on that loop
+    (the round worker's process)."""
+    return plan_round(candidates, history)
 
 
 def utc_offset(timezone: str | None, now: datetime) -> float | None:
@@ -175,6 +263,17 @@ def candidate_of(profile: Profile, member: MatchMember, avoid: Iterable[str], al
     )
 
 
+def _history_of(met: Iterable[tuple[int, int]], declined: Iterable[tuple[int, int]],
+                participants: Iterable[tuple[int, int]]) -> History:
+    """Who met whom, who declined whom, and who took part in the same prompt threads (post, member)."""
+    threads: dict[int, list[int]] = {}
+    for post_id, user_id in participants:
+        threads.setdefault(post_id, []).append(user_id)
+    shared = [(a, b) for users in threads.values() if len(users) <= THREAD_PARTICIPANTS
+              for i, a in enumerate(users) for b in users[i + 1:]]
+    return History(met=_both_ways(met), declined=_both_ways(declined), threads=_both_ways(shared))
+
+
 def _both_ways(pairs: Iterable[tuple[int, int]]) -> dict[int, frozenset[int]]:
     found: dict[int, set[int]] = {}
     for a, b in pairs:
@@ -192,9 +291,13 @@ def rounds_value(settings: RoundSettings) -> str:
 
 class MatchService:
     def __init__(self, store: MatchStore, intros: IntroService, prompts: PromptStore, guilds: GuildConfig,
-                 clock: Clock, *, planner: Planner) -> None:
+                 clock: Clock, *, planner: Planner, worker: Worker | None = None) -> None:
+        """``planner`` plans a round's preview; ``worker``, when given, makes rounds and begins their
+        delivery in a process of its own (``make_round``, ``begin_delivery``), else they are made here and
+        planned with ``planner``."""
         self.store = store
         self._plan = planner
+        self._worker = worker
         self._planning = 0
         self._intros = intros
         self._prompts = prompts
@@ -204,6 +307,7 @@ class MatchService:
         self._stale: dict[int, set[int]] = {}          # members whose data changed since the index was built
         self._history_stale: set[int] = set()          # servers where who met whom changed since
         self._building: set[int] = set()               # servers whose index is being built right now
+        self._refreshing: dict[int, asyncio.Task[None]] = {}   # servers whose index's history is being read
         self._rebuild: set[int] = set()                # servers whose every candidate changed (an alias)
         # When paused members of a server come back by themselves: each is made current once that passes.
         self._pauses: dict[int, dict[int, datetime]] = {}
@@ -225,29 +329,38 @@ class MatchService:
             # Kept also while the index is being built: the build may have read the member before the change.
             self._stale.setdefault(guild_id, set()).add(user_id)
 
-    async def _history(self, guild_id: int, settings: RoundSettings, now: datetime) -> History:
-        met = await self.store.recent_pairs(guild_id, settings.no_repeat_rounds)
-        met += await self.store.accepted_pairs(guild_id)
-        declined = await self.store.declined_pairs(guild_id, now - DECLINE_MEMORY)
-        threads: dict[int, list[int]] = {}
-        for post_id, user_id in await self._prompts.participants_since(guild_id, now - THREAD_MEMORY):
-            threads.setdefault(post_id, []).append(user_id)
-        shared = [(a, b) for users in threads.values() if len(users) <= THREAD_PARTICIPANTS
-                  for i, a in enumerate(users) for b in users[i + 1:]]
-        return History(met=_both_ways(met), declined=_both_ways(declined), threads=_both_ways(shared))
+    async def _history(self, guild_id: int, settings: RoundSettings, now: datetime,
+                       only: Collection[int] | None = None) -> History:
+        """Who met and declined whom, and who shared prompt threads; ``only``: who the members named met and
+        declined (what the rule needs for pairs with one of them), read from their own rows."""
+        met = await self.store.recent_pairs(guild_id, settings.no_repeat_rounds, only)
+        met += await self.store.accepted_pairs(guild_id, only)
+        declined = await self.store.declined_pairs(guild_id, now - DECLINE_MEMORY, only)
+        if only is not None:
+            return _history_of(met, declined, ())
+        participants = await self._prompts.participants_since(guild_id, now - THREAD_MEMORY)
+        # After a round of 100,000 members, some 50,000 pairs: a few hundred milliseconds of sets made in a
+        # thread, so that the event loop answers others meanwhile.
+        return await asyncio.to_thread(_history_of, met, declined, participants)
 
     async def pool(self, guild_id: int, *, only: Iterable[int] | None = None) -> Pool:
-        """Everyone with an active profile (or only the members named), as matching sees them now."""
+        """Everyone with an active profile (or only the members named, with the history the rule needs for
+        pairs with one of them), as matching sees them now."""
         now = self._clock.now()
         settings = await self.store.settings(guild_id)
         aliases = await self._intros.alias_map(guild_id)
-        members = await self.store.members(guild_id)
-        avoid = await self.store.avoid_lists(guild_id)
         if only is None:
+            members = await self.store.members(guild_id)
+            avoid = await self.store.avoid_lists(guild_id)
             profiles = {p.user_id: p for p in await self._intros.active_profiles(guild_id)}
         else:
-            found = [await self._intros.profile(guild_id, user_id) for user_id in set(only)]
+            # A few members (those whose data changed since the suggestion index was built, or none when only
+            # the history changed): their rows only, not the whole server's.
+            wanted = tuple(set(only))
+            found = [await self._intros.profile(guild_id, user_id) for user_id in wanted]
             profiles = {p.user_id: p for p in found if p is not None}
+            members = {user_id: await self.store.member(guild_id, user_id) for user_id in profiles}
+            avoid = {user_id: await self.store.avoid_list(guild_id, user_id) for user_id in profiles}
         candidates: dict[int, Candidate] = {}
         for made, (user_id, profile) in enumerate(profiles.items(), start=1):
             candidates[user_id] = candidate_of(profile, members.get(user_id, MatchMember(guild_id, user_id)),
@@ -256,7 +369,8 @@ class MatchService:
                 # A server's whole pool is 100,000 candidates, over a second's work: the event loop runs
                 # others' interactions between slices of it, instead of after all of it.
                 await asyncio.sleep(0)
-        return Pool(candidates, profiles, members, await self._history(guild_id, settings, now))
+        history = await self._history(guild_id, settings, now, None if only is None else tuple(profiles))
+        return Pool(candidates, profiles, members, history)
 
     async def _index(self, guild_id: int) -> MatchIndex:
         async with self._lock:
@@ -273,15 +387,15 @@ class MatchService:
                 finally:
                     self._building.discard(guild_id)
                 self._indexes[guild_id] = index
+                heap.settled(f"the suggestion index of guild {guild_id}")
                 self._pauses[guild_id] = {user: member.paused_until for user, member in pool.members.items()
                                           if member.paused_until is not None and member.paused_until > now}
             pauses = self._pauses.get(guild_id, {})
             for user_id in [user for user, until in pauses.items() if until <= now]:
                 del pauses[user_id]
                 self._stale.setdefault(guild_id, set()).add(user_id)
-            if guild_id in self._stale or guild_id in self._history_stale:
-                stale = self._stale.pop(guild_id, set())
-                self._history_stale.discard(guild_id)
+            if guild_id in self._stale:
+                stale = self._stale.pop(guild_id)
                 fresh = await self.pool(guild_id, only=stale)
                 for user_id in stale:
                     candidate = fresh.candidates.get(user_id)
@@ -289,8 +403,34 @@ class MatchService:
                         index.remove(user_id)   # no profile any more (erased)
                     else:
                         index.upsert(candidate)
-                index.set_history(fresh.history)
+            if guild_id in self._history_stale and guild_id not in self._refreshing:
+                self._refreshing[guild_id] = asyncio.create_task(self._refresh_history(guild_id, index),
+                                                                 name=f"history of guild {guild_id}")
             return index
+
+    async def close(self) -> None:
+        """Stop reading histories in the background (before the database is closed)."""
+        refreshing = list(self._refreshing.values())
+        for task in refreshing:
+            task.cancel()
+        await asyncio.gather(*refreshing, return_exceptions=True)
+
+    async def _refresh_history(self, guild_id: int, index: MatchIndex) -> None:
+        """The index's copy of who met whom read again, while suggestions go on with the one it has: after a
+        round of 100,000 members, some 50,000 pairs take a few hundred milliseconds to read, and an asker's
+        own history is read fresh with each suggestion anyway (``suggest``)."""
+        try:
+            while guild_id in self._history_stale:   # changed again while it was read: read once more
+                self._history_stale.discard(guild_id)
+                settings = await self.store.settings(guild_id)
+                history = await self._history(guild_id, settings, self._clock.now())
+                if self._indexes.get(guild_id) is index:
+                    index.set_history(history)
+        except Exception:
+            log.exception("Could not read the history of guild %s again; the next suggestion tries again", guild_id)
+            self._history_stale.add(guild_id)
+        finally:
+            del self._refreshing[guild_id]
 
     def _history_changed(self, guild_id: int) -> None:
         """Rounds and answered requests change who has met whom: the next use reads the history again."""
@@ -310,12 +450,16 @@ class MatchService:
         asked are left out. Empty when nobody fits."""
         await self._asker(guild_id, user_id)
         index = await self._index(guild_id)
-        async with self.store.storage.transaction() as tx:
-            asked = {r.target_id for r in await MatchStore.open_requests_by(tx, guild_id, user_id,
-                                                                             self._clock.now())}
+        now = self._clock.now()
+        async with self.store.storage.read() as tx:
+            asked = {r.target_id for r in await MatchStore.open_requests_by(tx, guild_id, user_id, now)}
+        # Who the asker met or declined, read fresh: the index's copy of the whole server's history may be
+        # a moment old (being read again after a round, in _refresh_history).
+        mine = await self._history(guild_id, await self.store.settings(guild_id), now, only=(user_id,))
+        kept_apart = mine.met.get(user_id, frozenset()) | mine.declined.get(user_id, frozenset())
         if (me := index.candidate(user_id)) is not None and not me.available:
             raise UserError("match.rule.you_unavailable")
-        suggestions = index.suggest(user_id, SUGGESTIONS, exclude=asked)
+        suggestions = index.suggest(user_id, SUGGESTIONS, exclude=asked | kept_apart)
         found = []
         for suggestion in suggestions:
             profile = await self._intros.profile(guild_id, suggestion.user_id)
@@ -554,11 +698,11 @@ class MatchService:
                        if pool.members.get(user_id, MatchMember(guild_id, user_id)).joined and c.available]
         return pool, taking_part
 
-    async def preview(self, guild_id: int) -> tuple[RoundPlan, Pool, int]:
-        """What a round would do now, contacting no one: the plan, the pool, how many take part."""
+    async def preview(self, guild_id: int) -> tuple[PlanFigures, Pool, int]:
+        """What a round would do now, contacting no one: the plan's figures, the pool, how many take part."""
         pool, taking_part = await self.round_pool(guild_id)
         plan = await self._plan(taking_part, pool.history)
-        return plan, pool, len(taking_part)
+        return PlanFigures.of(plan), pool, len(taking_part)
 
     @property
     def planning(self) -> bool:
@@ -575,7 +719,7 @@ class MatchService:
         the slot came (by hand: it took this one's place), or if another round was stored while this one
         was planned. Waits for a round of the server being made right now."""
         async with self._round_locks.setdefault(guild_id, asyncio.Lock()):
-            return await self._make_round(guild_id, slot, scheduled=True)
+            return await self._round(guild_id, slot, scheduled=True)
 
     async def run_round_now(self, guild_id: int) -> RoundOutcome | None:
         """A round made by an admin now (``/rounds run``). It takes the place of the scheduled round that
@@ -586,7 +730,29 @@ class MatchService:
         if lock.locked():
             raise UserError("match.rounds.running")
         async with lock:
-            return await self._make_round(guild_id, self._clock.now().replace(microsecond=0), scheduled=False)
+            return await self._round(guild_id, self._clock.now().replace(microsecond=0), scheduled=False)
+
+    async def _round(self, guild_id: int, slot: datetime, *, scheduled: bool) -> RoundOutcome | None:
+        """The round made, in the worker when there is one; what this process keeps about the server's
+        members brought up to date after it."""
+        self._planning += 1
+        try:
+            if self._worker is None:
+                outcome = await self._make_round(guild_id, slot, scheduled=scheduled)
+            else:
+                order = RoundOrder(self.store.storage.path, guild_id, slot, self._clock.now(), scheduled)
+                outcome = await self._worker.run(make_round, order)
+        finally:
+            self._planning -= 1
+        if outcome is None:
+            return None
+        self._history_changed(guild_id)
+        for user_id in outcome.paused:
+            self.changed(guild_id, user_id)
+        log.info("Round %s of guild %s: %d members, %d groups; pool read in %.1f s, planned in %.1f s, "
+                 "stored in %.1f s%s", outcome.round_id, guild_id, outcome.members, outcome.plan.groups,
+                 *outcome.seconds, "" if self._worker is None else " (in the round worker)")
+        return outcome
 
     async def _make_round(self, guild_id: int, slot: datetime, *, scheduled: bool) -> RoundOutcome | None:
         """The round, stored with all the work it starts (threads, follow-ups, telling those left out) and,
@@ -606,12 +772,8 @@ class MatchService:
         pool, taking_part = await self.round_pool(guild_id)
         paused = tuple(sorted(c.user_id for c in taking_part if c.user_id in silent))
         taking_part = [c for c in taking_part if c.user_id not in silent]
-        self._planning += 1
         read = loop.time()
-        try:
-            plan = await self._plan(taking_part, pool.history)
-        finally:
-            self._planning -= 1
+        plan = await self._plan(taking_part, pool.history)
         planned = loop.time()
         companies_of = {c.user_id: c.company for c in taking_part}
         async with self.store.storage.transaction() as tx:
@@ -630,26 +792,21 @@ class MatchService:
             # group's follow-up is due work from now on.
             await OutboxStore.enqueue(tx, DELIVERY_JOB, guild_id, f"{DELIVERY_JOB}:{round_id}", {"round": round_id},
                                       due_at=now, now=now)
-            for group_id in group_ids:
-                await OutboxStore.enqueue(tx, FOLLOW_UP_JOB, guild_id, f"{FOLLOW_UP_JOB}:{group_id}",
-                                          {"group": group_id}, due_at=now + timedelta(days=settings.follow_up_days),
-                                          now=now)
-            for user_id, why in sorted(plan.left_out.items()):
-                await OutboxStore.enqueue(tx, LEFT_OUT_JOB, guild_id, f"{LEFT_OUT_JOB}:{round_id}:{user_id}",
-                                          {"user": user_id, "reason": why.value}, due_at=now, now=now,
-                                          member_id=user_id)
+            follow_up = now + timedelta(days=settings.follow_up_days)
+            await OutboxStore.enqueue_many(tx, (
+                NewJob(FOLLOW_UP_JOB, guild_id, f"{FOLLOW_UP_JOB}:{group_id}", {"group": group_id}, follow_up)
+                for group_id in group_ids), now=now)
+            await OutboxStore.enqueue_many(tx, (
+                NewJob(LEFT_OUT_JOB, guild_id, f"{LEFT_OUT_JOB}:{round_id}:{user_id}",
+                       {"user": user_id, "reason": why.value}, now, member_id=user_id)
+                for user_id, why in sorted(plan.left_out.items())), now=now)
             for user_id in paused:
                 member = replace(await MatchStore.current_member(tx, guild_id, user_id), auto_paused=True)
                 await MatchStore.write_member(tx, member, now)
                 await OutboxStore.enqueue(tx, PAUSED_JOB, guild_id, f"{PAUSED_JOB}:{round_id}:{user_id}",
                                           {"user": user_id}, due_at=now, now=now, member_id=user_id)
-        self._history_changed(guild_id)
-        for user_id in paused:
-            self.changed(guild_id, user_id)
-        log.info("Round %s of guild %s: %d members, %d groups; pool read in %.1f s, planned in %.1f s, "
-                 "stored in %.1f s", round_id, guild_id, len(taking_part), len(plan.groups), read - began,
-                 planned - read, loop.time() - planned)
-        return RoundOutcome(round_id, plan, len(taking_part), paused, replaced)
+        return RoundOutcome(round_id, PlanFigures.of(plan), len(taking_part), paused, replaced,
+                            (read - began, planned - read, loop.time() - planned))
 
     async def materialise_due(self, now: datetime) -> None:
         """Turn each server's due round slot into a round job, once."""
@@ -676,19 +833,32 @@ class MatchService:
 
     # -- delivering a round (decisions in bot/matching/delivery.py; the cog carries them out)
 
-    async def begin_delivery(self, guild_id: int, round_id: int, present: Callable[[int], bool],
+    async def begin_delivery(self, guild_id: int, round_id: int, present: Collection[int],
                              active_threads: int | None) -> DeliveryStart | None:
-        """Choose how each group of the round is introduced, once, and queue the groups' jobs.
+        """Choose how each group of the round is introduced, once, and queue the groups' jobs (in the
+        worker when there is one: a round of 100,000 members has some 50,000 groups to read and write).
 
-        ``present`` says whether a member is still in the server; ``active_threads`` is how many active
-        threads Discord listed (None: the matches channel cannot be used, so no thread at all). Members who
-        left are taken out; a member left alone joins another pair of the round where the rule allows, else
-        is told. None when the round's delivery had begun already."""
+        ``present`` is the server's members now; ``active_threads`` is how many active threads Discord
+        listed (None: the matches channel cannot be used, so no thread at all). Members who left are taken
+        out; a member left alone joins another pair of the round where the rule allows, else is told. None
+        when the round's delivery had begun already."""
+        if self._worker is None:
+            started = await self._begin_delivery(guild_id, round_id, present, active_threads)
+        else:
+            order = DeliveryOrder(self.store.storage.path, guild_id, round_id, self._clock.now(),
+                                  frozenset(present), active_threads)
+            started = await self._worker.run(begin_delivery, order)
+        if started is not None and (started.moved or started.left):
+            self._history_changed(guild_id)
+        return started
+
+    async def _begin_delivery(self, guild_id: int, round_id: int, present: Collection[int],
+                              active_threads: int | None) -> DeliveryStart | None:
         now = self._clock.now()
         room = 0 if active_threads is None else delivery.thread_room(active_threads)
-        async with self.store.storage.transaction() as tx:
+        async with self.store.storage.read() as tx:
             planned = await MatchStore.planned_groups(tx, round_id)
-        here = {user for group in planned for user in group.members if present(user)}
+        here = {user for group in planned for user in group.members if user in present}
         fits = await self._fits(guild_id, planned, here)
         regrouped = delivery.regroup(planned, here, fits)
         ways = delivery.choose_ways(regrouped.groups, await self.store.dms_closed(guild_id), room)
@@ -704,19 +874,18 @@ class MatchService:
             old_group = {user: group.id for group in planned for user in group.members}
             for user_id, group_id in regrouped.moved_to.items():
                 await MatchStore.move_member(tx, user_id, old_group[user_id], group_id)
-            for group in delivery.interleaved(regrouped.groups, ways):
-                await MatchStore.set_way(tx, group.id, ways[group.id])
-                await OutboxStore.enqueue(tx, THREAD_JOB, guild_id, f"{THREAD_JOB}:{group.id}", {"group": group.id},
-                                          due_at=now, now=now)
+            order = delivery.interleaved(regrouped.groups, ways)
+            await MatchStore.set_ways(tx, {group.id: ways[group.id] for group in order})
+            await OutboxStore.enqueue_many(tx, (NewJob(THREAD_JOB, guild_id, f"{THREAD_JOB}:{group.id}",
+                                                       {"group": group.id}, now) for group in order), now=now)
             for user_id in regrouped.alone:
                 await OutboxStore.enqueue(tx, LEFT_OUT_JOB, guild_id, f"{LEFT_OUT_JOB}:{round_id}:{user_id}",
                                           {"user": user_id, "reason": LeftOut.PARTNER_LEFT.value}, due_at=now,
                                           now=now, member_id=user_id)
             await self._finish_if_done(tx, guild_id, round_id, now)
-        if regrouped.moved_to or regrouped.left:
-            self._history_changed(guild_id)
         return DeliveryStart(round_id, room, threads, len(ways) - threads, len(regrouped.cancelled),
-                             len(regrouped.moved_to), len(regrouped.alone))
+                             len(regrouped.moved_to), len(regrouped.alone),
+                             sum(len(gone) for gone in regrouped.left.values()))
 
     async def _fits(self, guild_id: int, planned: list[PlannedGroup],
                     here: set[int]) -> Callable[[int, tuple[int, ...]], bool]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import datetime
 from itertools import combinations
 from typing import Any
@@ -39,6 +39,7 @@ SELECT_AVOIDED = """
 SELECT company_key, company FROM match_avoid WHERE guild_id = ? AND user_id = ? ORDER BY created_at, company_key
 """
 SELECT_AVOID_LISTS = "SELECT user_id, company_key FROM match_avoid WHERE guild_id = ?"
+SELECT_AVOID_LIST = "SELECT company_key FROM match_avoid WHERE guild_id = ? AND user_id = ?"
 COUNT_AVOIDED = "SELECT COUNT(*) FROM match_avoid WHERE guild_id = ? AND user_id = ?"
 INSERT_AVOID = """
 INSERT INTO match_avoid (guild_id, user_id, company_key, company, created_at) VALUES (?, ?, ?, ?, ?)
@@ -111,6 +112,7 @@ ON CONFLICT DO NOTHING
 SELECT_ROUND_ID = "SELECT id FROM match_rounds WHERE guild_id = ? AND slot = ?"
 SELECT_LATEST_ROUND = "SELECT id, created_at FROM match_rounds WHERE guild_id = ? ORDER BY id DESC LIMIT 1"
 INSERT_GROUP = "INSERT INTO match_groups (round_id, guild_id, score) VALUES (?, ?, ?)"
+SELECT_ROUND_GROUP_IDS = "SELECT id FROM match_groups WHERE round_id = ? ORDER BY id"
 INSERT_GROUP_MEMBER = """
 INSERT INTO match_group_members (group_id, guild_id, user_id, company_key) VALUES (?, ?, ?, ?)
 """
@@ -126,12 +128,25 @@ UPDATE match_group_members SET answer = ?, answered_at = ? WHERE group_id = ? AN
 """
 # Pairs grouped together in the server's last N rounds; a group that was never introduced (cancelled)
 # brought nobody together, and a member who was not reached met nobody through it.
-SELECT_RECENT_GROUPS = """
-SELECT gm.group_id, gm.user_id FROM match_group_members AS gm JOIN match_groups AS g ON g.id = gm.group_id
+# Each pair of members of one group of the last rounds, once (a group of three gives three pairs).
+SELECT_RECENT_PAIRS = """
+SELECT a.user_id, b.user_id FROM match_groups AS g
+JOIN match_group_members AS a ON a.group_id = g.id
+JOIN match_group_members AS b ON b.group_id = g.id AND b.user_id > a.user_id
 WHERE g.round_id IN (SELECT id FROM match_rounds WHERE guild_id = ? ORDER BY slot DESC, id DESC LIMIT ?)
-  AND g.state <> 'cancelled' AND gm.unreached IS NULL
-ORDER BY gm.group_id
+  AND g.state <> 'cancelled' AND a.unreached IS NULL AND b.unreached IS NULL
 """
+# The same, for some members only (a list of ? filled in with _listed).
+SELECT_RECENT_PAIRS_OF = """
+SELECT a.user_id, b.user_id FROM match_group_members AS a
+JOIN match_groups AS g ON g.id = a.group_id
+JOIN match_group_members AS b ON b.group_id = a.group_id AND b.user_id <> a.user_id
+WHERE a.guild_id = ? AND a.user_id IN ({}) AND a.unreached IS NULL AND b.unreached IS NULL
+  AND g.state <> 'cancelled'
+  AND g.round_id IN (SELECT id FROM match_rounds WHERE guild_id = ? ORDER BY slot DESC, id DESC LIMIT ?)
+"""
+# Added to a request query to keep the requests of some members only.
+_EITHER_ONE = " AND (requester_id IN ({0}) OR target_id IN ({0}))"
 # Each member's answers to the follow-ups posted to them, newest first.
 SELECT_FOLLOW_UP_ANSWERS = """
 SELECT gm.user_id, gm.answer, g.followed_up_at FROM match_group_members AS gm
@@ -250,6 +265,10 @@ class MatchStore:
             lists.setdefault(row["user_id"], set()).add(row["company_key"])
         return lists
 
+    async def avoid_list(self, guild_id: int, user_id: int) -> set[str]:
+        """The company keys one member avoids."""
+        return {row[0] for row in await self._storage.fetch_all(SELECT_AVOID_LIST, (guild_id, user_id))}
+
     @staticmethod
     async def count_avoided(tx: Transaction, guild_id: int, user_id: int) -> int:
         row = await tx.fetch_one(COUNT_AVOIDED, (guild_id, user_id))
@@ -323,12 +342,28 @@ class MatchStore:
         async with self._storage.transaction() as tx:
             await tx.execute(SET_REQUEST_THREAD, (thread_id, request_id))
 
-    async def accepted_pairs(self, guild_id: int) -> list[tuple[int, int]]:
-        rows = await self._storage.fetch_all(SELECT_ACCEPTED_PAIRS, (guild_id,))
+    async def accepted_pairs(self, guild_id: int, only: Collection[int] | None = None) -> list[tuple[int, int]]:
+        """Pairs brought together by an accepted request (``only``: those with one of these members)."""
+        if only is not None and not only:
+            return []
+        if only is None:
+            rows = await self._storage.fetch_all(SELECT_ACCEPTED_PAIRS, (guild_id,))
+        else:
+            listed = _listed(only)
+            rows = await self._storage.fetch_all(SELECT_ACCEPTED_PAIRS + _EITHER_ONE.format(listed),
+                                                 (guild_id, *only, *only))
         return [(row[0], row[1]) for row in rows]
 
-    async def declined_pairs(self, guild_id: int, since: datetime) -> list[tuple[int, int]]:
-        rows = await self._storage.fetch_all(SELECT_DECLINED_PAIRS, (guild_id, to_text(since)))
+    async def declined_pairs(self, guild_id: int, since: datetime,
+                             only: Collection[int] | None = None) -> list[tuple[int, int]]:
+        """Pairs where one declined the other's request since ``since`` (``only``: as for accepted_pairs)."""
+        if only is not None and not only:
+            return []
+        if only is None:
+            rows = await self._storage.fetch_all(SELECT_DECLINED_PAIRS, (guild_id, to_text(since)))
+        else:
+            rows = await self._storage.fetch_all(SELECT_DECLINED_PAIRS + _EITHER_ONE.format(_listed(only)),
+                                                 (guild_id, to_text(since), *only, *only))
         return [(row[0], row[1]) for row in rows]
 
     # -- settings
@@ -371,15 +406,12 @@ class MatchStore:
         row = await tx.fetch_one(SELECT_ROUND_ID, (guild_id, to_text(slot)))
         assert row is not None
         round_id = int(row[0])
-        group_ids = []
-        for group in plan.groups:
-            await tx.execute(INSERT_GROUP, (round_id, guild_id, group.score))
-            inserted = await tx.fetch_one("SELECT last_insert_rowid()")
-            assert inserted is not None
-            group_id = int(inserted[0])
-            group_ids.append(group_id)
-            for user_id in group.members:
-                await tx.execute(INSERT_GROUP_MEMBER, (group_id, guild_id, user_id, companies[user_id]))
+        await tx.execute_many(INSERT_GROUP, ((round_id, guild_id, group.score) for group in plan.groups))
+        # The groups' ids, in the order they were inserted (ids grow: this transaction holds the only writer).
+        group_ids = [int(row[0]) for row in await tx.fetch_all(SELECT_ROUND_GROUP_IDS, (round_id,))]
+        await tx.execute_many(INSERT_GROUP_MEMBER, (
+            (group_id, guild_id, user_id, companies[user_id])
+            for group_id, group in zip(group_ids, plan.groups, strict=True) for user_id in group.members))
         return round_id, group_ids
 
     async def group(self, group_id: int) -> GroupRecord | None:
@@ -415,6 +447,11 @@ class MatchStore:
     @staticmethod
     async def set_way(tx: Transaction, group_id: int, way: Way) -> None:
         await tx.execute(SET_GROUP_WAY, (way.value, group_id))
+
+    @staticmethod
+    async def set_ways(tx: Transaction, ways: Mapping[int, Way]) -> None:
+        """``set_way`` for many groups, in one call."""
+        await tx.execute_many(SET_GROUP_WAY, ((way.value, group_id) for group_id, way in ways.items()))
 
     @staticmethod
     async def cancel_group(tx: Transaction, group_id: int, ended: Ended) -> bool:
@@ -506,11 +543,18 @@ class MatchStore:
         row = await self._storage.fetch_one(COUNT_UNANSWERED, (group_id,))
         return row is not None and int(row[0]) == 0
 
-    async def recent_pairs(self, guild_id: int, rounds: int) -> list[tuple[int, int]]:
-        groups: dict[int, list[int]] = {}
-        for row in await self._storage.fetch_all(SELECT_RECENT_GROUPS, (guild_id, rounds)):
-            groups.setdefault(row[0], []).append(row[1])
-        return [pair for members in groups.values() for pair in combinations(members, 2)]
+    async def recent_pairs(self, guild_id: int, rounds: int,
+                           only: Collection[int] | None = None) -> list[tuple[int, int]]:
+        """Pairs who were in one group of the last ``rounds`` rounds (``only``: those with one of these
+        members, read from their own rows: a few, where the whole server's are tens of thousands)."""
+        if only is not None and not only:
+            return []
+        if only is None:
+            rows = await self._storage.fetch_all(SELECT_RECENT_PAIRS, (guild_id, rounds))
+        else:
+            rows = await self._storage.fetch_all(SELECT_RECENT_PAIRS_OF.format(_listed(only)),
+                                                 (guild_id, *only, guild_id, rounds))
+        return [(row[0], row[1]) for row in rows]
 
     async def unanswered_streaks(self, guild_id: int, length: int) -> set[int]:
         """Members whose last ``length`` follow-ups since they last joined all went unanswered."""
@@ -568,6 +612,11 @@ def _raw(row: Row) -> dict[str, Any]:
 
 def _time(value: str | None) -> datetime | None:
     return None if value is None else from_text(value)
+
+
+def _listed(values: Collection[int]) -> str:
+    """The placeholders of an ``IN (…)`` list of ``values``."""
+    return ", ".join("?" * len(values))
 
 
 def _member(row: Row) -> MatchMember:

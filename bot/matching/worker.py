@@ -33,13 +33,13 @@ import multiprocessing.connection
 import os
 import pickle
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, fields
 from multiprocessing.process import BaseProcess
 from types import MappingProxyType
-from typing import Any, Final, TypeAlias
+from typing import Any, Final, TypeAlias, TypeVar
 
 from bot.matching.model import Candidate, Group, History, LeftOut, RoundPlan
 from bot.matching.pairing import plan_round
@@ -56,6 +56,8 @@ _CHUNK: Final = 2000
 _NICENESS: Final = 5
 
 _Chunks: TypeAlias = tuple[bytes, ...]
+_Order = TypeVar("_Order")
+_Result = TypeVar("_Result")
 
 
 @dataclass(frozen=True)
@@ -116,11 +118,24 @@ class RoundWorker:
         ``BrokenProcessPool``. Raises ``RuntimeError`` once the worker is closed."""
         packed = await asyncio.to_thread(_packed_round, candidates, history)
         try:
-            result = await self._run(packed)
+            result = await self._run(_plan_in_worker, packed)
         except BrokenProcessPool:
             log.warning("The round worker died; planning the round again in a new one")
-            result = await self._run(packed)
+            result = await self._run(_plan_in_worker, packed)
         return await asyncio.to_thread(_unpacked_plan, result)
+
+    async def run(self, job: Callable[[_Order], Awaitable[_Result]], order: _Order) -> _Result:
+        """``job(order)`` run to its end on an event loop of the worker process's own: ``job`` a coroutine
+        function of a module (pickled by its name), ``order`` and its result small (pickled whole). It is
+        how a round is made and its delivery begun (``bot.matching.service.make_round``): the worker reads
+        the database on a connection of its own, and the bot's process carries none of the round's data.
+        A worker that dies on the way is replaced and ``job`` run once more (jobs are written to be run
+        again: a round stored already is not stored twice); a second death raises ``BrokenProcessPool``."""
+        try:
+            return await self._run(_job_in_worker, job, order)
+        except BrokenProcessPool:
+            log.warning("The round worker died; running %s again in a new one", job.__name__)
+            return await self._run(_job_in_worker, job, order)
 
     async def close(self) -> None:
         """Stop the worker: an idle one is asked to exit and given ``close_timeout``, one planning a round
@@ -142,13 +157,13 @@ class RoundWorker:
             _kill(processes)
             await stopping   # the executor's thread sees the process gone and returns at once
 
-    async def _run(self, packed: _Round) -> _Plan:
+    async def _run(self, function: Callable[..., _Result], *args: Any) -> _Result:
         pool = self._started()
         self._not_idle()
         self._planning += 1
         try:
-            # The executor's own threads pickle the chunks (cheap: bytes) and unpickle the answer.
-            return await asyncio.get_running_loop().run_in_executor(pool, _plan_in_worker, packed)
+            # The executor's own threads pickle the arguments (cheap: bytes, or small) and unpickle the answer.
+            return await asyncio.get_running_loop().run_in_executor(pool, function, *args)
         except BrokenProcessPool as died:
             if self._pool is pool:   # replaced once, however many rounds were waiting for it
                 self._pool = None
@@ -240,6 +255,22 @@ def _start_worker() -> None:
 def _exit_with(sentinel: int) -> None:
     multiprocessing.connection.wait([sentinel])
     os._exit(0)
+
+
+def _job_in_worker(job: Callable[[_Order], Awaitable[_Result]], order: _Order) -> _Result:
+    # A round read from the database makes over a million objects in a 100,000-member server (its profiles
+    # and candidates), which the cycle collector would walk again and again on the way; see _plan_in_worker.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return asyncio.run(_awaited(job(order)))
+    finally:
+        if enabled:
+            gc.enable()
+
+
+async def _awaited(work: Awaitable[_Result]) -> _Result:
+    return await work
 
 
 def _plan_in_worker(packed: _Round) -> _Plan:

@@ -25,6 +25,18 @@ class Failure:
 
 
 @dataclass(frozen=True)
+class NewJob:
+    """A job to add (``OutboxStore.enqueue_many``): what ``OutboxStore.enqueue`` takes for one."""
+
+    kind: str
+    guild_id: int
+    dedupe_key: str
+    payload: Mapping[str, Any]
+    due_at: datetime
+    member_id: int | None = None
+
+
+@dataclass(frozen=True)
 class Job:
     id: int
     kind: str

@@ -4,6 +4,7 @@ rounds with their jobs, follow-ups, the schedule, erasing and exporting a member
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 from collections.abc import Sequence
 from datetime import timedelta
@@ -19,7 +20,7 @@ from bot.intros.model import About, More
 from bot.intros.service import IntroService
 from bot.intros.store import IntroStore
 from bot.matching import rules
-from bot.matching.delivery import Ended, GroupState, Unreached, Way
+from bot.matching.delivery import Ended, GroupState, PlannedGroup, Unreached, Way
 from bot.matching.model import (
     DELIVER_JOB,
     DELIVERY_JOB,
@@ -39,12 +40,14 @@ from bot.matching.model import (
 from bot.matching.pairing import plan_round
 from bot.matching.service import MatchService, plan_in_thread
 from bot.matching.store import MatchStore
+from bot.matching.worker import RoundWorker
 from bot.prompts.store import PromptStore
 from bot.storage import Storage, load_migrations
 from tests.fakeclock import FakeClock
 
 GUILD = 10
 ADMIN = 999
+EVERYONE = frozenset(range(1, 100))   # the server's members, as delivery is told them
 
 
 @pytest.fixture
@@ -76,6 +79,12 @@ async def refused(call: object, key: str) -> None:
     with pytest.raises(UserError) as caught:
         await call  # type: ignore[misc]
     assert caught.value.key == key
+
+
+async def groups_of(storage: Storage, round_id: int) -> list[PlannedGroup]:
+    """A round's groups as stored, in the plan's order (before any was introduced)."""
+    async with storage.read() as tx:
+        return await MatchStore.planned_groups(tx, round_id)
 
 
 async def job_count(storage: Storage, kind: str) -> int:
@@ -263,12 +272,14 @@ async def test_a_round_of_seven_is_two_pairs_and_a_trio_stored_once_with_its_job
     slot = clock.now()
     outcome = await matching.run_round(GUILD, slot)
     assert outcome is not None and outcome.members == 7
-    sizes = sorted(len(g.members) for g in outcome.plan.groups)
+    groups = await groups_of(storage, outcome.round_id)
+    assert (outcome.plan.groups, outcome.plan.trios, outcome.plan.placed) == (3, 1, 7)
+    sizes = sorted(len(g.members) for g in groups)
     assert sizes == [2, 2, 3]
-    placed = [user for g in outcome.plan.groups for user in g.members]
+    placed = [user for g in groups for user in g.members]
     assert sorted(placed) == list(range(1, 8))
     pool = await matching.pool(GUILD)
-    for group in outcome.plan.groups:
+    for group in groups:
         for a, b in combinations(group.members, 2):
             assert rules.why_not(pool.candidates[a], pool.candidates[b], pool.history) == rules.MET_RECENTLY
     assert await matching.run_round(GUILD, slot) is None  # the slot's round exists: nothing twice
@@ -277,7 +288,7 @@ async def test_a_round_of_seven_is_two_pairs_and_a_trio_stored_once_with_its_job
     assert await job_count(storage, THREAD_JOB) == 0
     stats = await matching.stats(GUILD)
     assert (stats.rounds, stats.groups, stats.meetings, stats.bridged) == (1, 0, 0, 0)   # nobody introduced yet
-    for group in outcome.plan.groups:
+    for group in groups:
         row = await storage.fetch_one("SELECT group_id FROM match_group_members WHERE user_id = ?",
                                       (group.members[0],))
         assert row is not None
@@ -296,7 +307,7 @@ async def test_someone_with_nobody_eligible_is_told_why(intros: IntroService, ma
     for user_id in (1, 2, 3):
         await matching.join(GUILD, user_id)
     plan, _, taking_part = await matching.preview(GUILD)
-    assert taking_part == 3 and len(plan.groups) == 1 and len(plan.left_out) == 1
+    assert taking_part == 3 and plan.groups == 1 and len(plan.left_out) == 1
     assert await job_count(storage, LEFT_OUT_JOB) == 0  # a preview contacts no one
     outcome = await matching.run_round(GUILD, clock.now())
     assert outcome is not None and await job_count(storage, LEFT_OUT_JOB) == 1
@@ -311,7 +322,7 @@ async def test_three_unanswered_follow_ups_pause_a_member(intros: IntroService, 
     for _ in range(3):
         clock.advance(timedelta(weeks=1))
         outcome = await matching.run_round(GUILD, clock.now())
-        assert outcome is not None and outcome.paused == () and len(outcome.plan.groups) == 2
+        assert outcome is not None and outcome.paused == () and outcome.plan.groups == 2
         for row in await storage.fetch_all("SELECT id FROM match_groups WHERE round_id = ?", (outcome.round_id,)):
             group_id = int(row[0])
             await matching.followed_up(group_id)
@@ -324,7 +335,7 @@ async def test_three_unanswered_follow_ups_pause_a_member(intros: IntroService, 
     clock.advance(timedelta(weeks=1))
     outcome = await matching.run_round(GUILD, clock.now())
     assert outcome is not None and outcome.paused == (1,)
-    assert 1 not in {user for g in outcome.plan.groups for user in g.members}
+    assert 1 not in {user for g in await groups_of(storage, outcome.round_id) for user in g.members}
     assert await job_count(storage, PAUSED_JOB) == 1
     assert (await matching.member(GUILD, 1)).auto_paused
     await matching.join(GUILD, 1)
@@ -488,6 +499,68 @@ async def test_erasing_a_member_erases_their_matching_data(intros: IntroService,
         assert row is not None and row[0] == 0, table
 
 
+async def test_a_round_made_by_the_worker_process_is_stored_as_one_made_here(
+        intros: IntroService, storage: Storage, clock: FakeClock) -> None:
+    """The bot makes rounds and begins their delivery in the round worker's process, on a connection of its
+    own: the same round, jobs and delivery as in-process, and this process's suggestions know who met."""
+    for user_id in range(1, 8):
+        await member(intros, user_id, f"Company {user_id}")
+    worker = RoundWorker()
+    working = MatchService(MatchStore(storage), intros, PromptStore(storage),
+                           GuildConfig(GuildSettingsStore(storage), clock), clock, planner=plan_in_thread,
+                           worker=worker)
+    try:
+        for user_id in range(1, 8):
+            await working.join(GUILD, user_id)
+        assert len(await working.suggest(GUILD, 1)) == 3   # the suggestion index built before the round
+        outcome = await working.run_round(GUILD, clock.now())
+        assert worker.pid is not None and worker.pid != os.getpid()
+        assert outcome is not None and (outcome.members, outcome.plan.groups, outcome.plan.trios) == (7, 3, 1)
+        groups = await groups_of(storage, outcome.round_id)
+        assert sorted(user for g in groups for user in g.members) == list(range(1, 8))
+        assert (await job_count(storage, DELIVERY_JOB), await job_count(storage, FOLLOW_UP_JOB)) == (1, 3)
+        assert await working.run_round(GUILD, clock.now()) is None   # the slot's round exists
+        # Right after the round, before the index's history is read again: nobody is suggested the partner
+        # they were just given (the asker's own history is read fresh with each suggestion).
+        for group in groups:
+            for user_id in group.members:
+                suggested = {s.user_id for s, _ in await working.suggest(GUILD, user_id)}
+                assert not suggested & set(group.members)
+        started = await working.begin_delivery(GUILD, outcome.round_id, EVERYONE - {groups[0].members[0]},
+                                               active_threads=1000 - 25 - 1)
+        assert started is not None and (started.room, started.threads, started.left) == (1, 1, 1)
+        assert await job_count(storage, THREAD_JOB) == 3 - started.cancelled
+        assert await working.begin_delivery(GUILD, outcome.round_id, EVERYONE, 0) is None   # once
+    finally:
+        await working.close()
+        await worker.close()
+
+
+async def test_a_members_history_read_from_their_own_rows_is_the_servers_for_them(
+        intros: IntroService, matching: MatchService, storage: Storage, clock: FakeClock) -> None:
+    for user_id in range(1, 9):
+        await member(intros, user_id, f"Company {user_id}")
+        await matching.join(GUILD, user_id)
+    outcome = await matching.run_round(GUILD, clock.now())
+    assert outcome is not None
+    accepted = await matching.request(GUILD, 1, 8, "") if not await _met(matching, 1, 8) else None
+    if accepted is not None:
+        await matching.answer_request(accepted.id, 8, True)
+    declined = await matching.request(GUILD, 2, 7, "") if not await _met(matching, 2, 7) else None
+    if declined is not None:
+        await matching.answer_request(declined.id, 7, False)
+    whole = (await matching.pool(GUILD)).history
+    for user_id in range(1, 9):
+        own = (await matching.pool(GUILD, only={user_id})).history
+        assert own.met.get(user_id) == whole.met.get(user_id)
+        assert own.declined.get(user_id) == whole.declined.get(user_id)
+
+
+async def _met(matching: MatchService, a: int, b: int) -> bool:
+    history = (await matching.pool(GUILD, only={a})).history
+    return b in history.met.get(a, frozenset())
+
+
 # ---------------------------------------------------------------- delivering a round
 
 
@@ -497,11 +570,11 @@ async def test_delivery_begins_once_gives_threads_up_to_the_room_and_queues_each
         await member(intros, user_id, f"Company {user_id}")
         await matching.join(GUILD, user_id)
     outcome = await matching.run_round(GUILD, matching._clock.now())
-    assert outcome is not None and len(outcome.plan.groups) == 4
-    started = await matching.begin_delivery(GUILD, outcome.round_id, lambda user: True,
+    assert outcome is not None and outcome.plan.groups == 4
+    started = await matching.begin_delivery(GUILD, outcome.round_id, EVERYONE,
                                             active_threads=1000 - 25 - 3)
     assert started is not None and (started.room, started.threads, started.dms) == (3, 3, 1)
-    assert await matching.begin_delivery(GUILD, outcome.round_id, lambda user: True, 0) is None  # once
+    assert await matching.begin_delivery(GUILD, outcome.round_id, EVERYONE, 0) is None  # once
     assert await job_count(storage, THREAD_JOB) == 4
     ways = [way for (way,) in await storage.fetch_all("SELECT way FROM match_groups ORDER BY id")]
     assert sorted(ways) == ["dm", "thread", "thread", "thread"]
@@ -518,10 +591,10 @@ async def test_members_gone_before_delivery_and_undelivered_groups_count_neither
         await matching.join(GUILD, user_id)
     outcome = await matching.run_round(GUILD, matching._clock.now())
     assert outcome is not None
-    first, second = (g.members for g in outcome.plan.groups)
+    first, second = (g.members for g in await groups_of(storage, outcome.round_id))
     gone = first[1]
-    started = await matching.begin_delivery(GUILD, outcome.round_id, lambda user: user != gone, 0)
-    assert started is not None and (started.cancelled, started.moved, started.alone) == (1, 1, 0)
+    started = await matching.begin_delivery(GUILD, outcome.round_id, EVERYONE - {gone}, 0)
+    assert started is not None and (started.cancelled, started.moved, started.alone, started.left) == (1, 1, 0, 1)
     groups = {g: await matching.group(g) for (g,) in await storage.fetch_all("SELECT id FROM match_groups")}
     cancelled = next(g for g in groups.values() if g is not None and g.state is GroupState.CANCELLED)
     trio = next(g for g in groups.values() if g is not None and g.state is GroupState.PLANNED)
@@ -551,11 +624,11 @@ async def test_a_refused_dm_is_remembered_so_that_member_gets_a_thread_first_nex
     assert outcome is not None
     group = (await storage.fetch_one("SELECT id FROM match_groups ORDER BY id DESC LIMIT 1"))
     assert group is not None
-    closed_member = outcome.plan.groups[-1].members[0]
+    closed_member = (await groups_of(storage, outcome.round_id))[-1].members[0]
     # A DM to them was refused in an earlier round (matching.unreached records it so).
     await matching.store.set_dms_closed(GUILD, closed_member, clock.now())
     assert await matching.store.dms_closed(GUILD) == {closed_member}
-    started = await matching.begin_delivery(GUILD, outcome.round_id, lambda user: True,
+    started = await matching.begin_delivery(GUILD, outcome.round_id, EVERYONE,
                                             active_threads=1000 - 25 - 1)
     assert started is not None and started.threads == 1
     thread_group = await storage.fetch_one("SELECT id FROM match_groups WHERE way = 'thread'")
