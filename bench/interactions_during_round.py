@@ -506,12 +506,13 @@ def report(runs: list[Run]) -> list[tuple[str, bool]]:
             print(f"  {shown:<34}{'' if label == IDLE else f'{seconds:.1f} s':>8}{figures.sent:>6}"
                   f"{_ms(figures.median):>9}{_ms(figures.p99):>9}{_ms(figures.worst):>9}{_ms(stall):>12}"
                   f"{_ms(collector):>11}" + (f"  ({'; '.join(notes)})" if notes else ""))
-        slowest = sorted((s for s in run.samples if s.phase == PLAN),
-                         key=lambda s: math.inf if s.latency is None else s.latency, reverse=True)[:3]
-        if slowest:
-            print("  the slowest sent while planning: " + ", ".join(
-                f"{_ms(math.inf if s.latency is None else s.latency)} (sent {s.before_end:.2f} s before it ended)"
-                for s in slowest))
+        for name, while_ in ((PLAN, "the worker made the round"), (DELIVERY, "the delivery began")):
+            slowest = sorted((s for s in run.samples if s.phase == name),
+                             key=lambda s: math.inf if s.latency is None else s.latency, reverse=True)[:3]
+            if slowest:
+                print(f"  the slowest sent while {while_}: " + ", ".join(
+                    f"{_ms(math.inf if s.latency is None else s.latency)} (sent {s.before_end:.2f} s before it "
+                    "ended)" for s in slowest))
         for names, what in ((ROUND_PHASES, f"from /rounds run to its answer, a {run.members:,}-member round"),
                             ((PLAN,), f"while the worker reads, plans and stores a {run.members:,}-member round"),
                             ((DELIVERY,), f"while a {run.members:,}-member round's delivery begins")):

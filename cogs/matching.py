@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Literal
 
@@ -554,15 +555,16 @@ class Matching(commands.Cog):
         localize = await localizer_for(interaction)
         replaced: Text | None = None
         round_id = 0
+        names: Mapping[int, str] = {}
         if dry_run:
-            plan, pool, taking_part = await self.bot.matching.preview(guild.id)
+            preview = await self.bot.matching.preview(guild.id)
+            plan, taking_part, names = preview.plan, preview.taking_part, preview.names
         else:
             await _matches_channel(self.bot, guild)
             outcome = await self.bot.matching.run_round_now(guild.id)
             if outcome is None:
                 raise UserError("match.rounds.already")
             plan, taking_part, round_id = outcome.plan, outcome.members, outcome.round_id
-            pool = None
             self.bot.outbox.kick()
             if outcome.replaced is not None:
                 # Said plainly, so an admin is not surprised when the scheduled round does not come.
@@ -579,12 +581,10 @@ class Matching(commands.Cog):
         if replaced is not None:
             embed.description += "\n\n" + localize(replaced)
         if plan.left_out:
-            names = pool.profiles if pool is not None else {}
             lines = []
             for user_id, why in sorted(plan.left_out.items()):
                 member = guild.get_member(user_id)
-                name = member.mention if member else (names[user_id].display_name if user_id in names
-                                                      else str(user_id))
+                name = member.mention if member else names.get(user_id, str(user_id))
                 lines.append(localize(Text("match.rounds.left_out_line", name=name,
                                            reason=Text(LEFT_OUT_ADMIN_KEYS[why]))))
             embed.add_field(name=localize(Text("match.rounds.left_out_name", count=len(plan.left_out))),

@@ -108,6 +108,7 @@ KNOWN_LANGUAGES: Final = frozenset({"ja", "en"})
 REGROUP_CANDIDATES: Final = 200
 ARCHIVE_AFTER: Final = timedelta(days=7)    # a round thread is archived this long after its follow-up
 CANDIDATES_AT_ONCE: Final = 64              # candidates made between two turns of the event loop: about 1 ms
+PAIRS_AT_ONCE: Final = 500                  # pairs of a history put in sets between two turns: under 1 ms
 
 
 # Plans a round from its candidates and history: in the bot, a worker process (bot/matching/worker.py), so
@@ -174,6 +175,25 @@ class RoundOutcome:
 
 
 @dataclass(frozen=True)
+class Preview:
+    """What a round would do now (``/rounds run dry_run``): its plan's figures, how many would take part, and
+    the names of those it would leave out."""
+
+    plan: PlanFigures
+    taking_part: int
+    names: Mapping[int, str]
+
+
+@dataclass(frozen=True)
+class PreviewOrder:
+    """A round's preview to make in the round worker's process (``preview_round``)."""
+
+    database: Path
+    guild_id: int
+    now: datetime
+
+
+@dataclass(frozen=True)
 class RoundOrder:
     """A round to make in the round worker's process (``make_round``): what it needs from the bot."""
 
@@ -207,6 +227,12 @@ async def make_round(order: RoundOrder) -> RoundOutcome | None:
     own, so that the bot's event loop and heap carry none of a large round's work."""
     async with _working(order.database, order.now) as service:
         return await service._make_round(order.guild_id, order.slot, scheduled=order.scheduled)
+
+
+async def preview_round(order: PreviewOrder) -> Preview:
+    """In the round worker's process: ``MatchService.preview`` on a connection of its own."""
+    async with _working(order.database, order.now) as service:
+        return await service._preview(order.guild_id)
 
 
 async def begin_delivery(order: DeliveryOrder) -> DeliveryStart | None:
@@ -263,23 +289,33 @@ def candidate_of(profile: Profile, member: MatchMember, avoid: Iterable[str], al
     )
 
 
-def _history_of(met: Iterable[tuple[int, int]], declined: Iterable[tuple[int, int]],
-                participants: Iterable[tuple[int, int]]) -> History:
+async def _history_of(met: Iterable[tuple[int, int]], declined: Iterable[tuple[int, int]],
+                      participants: Iterable[tuple[int, int]]) -> History:
     """Who met whom, who declined whom, and who took part in the same prompt threads (post, member)."""
     threads: dict[int, list[int]] = {}
     for post_id, user_id in participants:
         threads.setdefault(post_id, []).append(user_id)
-    shared = [(a, b) for users in threads.values() if len(users) <= THREAD_PARTICIPANTS
-              for i, a in enumerate(users) for b in users[i + 1:]]
-    return History(met=_both_ways(met), declined=_both_ways(declined), threads=_both_ways(shared))
+    shared = ((a, b) for users in threads.values() if len(users) <= THREAD_PARTICIPANTS
+              for i, a in enumerate(users) for b in users[i + 1:])
+    return History(met=await _both_ways(met), declined=await _both_ways(declined), threads=await _both_ways(shared))
 
 
-def _both_ways(pairs: Iterable[tuple[int, int]]) -> dict[int, frozenset[int]]:
+async def _both_ways(pairs: Iterable[tuple[int, int]]) -> dict[int, frozenset[int]]:
+    """Each member's partners. After a round of 100,000 members there are some 50,000 pairs, a few hundred
+    milliseconds of sets: made a slice at a time, with the event loop's other work between slices. (In a
+    thread instead, the loop waited for the GIL at each of an interaction's steps, 5 ms each time.)"""
     found: dict[int, set[int]] = {}
-    for a, b in pairs:
+    for made, (a, b) in enumerate(pairs, start=1):
         found.setdefault(a, set()).add(b)
         found.setdefault(b, set()).add(a)
-    return {user: frozenset(others) for user, others in found.items()}
+        if made % PAIRS_AT_ONCE == 0:
+            await asyncio.sleep(0)
+    both: dict[int, frozenset[int]] = {}
+    for made, (user, others) in enumerate(found.items(), start=1):
+        both[user] = frozenset(others)
+        if made % PAIRS_AT_ONCE == 0:
+            await asyncio.sleep(0)
+    return both
 
 
 def rounds_value(settings: RoundSettings) -> str:
@@ -292,8 +328,8 @@ def rounds_value(settings: RoundSettings) -> str:
 class MatchService:
     def __init__(self, store: MatchStore, intros: IntroService, prompts: PromptStore, guilds: GuildConfig,
                  clock: Clock, *, planner: Planner, worker: Worker | None = None) -> None:
-        """``planner`` plans a round's preview; ``worker``, when given, makes rounds and begins their
-        delivery in a process of its own (``make_round``, ``begin_delivery``), else they are made here and
+        """``worker``, when given, makes rounds, their previews and the start of their delivery in a process
+        of its own (``make_round``, ``preview_round``, ``begin_delivery``); else they are made here, and
         planned with ``planner``."""
         self.store = store
         self._plan = planner
@@ -337,11 +373,8 @@ class MatchService:
         met += await self.store.accepted_pairs(guild_id, only)
         declined = await self.store.declined_pairs(guild_id, now - DECLINE_MEMORY, only)
         if only is not None:
-            return _history_of(met, declined, ())
-        participants = await self._prompts.participants_since(guild_id, now - THREAD_MEMORY)
-        # After a round of 100,000 members, some 50,000 pairs: a few hundred milliseconds of sets made in a
-        # thread, so that the event loop answers others meanwhile.
-        return await asyncio.to_thread(_history_of, met, declined, participants)
+            return await _history_of(met, declined, ())
+        return await _history_of(met, declined, await self._prompts.participants_since(guild_id, now - THREAD_MEMORY))
 
     async def pool(self, guild_id: int, *, only: Iterable[int] | None = None) -> Pool:
         """Everyone with an active profile (or only the members named, with the history the rule needs for
@@ -426,6 +459,7 @@ class MatchService:
                 history = await self._history(guild_id, settings, self._clock.now())
                 if self._indexes.get(guild_id) is index:
                     index.set_history(history)
+                    heap.settled(f"the history of guild {guild_id}")
         except Exception:
             log.exception("Could not read the history of guild %s again; the next suggestion tries again", guild_id)
             self._history_stale.add(guild_id)
@@ -698,11 +732,22 @@ class MatchService:
                        if pool.members.get(user_id, MatchMember(guild_id, user_id)).joined and c.available]
         return pool, taking_part
 
-    async def preview(self, guild_id: int) -> tuple[PlanFigures, Pool, int]:
-        """What a round would do now, contacting no one: the plan's figures, the pool, how many take part."""
+    async def preview(self, guild_id: int) -> Preview:
+        """What a round would do now, contacting no one (in the worker when there is one)."""
+        if self._worker is None:
+            return await self._preview(guild_id)
+        self._planning += 1
+        try:
+            return await self._worker.run(preview_round, PreviewOrder(self.store.storage.path, guild_id,
+                                                                      self._clock.now()))
+        finally:
+            self._planning -= 1
+
+    async def _preview(self, guild_id: int) -> Preview:
         pool, taking_part = await self.round_pool(guild_id)
         plan = await self._plan(taking_part, pool.history)
-        return PlanFigures.of(plan), pool, len(taking_part)
+        return Preview(PlanFigures.of(plan), len(taking_part),
+                       {user: pool.profiles[user].display_name for user in plan.left_out if user in pool.profiles})
 
     @property
     def planning(self) -> bool:

@@ -306,8 +306,9 @@ async def test_someone_with_nobody_eligible_is_told_why(intros: IntroService, ma
     await member(intros, 3, "Olympus")
     for user_id in (1, 2, 3):
         await matching.join(GUILD, user_id)
-    plan, _, taking_part = await matching.preview(GUILD)
-    assert taking_part == 3 and plan.groups == 1 and len(plan.left_out) == 1
+    preview = await matching.preview(GUILD)
+    assert preview.taking_part == 3 and preview.plan.groups == 1 and len(preview.plan.left_out) == 1
+    assert dict(preview.names) == {user: f"Member {user}" for user in preview.plan.left_out}
     assert await job_count(storage, LEFT_OUT_JOB) == 0  # a preview contacts no one
     outcome = await matching.run_round(GUILD, clock.now())
     assert outcome is not None and await job_count(storage, LEFT_OUT_JOB) == 1
