@@ -13,6 +13,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot import heap
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.guilds.rules import all_required_permissions
@@ -211,3 +212,4 @@ class KakehashiBot(commands.Bot):
                 await self._storage.close()
                 self._storage = None
                 log.info("Database closed")
+            heap.released()

@@ -8,18 +8,33 @@ and given their reasons.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
 from numpy.typing import NDArray
 
 from bot.matching.model import SELF, UNAVAILABLE, YOU_UNAVAILABLE, Candidate, History, Suggestion
-from bot.matching.rules import RuleColumns, grown, why_not
+from bot.matching.rules import RuleColumns, grown, kept_apart, why_not
 from bot.matching.score import ScoreColumns, cut_units, reasons
 
 # Retired slots are dropped once they outnumber the live ones (and there are this many): a profile edit
 # appends a slot, so a busy server compacts now and then instead of shifting arrays on every edit.
 _COMPACT_FROM: Final = 1024
+
+
+@dataclass(frozen=True)
+class PreparedHistory:
+    """What the index keeps of a history: for each member, who the rule keeps them from and who shared a
+    prompt thread with them, both ways round. Worked out from the history alone, so in any thread."""
+
+    history: History
+    apart: dict[int, frozenset[int]]
+    shared: dict[int, frozenset[int]]
+
+    @classmethod
+    def of(cls, history: History) -> PreparedHistory:
+        return cls(history, kept_apart(history), kept_apart(History(met=history.threads)))
 
 
 class Members:
@@ -71,9 +86,12 @@ class Members:
                 del self.slot_of[member.user_id]
 
     def set_history(self, history: History) -> None:
-        self.history = history
-        self.rules.set_history(history)
-        self.scores.set_threads(history.threads)
+        self.use_history(PreparedHistory.of(history))
+
+    def use_history(self, prepared: PreparedHistory) -> None:
+        self.history = prepared.history
+        self.rules.set_apart(prepared.apart)
+        self.scores.set_shared(prepared.shared)
 
     def rows(self, slots: Sequence[int], block: NDArray[np.uint8]) -> NDArray[np.uint8]:
         """The scores in units of ``slots`` (a row each) against every slot, 0 where the rule keeps
@@ -108,6 +126,11 @@ class MatchIndex:
 
     def set_history(self, history: History) -> None:
         self._members.set_history(history)
+
+    def use_history(self, prepared: PreparedHistory) -> None:
+        """``set_history`` with what the index keeps of the history worked out beforehand, in any thread
+        (``PreparedHistory.of``): only this, which takes no time, needs the thread that uses the index."""
+        self._members.use_history(prepared)
 
     def _compact_if_sparse(self) -> None:
         live_count = len(self)

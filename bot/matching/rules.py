@@ -227,7 +227,12 @@ class RuleColumns:
         self._changed()
 
     def set_history(self, history: History) -> None:
-        self._apart = kept_apart(history)
+        self.set_apart(kept_apart(history))
+
+    def set_apart(self, apart: dict[int, frozenset[int]]) -> None:
+        """``kept_apart(history)``, worked out beforehand (it takes tens of milliseconds for a server whose
+        round brought 100,000 members together: bot/matching/index.py works it out in a thread)."""
+        self._apart = apart
 
     def sort_by_company(self) -> None:
         """Declare that slots hold companies in runs of ascending id, so a company is a range of slots:

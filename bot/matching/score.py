@@ -350,7 +350,11 @@ class ScoreColumns:
             base[first:self.size] = BASE_UNITS + self._tz_units[zone, self._zone[first:self.size]]
 
     def set_threads(self, threads: Mapping[int, frozenset[int]]) -> None:
-        self._threads = kept_apart(History(met=threads))
+        self.set_shared(kept_apart(History(met=threads)))
+
+    def set_shared(self, shared: dict[int, frozenset[int]]) -> None:
+        """``kept_apart(History(met=threads))``, worked out beforehand (see ``RuleColumns.set_apart``)."""
+        self._threads = shared
 
     def shared_key(self, slot: int) -> tuple[tuple[int, ...], tuple[int, ...], int]:
         """What rows that share part of their work have in common (see ``units``)."""

@@ -36,7 +36,7 @@ from bot.intros.service import IntroService
 from bot.intros.store import IntroStore
 from bot.matching import delivery, rules, schedule
 from bot.matching.delivery import Ended, GroupState, PlannedGroup, Progress, Unreached, Way
-from bot.matching.index import MatchIndex
+from bot.matching.index import MatchIndex, PreparedHistory
 from bot.matching.model import (
     ARCHIVE_JOB,
     DELIVER_JOB,
@@ -415,12 +415,12 @@ class MatchService:
                 self._history_stale.discard(guild_id)
                 self._building.add(guild_id)
                 try:
-                    pool = await self.pool(guild_id)
-                    index = await asyncio.to_thread(MatchIndex, pool.candidates.values(), pool.history)
+                    with heap.building(f"the suggestion index of guild {guild_id}"):
+                        pool = await self.pool(guild_id)
+                        index = await asyncio.to_thread(MatchIndex, pool.candidates.values(), pool.history)
+                        self._indexes[guild_id] = index
                 finally:
                     self._building.discard(guild_id)
-                self._indexes[guild_id] = index
-                heap.settled(f"the suggestion index of guild {guild_id}")
                 self._pauses[guild_id] = {user: member.paused_until for user, member in pool.members.items()
                                           if member.paused_until is not None and member.paused_until > now}
             pauses = self._pauses.get(guild_id, {})
@@ -456,10 +456,11 @@ class MatchService:
             while guild_id in self._history_stale:   # changed again while it was read: read once more
                 self._history_stale.discard(guild_id)
                 settings = await self.store.settings(guild_id)
-                history = await self._history(guild_id, settings, self._clock.now())
-                if self._indexes.get(guild_id) is index:
-                    index.set_history(history)
-                    heap.settled(f"the history of guild {guild_id}")
+                with heap.building(f"the history of guild {guild_id}"):
+                    history = await self._history(guild_id, settings, self._clock.now())
+                    prepared = await asyncio.to_thread(PreparedHistory.of, history)
+                    if self._indexes.get(guild_id) is index:
+                        index.use_history(prepared)
         except Exception:
             log.exception("Could not read the history of guild %s again; the next suggestion tries again", guild_id)
             self._history_stale.add(guild_id)
