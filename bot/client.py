@@ -97,6 +97,7 @@ class KakehashiBot(commands.Bot):
         # Rounds are planned in a process of their own, started at the first round (not at every start).
         self._round_worker = RoundWorker()
         self._outbox_task: asyncio.Task[None] | None = None
+        self._heap_task: asyncio.Task[None] | None = None
 
     @property
     def storage(self) -> Storage:
@@ -145,6 +146,7 @@ class KakehashiBot(commands.Bot):
         await self.sync_commands()
         await self.outbox.start(outbox_store)
         self._outbox_task = asyncio.create_task(self._run_outbox(), name="outbox")
+        self._heap_task = asyncio.create_task(heap.keep_settled(), name="heap")
 
     async def _run_outbox(self) -> None:
         # Jobs need the servers and channels Discord sends on connecting.
@@ -203,6 +205,11 @@ class KakehashiBot(commands.Bot):
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._outbox_task
                 self._outbox_task = None
+            if self._heap_task is not None:
+                self._heap_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._heap_task
+                self._heap_task = None
             await self._round_worker.close()
             if self._matching is not None:
                 await self._matching.close()

@@ -4,30 +4,40 @@ A full run of Python's cycle collector walks every object it tracks while holdin
 100,000 members the bot holds over a million long-lived objects (discord.py's member cache, the suggestion
 index, the history of who met whom): a full run stalls the event loop for half a second to a second, at a
 moment set by allocations anywhere in the bot (bench/interactions_during_round.py saw it while a round's
-delivery began). Two tools:
+delivery began). Three tools:
 
 - ``settled(what)`` moves the objects alive now to the collector's permanent generation (``gc.freeze``),
   which its runs skip, so later runs walk only what was made since. The bot calls it when something large
   that lives long was just built outside its own code: a server's member list, complete.
 - ``building(what)`` pauses the collector while the bot builds something large and long-lived itself (a
   suggestion index, a server's history: hundreds of thousands of containers, which the collector would
-  otherwise walk again and again as they pile up), and freezes it once built. Pauses may overlap (one
-  server's index and another's history): the collector runs again when the last one ends.
+  otherwise walk again and again as they pile up); once built, one collection of what is not frozen yet
+  (mostly what was just built: tens of milliseconds for a history) frees the garbage cycles made meanwhile,
+  and the rest is frozen. Pauses may overlap (one server's index and another's history): the collector
+  runs again when the last one ends.
+- ``keep_settled(interval)`` (a task the bot runs) gives everything frozen back to the collector once an
+  hour, collects in full, and freezes what is left: objects frozen while alive that have since become
+  garbage cycles (a server's old member list after a gateway session that could not be resumed: discord.py
+  drops it, and a member and its server refer to each other) are freed within the hour. That one full run
+  is the stall the rest avoids, once an hour instead of whenever allocations set it off.
 
-What is frozen is still freed as usual once nothing refers to it (reference counting); only a cycle of
-frozen objects that becomes garbage stays until the process ends. The bot's large structures (member
-objects, an index's arrays and maps, sets of member ids) are not cycles, and a cycle frozen by chance is
-small. Cycles made by other code while the collector is paused are collected after the pause.
+What is frozen is still freed as usual once nothing refers to it (reference counting); only cycles wait for
+``keep_settled``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import logging
+import time
 from collections.abc import Iterator
+from typing import Final
 
 log = logging.getLogger(__name__)
+
+SETTLE_EVERY: Final = 3600.0   # seconds between two full collections of everything frozen
 
 _pauses = 0                   # building() blocks under way
 _was_enabled = False          # whether the collector ran before the first of them
@@ -51,8 +61,8 @@ def released() -> None:
 
 @contextlib.contextmanager
 def building(what: str) -> Iterator[None]:
-    """The collector paused while ``what`` is built, and what is alive when it is built frozen (``settled``);
-    after a failure, only the pause ends."""
+    """The collector paused while ``what`` is built; once built, what is not frozen yet collected (the
+    garbage cycles made meanwhile, anywhere) and the rest frozen. After a failure, only the pause ends."""
     global _pauses, _was_enabled
     if _pauses == 0:
         _was_enabled = gc.isenabled()
@@ -60,8 +70,21 @@ def building(what: str) -> Iterator[None]:
     _pauses += 1
     try:
         yield
+        gc.collect()   # walks only what is not frozen
         settled(what)
     finally:
         _pauses -= 1
         if _pauses == 0 and _was_enabled:
             gc.enable()
+
+
+async def keep_settled(interval: float = SETTLE_EVERY) -> None:
+    """Every ``interval`` seconds, everything frozen collected in full, and what is left frozen again."""
+    while True:
+        await asyncio.sleep(interval)
+        started = time.perf_counter()
+        gc.unfreeze()
+        found = gc.collect()
+        gc.freeze()
+        log.info("Collected %d unreachable objects among everything frozen in %.0f ms", found,
+                 (time.perf_counter() - started) * 1e3)

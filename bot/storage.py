@@ -1,4 +1,4 @@
-"""The database: two aiosqlite connections, their pragmas, and the migrations.
+"""The database: one aiosqlite connection that writes and ``READERS`` that read, and the migrations.
 
 Stores (``bot/<feature>/store.py``) hold the SQL; this module only runs it.
 Writes (every transaction) go through one connection and one lock, because a
@@ -24,6 +24,7 @@ a failed migration leaves the database exactly as it was.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -34,9 +35,13 @@ from typing import Any
 
 import aiosqlite
 
+log = logging.getLogger(__name__)
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 BUSY_TIMEOUT_MS = 5000
 READERS = 2   # read-only connections: a long read leaves one for the interactions
+FLUSH_ATTEMPTS = 3    # checkpoints tried after an erasure while another process reads
+FLUSH_PAUSE = 0.5     # seconds before the second try (then twice that, and so on)
 _MIGRATION_NAME = re.compile(r"(?P<version>[0-9]{4})_(?P<name>[a-z0-9_]+)\.sql")
 
 Row = sqlite3.Row
@@ -199,15 +204,16 @@ class Storage:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Transaction]:
-        """Several reads that see one state of the database (the last commit when it begins), on the
-        read-only connection: they wait for no writer. A statement that writes raises
+        """Several reads that see one state of the database (the last commit when the first of them
+        runs), on a read-only connection: they wait for no writer. A statement that writes raises
         ``sqlite3.OperationalError``."""
         async with self._reader() as reader:
-            await reader.execute("BEGIN")
             try:
+                await reader.execute("BEGIN")
                 yield Transaction(reader)
             finally:
-                await reader.execute("COMMIT")
+                if reader.in_transaction:
+                    await reader.execute("COMMIT")
 
     async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
         """One read, on a read-only connection (it waits for no writer)."""
@@ -228,13 +234,37 @@ class Storage:
         try:
             yield reader
         finally:
-            self._readers.put_nowait(reader)
+            try:
+                if reader.in_transaction:   # a read() cancelled between its BEGIN and its COMMIT
+                    await reader.execute("ROLLBACK")
+            finally:
+                self._readers.put_nowait(reader)
 
-    async def flush_deleted(self) -> None:
+    async def flush_deleted(self) -> bool:
         """Copy the write-ahead log into the database and empty it, so data just deleted (and zeroed by
-        ``secure_delete``) survives in no older page of the log either."""
-        async with self._lock:
-            await self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        ``secure_delete``) survives in no older page of the log either; False (and a warning logged) when
+        a reader kept it from finishing, try after try.
+
+        This process's readers are held meanwhile (a read in progress would keep the pages it sees); a
+        reader in another process (the round worker reading a round's pool) may still hold some, so the
+        checkpoint is tried again while it reports itself blocked."""
+        readers = []
+        try:
+            for _ in self._opened_readers:
+                readers.append(await self._readers.get())
+            for attempt in range(FLUSH_ATTEMPTS):
+                async with self._lock, self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)") as cursor:
+                    row = await cursor.fetchone()
+                if row is None or int(row[0]) == 0:
+                    return True
+                await asyncio.sleep(FLUSH_PAUSE * (attempt + 1))
+        finally:
+            for reader in readers:
+                self._readers.put_nowait(reader)
+        log.warning("The write-ahead log of %s could not be emptied after %d tries: another process reads the "
+                    "database; data just erased stays in the log until its next checkpoint", self.path,
+                    FLUSH_ATTEMPTS)
+        return False
 
     async def close(self) -> None:
         readers, self._opened_readers = self._opened_readers, []

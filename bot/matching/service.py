@@ -109,6 +109,7 @@ REGROUP_CANDIDATES: Final = 200
 ARCHIVE_AFTER: Final = timedelta(days=7)    # a round thread is archived this long after its follow-up
 CANDIDATES_AT_ONCE: Final = 64              # candidates made between two turns of the event loop: about 1 ms
 PAIRS_AT_ONCE: Final = 500                  # pairs of a history put in sets between two turns: under 1 ms
+HISTORY_PAUSE: Final = 5.0                  # seconds between two readings of a server's whole history
 
 
 # Plans a round from its candidates and history: in the bot, a worker process (bot/matching/worker.py), so
@@ -437,7 +438,7 @@ class MatchService:
                     else:
                         index.upsert(candidate)
             if guild_id in self._history_stale and guild_id not in self._refreshing:
-                self._refreshing[guild_id] = asyncio.create_task(self._refresh_history(guild_id, index),
+                self._refreshing[guild_id] = asyncio.create_task(self._refresh_history(guild_id),
                                                                  name=f"history of guild {guild_id}")
             return index
 
@@ -448,10 +449,12 @@ class MatchService:
             task.cancel()
         await asyncio.gather(*refreshing, return_exceptions=True)
 
-    async def _refresh_history(self, guild_id: int, index: MatchIndex) -> None:
+    async def _refresh_history(self, guild_id: int) -> None:
         """The index's copy of who met whom read again, while suggestions go on with the one it has: after a
         round of 100,000 members, some 50,000 pairs take a few hundred milliseconds to read, and an asker's
-        own history is read fresh with each suggestion anyway (``suggest``)."""
+        own history is read fresh with each suggestion anyway (``suggest``). Changes that keep coming (a
+        round's delivery ending groups one after another) are read together, at most every
+        ``HISTORY_PAUSE``."""
         try:
             while guild_id in self._history_stale:   # changed again while it was read: read once more
                 self._history_stale.discard(guild_id)
@@ -459,8 +462,11 @@ class MatchService:
                 with heap.building(f"the history of guild {guild_id}"):
                     history = await self._history(guild_id, settings, self._clock.now())
                     prepared = await asyncio.to_thread(PreparedHistory.of, history)
-                    if self._indexes.get(guild_id) is index:
+                    index = self._indexes.get(guild_id)   # the one in use now (rebuilt meanwhile, maybe)
+                    if index is not None:
                         index.use_history(prepared)
+                if guild_id in self._history_stale:
+                    await asyncio.sleep(HISTORY_PAUSE)
         except Exception:
             log.exception("Could not read the history of guild %s again; the next suggestion tries again", guild_id)
             self._history_stale.add(guild_id)

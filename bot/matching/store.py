@@ -145,8 +145,19 @@ WHERE a.guild_id = ? AND a.user_id IN ({}) AND a.unreached IS NULL AND b.unreach
   AND g.state <> 'cancelled'
   AND g.round_id IN (SELECT id FROM match_rounds WHERE guild_id = ? ORDER BY slot DESC, id DESC LIMIT ?)
 """
-# Added to a request query to keep the requests of some members only.
-_EITHER_ONE = " AND (requester_id IN ({0}) OR target_id IN ({0}))"
+# The same two for some members only: their requests either way, each half by its own index.
+SELECT_ACCEPTED_PAIRS_OF = """
+SELECT requester_id, target_id FROM match_requests WHERE guild_id = ? AND requester_id IN ({0}) AND state = 'accepted'
+UNION
+SELECT requester_id, target_id FROM match_requests WHERE guild_id = ? AND target_id IN ({0}) AND state = 'accepted'
+"""
+SELECT_DECLINED_PAIRS_OF = """
+SELECT requester_id, target_id FROM match_requests
+WHERE guild_id = ? AND requester_id IN ({0}) AND state = 'declined' AND answered_at >= ?
+UNION
+SELECT requester_id, target_id FROM match_requests
+WHERE guild_id = ? AND target_id IN ({0}) AND state = 'declined' AND answered_at >= ?
+"""
 # Each member's answers to the follow-ups posted to them, newest first.
 SELECT_FOLLOW_UP_ANSWERS = """
 SELECT gm.user_id, gm.answer, g.followed_up_at FROM match_group_members AS gm
@@ -349,9 +360,8 @@ class MatchStore:
         if only is None:
             rows = await self._storage.fetch_all(SELECT_ACCEPTED_PAIRS, (guild_id,))
         else:
-            listed = _listed(only)
-            rows = await self._storage.fetch_all(SELECT_ACCEPTED_PAIRS + _EITHER_ONE.format(listed),
-                                                 (guild_id, *only, *only))
+            rows = await self._storage.fetch_all(SELECT_ACCEPTED_PAIRS_OF.format(_listed(only)),
+                                                 (guild_id, *only, guild_id, *only))
         return [(row[0], row[1]) for row in rows]
 
     async def declined_pairs(self, guild_id: int, since: datetime,
@@ -362,8 +372,8 @@ class MatchStore:
         if only is None:
             rows = await self._storage.fetch_all(SELECT_DECLINED_PAIRS, (guild_id, to_text(since)))
         else:
-            rows = await self._storage.fetch_all(SELECT_DECLINED_PAIRS + _EITHER_ONE.format(_listed(only)),
-                                                 (guild_id, to_text(since), *only, *only))
+            rows = await self._storage.fetch_all(SELECT_DECLINED_PAIRS_OF.format(_listed(only)),
+                                                 (guild_id, *only, to_text(since), guild_id, *only, to_text(since)))
         return [(row[0], row[1]) for row in rows]
 
     # -- settings

@@ -1,5 +1,11 @@
 """Rounds planned in a process of their own, so that a round never stalls the bot.
 
+Two ways in: ``RoundWorker.plan(candidates, history)`` plans a round from data the caller read, and
+``RoundWorker.run(job, order)`` runs a coroutine function of ``bot.matching.service`` there on an order (the
+database's path, the server, the moment): the bot makes its rounds, their previews and the start of their
+delivery that way, so the worker reads and writes the database on a connection of its own and only a small
+answer comes back. What follows applies to both.
+
 ``plan_round``'s compiled kernels release the GIL, but the Python between them holds it, and so does
 loading the kernels from numba's cache (and, after a fresh install, compiling them: from seconds to a
 minute, by the machine and its load), and so does the cycle collector walking the bot's heap when the

@@ -183,3 +183,27 @@ async def test_the_reading_connection_refuses_to_write(storage: Storage) -> None
             await tx.execute("DELETE FROM guild_settings")
     async with storage.read() as tx:   # the failed read left the connection usable
         assert await tx.fetch_all("SELECT * FROM guild_settings") == []
+
+
+async def test_the_flush_after_an_erasure_waits_for_readers_here_and_in_another_process(tmp_path: Path) -> None:
+    storage = await Storage.open(tmp_path / "k.db")
+    other = sqlite3.connect(tmp_path / "k.db", isolation_level=None)
+    try:
+        async with storage.transaction() as tx:
+            await tx.execute("INSERT INTO guild_settings (guild_id, language, timezone, updated_at) "
+                             "VALUES (1, 'ja', 'Asia/Tokyo', '2026-01-01T00:00:00+00:00')")
+        other.execute("BEGIN")
+        other.execute("SELECT * FROM guild_settings").fetchall()   # a snapshot that needs the log
+        async with storage.transaction() as tx:
+            await tx.execute("DELETE FROM guild_settings WHERE guild_id = 1")
+        flushing = asyncio.create_task(storage.flush_deleted())
+        reading = asyncio.create_task(storage.fetch_all("SELECT * FROM guild_settings"))
+        await asyncio.sleep(0.3)
+        assert not flushing.done() and not reading.done()   # this process's reads wait for the flush
+        other.execute("COMMIT")
+        assert await flushing
+        assert await reading == []
+        assert (tmp_path / "k.db-wal").stat().st_size == 0
+    finally:
+        other.close()
+        await storage.close()

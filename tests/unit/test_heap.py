@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
+import weakref
 from collections.abc import Iterator
 
 import pytest
@@ -62,3 +64,40 @@ def test_released_gives_everything_frozen_back_to_the_collector() -> None:
     assert gc.get_freeze_count() > 0
     heap.released()
     assert gc.get_freeze_count() == 0
+
+
+class Node:
+    """An object that can be in a reference cycle and be watched with a weak reference."""
+
+    def __init__(self) -> None:
+        self.other: object = None
+
+
+def test_garbage_cycles_made_while_building_are_collected_not_frozen() -> None:
+    with heap.building("a history"):
+        cycle = Node()
+        cycle.other = cycle
+        watched = weakref.ref(cycle)
+        del cycle
+    assert watched() is None
+
+
+async def test_keep_settled_frees_cycles_that_became_garbage_after_they_were_frozen() -> None:
+    cycle = Node()
+    cycle.other = cycle
+    watched = weakref.ref(cycle)
+    heap.settled("a member list")
+    del cycle   # the old member list of a session that could not be resumed
+    gc.collect()
+    assert watched() is not None   # frozen: the collector's runs skip it
+    keeper = asyncio.create_task(heap.keep_settled(0.01))
+    try:
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            if watched() is None:
+                break
+    finally:
+        keeper.cancel()
+        await asyncio.gather(keeper, return_exceptions=True)
+    assert watched() is None
+    assert gc.get_freeze_count() > 0   # what is alive is frozen again
