@@ -1,0 +1,47 @@
+"""The layers of docs/architecture.md hold: nothing in ``bot/`` imports ``cogs/``, and no feature package (nor the
+core modules beside them) imports discord. Every module of ``bot/`` is imported (it must import cleanly on its own),
+and its own import statements are read, so an import that happens to be satisfied elsewhere still counts."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import pkgutil
+from pathlib import Path
+
+import pytest
+
+import bot
+
+BOT = Path(bot.__file__).resolve().parent
+# The glue: the only modules of bot/ that may import discord (docs/architecture.md).
+GLUE = {"bot.__main__", "bot.client", "bot.interactions", "bot.translator", "bot.checks", "bot.ui", "bot.channels"}
+MODULES = sorted(info.name for info in pkgutil.walk_packages([str(BOT)], prefix="bot."))
+
+
+def imported(module: str) -> set[str]:
+    """The top-level names of what the module's own source imports."""
+    path = BOT.joinpath(*module.split(".")[1:])
+    source = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_every_module_of_bot_is_found() -> None:
+    expected = {"bot.storage", "bot.heap", "bot.matching.service", "bot.matching.worker", "bot.outbox.store"}
+    assert expected | GLUE <= set(MODULES)
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_a_module_of_bot_imports_on_its_own_and_keeps_to_its_layer(module: str) -> None:
+    if module != "bot.__main__":   # importing it would start the command line
+        importlib.import_module(module)
+    names = imported(module)
+    assert "cogs" not in names, f"{module} imports cogs/: bot/ must not depend on the cogs"
+    if module not in GLUE:
+        assert "discord" not in names, f"{module} imports discord: only the glue may ({sorted(GLUE)})"
