@@ -199,6 +199,13 @@ class KakehashiBot(commands.Bot):
         log.info("Ready as %s (id %s) in %d servers", self.user, self.user.id, len(self.guilds))
 
     async def close(self) -> None:
+        # discord.py's READY waits up to two seconds for the servers' GUILD_CREATEs in a task
+        # (ConnectionState._delay_ready) that closing does not stop: closed in that window, the bot would
+        # still get on_ready, which it can no longer schedule ("coroutine 'Client._run_event' was never
+        # awaited"). Stopped here instead.
+        delayed_ready: asyncio.Task[None] | None = getattr(self._connection, "_ready_task", None)
+        if delayed_ready is not None and not delayed_ready.done():
+            delayed_ready.cancel()
         try:
             if self._outbox_task is not None:
                 self._outbox_task.cancel()
