@@ -178,3 +178,10 @@ async def report_error(interaction: discord.Interaction[Any], error: BaseExcepti
         await send(interaction, localize(text))
     except Exception:
         log.exception("Could not tell user %s about an error in %s", interaction.user.id, command_name(interaction))
+
+
+def guild_id_of(interaction: discord.Interaction[Any]) -> int:
+    """The server an interaction came from; a command used in a DM is refused (discord.py's own error)."""
+    if interaction.guild_id is None:
+        raise app_commands.NoPrivateMessage()
+    return interaction.guild_id

@@ -29,7 +29,7 @@ from bot.client import KakehashiBot
 from bot.errors import UserError
 from bot.guilds.model import GuildSettings, Purpose
 from bot.i18n import Text, permission_texts, shorten
-from bot.interactions import Localizer, bot_of, defer, localizer_for, send
+from bot.interactions import Localizer, bot_of, defer, guild_id_of, localizer_for, send
 from bot.intros.model import (
     NUDGE_JOB,
     PROFILE_LANGUAGES,
@@ -45,6 +45,7 @@ from bot.intros.model import (
 )
 from bot.intros.profile import LIMITS
 from bot.outbox.model import Job
+from bot.posting import card_embed, post_to_log, server_localizer
 from bot.translator import described
 from bot.ui import Modal, RoutedItem
 
@@ -66,50 +67,6 @@ def _server(interaction: discord.Interaction[Any], guild_id: int) -> tuple[disco
     if member is None:
         raise UserError("intros.not_a_member", server=shorten(guild.name, 60))
     return guild, member
-
-
-def guild_id_of(interaction: discord.Interaction[Any]) -> int:
-    if interaction.guild_id is None:
-        raise app_commands.NoPrivateMessage()
-    return interaction.guild_id
-
-
-def server_localizer(bot: KakehashiBot, guild: discord.Guild, settings: GuildSettings) -> Localizer:
-    """For what the bot posts in a server (cards, welcomes): the server's language."""
-    return Localizer(settings.effective_language(guild.preferred_locale.value), bot.catalog)
-
-
-# ---------------------------------------------------------------- the card
-
-
-def card_embed(localize: Localizer, profile: Profile, *, viewer_id: int | None,
-               introduced: bool = False) -> discord.Embed:
-    """A profile as others see it (``viewer_id`` None: in a channel), or as its owner sees it;
-    ``introduced``: as the people it is introduced to see it, company included."""
-    embed = discord.Embed(title=shorten(profile.display_name, 256), color=EMBED_COLOR)
-    embed.description = f"<@{profile.user_id}>" + (f"\n\n{profile.bio}" if profile.bio else "")
-    company = profile.company if introduced else profile.company_for(viewer_id)
-    fields: list[tuple[str, str | None, bool]] = [
-        ("company", company, True), ("role", profile.role, True), ("industry", profile.industry, True),
-        ("location", profile.location, True), ("timezone", profile.timezone, True),
-        ("languages", localize(Text("intros.card.languages", items=[Text(f"intros.language.{code}")
-                                                         for code in profile.languages])), True),
-        ("interests", ", ".join(profile.interests), False), ("offer", profile.offer, False),
-        ("seek", profile.seek, False),
-    ]
-    for name, value, inline in fields:
-        if value:
-            embed.add_field(name=localize(Text(f"intros.field.{name}")), value=value[:1024], inline=inline)
-    notes = []
-    if company is None:
-        notes.append(localize(Text("intros.card.company_hidden")))
-    elif viewer_id == profile.user_id and profile.visibility is Visibility.MATCHES:
-        notes.append(localize(Text("intros.card.company_private")))
-    if viewer_id == profile.user_id:
-        notes.append(localize(Text("intros.card.open" if profile.open_to_intros else "intros.card.closed")))
-    if notes:
-        embed.set_footer(text=" · ".join(notes))
-    return embed
 
 
 class CardPoster:
@@ -482,6 +439,7 @@ class Intros(commands.Cog):
         self.bot = bot
         self.cards = CardPoster(bot)
         self._warned_no_members_intent = False
+        self._welcome_reported: set[tuple[int, str]] = set()   # (server, reason) told to its admins
         self.view_menu = app_commands.ContextMenu(
             name=described("commands.intro.view_menu"), callback=self.view_intro,
             allowed_contexts=app_commands.AppCommandContext(guild=True),
@@ -718,13 +676,28 @@ class Intros(commands.Cog):
         channel = guild.get_channel(channel_id) if channel_id else None
         if not isinstance(channel, discord.TextChannel):
             log.info("Guild %s has no welcome channel; member %s was not greeted", guild.id, member.id)
+            if channel_id:   # set, but deleted since (or no longer a text channel)
+                await self._welcome_problem(guild, Text("intros.welcome.channel_gone"))
             return
         content = localize(Text(channel_key, member=member.mention, server=server))
         try:
             await channel.send(content, view=view, allowed_mentions=discord.AllowedMentions(users=[member]))
         except discord.HTTPException as exc:
-            # A welcome hours late helps nobody: log it, and do not retry.
+            # A welcome hours late helps nobody: log it, tell the admins once, and do not retry.
             log.warning("Could not post in the welcome channel of guild %s: %s", guild.id, exc.text)
+            detail = f"Discord {exc.status}" + (f" · {exc.code}" if exc.code else "")
+            key = "intros.welcome.refused" if isinstance(exc, discord.Forbidden) else "intros.welcome.failed"
+            await self._welcome_problem(guild, Text(key, channel=channel.mention, detail=detail))
+        else:
+            self._welcome_reported = {(g, k) for g, k in self._welcome_reported if g != guild.id}
+
+    async def _welcome_problem(self, guild: discord.Guild, reason: Text) -> None:
+        """Tell the server's admins in the log channel why members are not welcomed, once (until a welcome
+        gets through again: a problem that comes back after a fix is told again)."""
+        if (guild.id, reason.key) in self._welcome_reported:
+            return
+        self._welcome_reported.add((guild.id, reason.key))
+        await post_to_log(self.bot, guild, Text("intros.welcome.problem", reason=reason))
 
     async def purge(self, job: Job) -> None:
         """Thirty days (a setting) after a member left: erase them, unless they came back."""

@@ -33,7 +33,7 @@ from bot.errors import UserError
 from bot.guilds.model import Purpose
 from bot.guilds.rules import REQUIRED_PERMISSIONS
 from bot.i18n import Text, permission_texts, shorten
-from bot.interactions import Localizer, bot_of, defer, known_thread, localizer_for, send
+from bot.interactions import Localizer, bot_of, defer, guild_id_of, known_thread, localizer_for, send
 from bot.matching import delivery
 from bot.matching.delivery import Ended, GroupState, Progress, ThreadRefusal, Unreached, Way
 from bot.matching.model import (
@@ -57,9 +57,9 @@ from bot.matching.model import (
 )
 from bot.matching.service import COMPANY_MAX, NOTE_MAX
 from bot.outbox.model import Job, RetryLater
+from bot.posting import card_embed, post_to_log, server_localizer
 from bot.translator import described
 from bot.ui import Modal, RoutedItem
-from cogs.intros import card_embed, guild_id_of, server_localizer
 
 log = logging.getLogger(__name__)
 
@@ -984,24 +984,7 @@ class Matching(commands.Cog):
         self._reported.add((guild.id, round_id, key))
         if "permissions" in params:
             params["permissions"] = permission_texts(params["permissions"])
-        await self._log(guild, Text("match.delivery.problem", reason=Text(key, **params)))
-
-    async def _log(self, guild: discord.Guild, text: Text | discord.Embed) -> bool:
-        settings = await self.bot.guild_config.settings(guild.id)
-        channel_id = settings.channel(Purpose.LOG)
-        channel = guild.get_channel(channel_id) if channel_id else None
-        if not isinstance(channel, discord.TextChannel):
-            log.info("Guild %s has no usable log channel for %s", guild.id, text)
-            return False
-        try:
-            if isinstance(text, discord.Embed):
-                await channel.send(embed=text)
-            else:
-                await channel.send(server_localizer(self.bot, guild, settings)(text))
-        except discord.HTTPException as exc:
-            log.warning("Could not write in the log channel of guild %s: %s", guild.id, exc.text or exc.status)
-            return False
-        return True
+        await post_to_log(self.bot, guild, Text("match.delivery.problem", reason=Text(key, **params)))
 
     async def post_summary(self, job: Job) -> None:
         """One summary per delivered round in the log channel: how its groups were introduced."""
@@ -1010,7 +993,7 @@ class Matching(commands.Cog):
             return
         progress = await self.bot.matching.progress(int(job.payload["round"]))
         settings = await self.bot.guild_config.settings(guild.id)
-        await self._log(guild, delivery_embed(server_localizer(self.bot, guild, settings), progress, None))
+        await post_to_log(self.bot, guild, delivery_embed(server_localizer(self.bot, guild, settings), progress, None))
 
     async def follow_up(self, job: Job) -> None:
         """"How did it go?" in the group's thread, or by DM to each member it reached."""

@@ -29,6 +29,7 @@ from bot.guilds.model import Purpose
 from bot.i18n import LANGUAGES, Text, permission_texts, shorten
 from bot.interactions import Localizer, defer, known_thread, localizer_for, send
 from bot.outbox.model import Failure, Job, JobState, RetryLater
+from bot.posting import post_to_log
 from bot.prompts import render
 from bot.prompts.model import POST_JOB, Post, PostState, Prompt, QueueView
 from bot.translator import described
@@ -372,20 +373,9 @@ class PromptPoster:
         guild = self.bot.get_guild(job.guild_id)
         if guild is None:
             return
-        settings = await self.bot.guild_config.settings(guild.id)
-        log_channel_id = settings.channel(Purpose.LOG)
-        channel = guild.get_channel(log_channel_id) if log_channel_id else None
-        if not isinstance(channel, discord.TextChannel):
-            log.info("Guild %s has no usable log channel to report %s", guild.id, failure.key)
-            return
         post = await self.bot.prompts.post(int(job.payload["post"]))
-        language = settings.effective_language(guild.preferred_locale.value)
-        text = Text("prompts.failure.report", title=shorten(post.title, 100), reason=failure_text(failure),
-                    next_try=_relative(next_try))
-        try:
-            await channel.send(self.bot.catalog.render(language, text))
-        except discord.HTTPException as exc:
-            log.warning("Could not report a failed prompt post in guild %s: %s", guild.id, exc.text or exc.status)
+        await post_to_log(self.bot, guild, Text("prompts.failure.report", title=shorten(post.title, 100),
+                                                reason=failure_text(failure), next_try=_relative(next_try)))
 
 
 def failure_text(failure: Failure) -> Text:

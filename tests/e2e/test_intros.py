@@ -287,6 +287,36 @@ async def test_with_dms_closed_one_mention_in_the_welcome_channel_and_none_after
     assert discord_server.dms(leaver.user) == []
 
 
+async def test_a_welcome_discord_refuses_is_told_to_the_admins_once_and_again_after_one_got_through(
+        discord_server: FakeDiscord, world: World, running_bot: KakehashiBot) -> None:
+    welcome = await use_channel(discord_server, world, "welcome", "welcome")
+    log_channel = await use_channel(discord_server, world, "log", "mod-log")
+    await ask(discord_server, world.admin, "config welcome", mode="channel")
+    refusal = Overwrite(world.guild.role_named("Kakehashi").id, 0, deny=Perm.SEND_MESSAGES)
+    welcome.overwrites.append(refusal)   # taken away on Discord's side: the bot learns when it is refused
+
+    def reports() -> list[Message]:
+        return [m for m in bot_messages(discord_server, log_channel) if "Welcomes:" in m.content]
+
+    for name in ("iku", "jun"):
+        newcomer = await discord_server.member_join(world.guild, name)
+        discord_server.expected_pings.add(newcomer.id)
+        await discord_server.wait_until(lambda: bool(reports()), 10, "the report in the log channel")
+        await _settle()
+    (report,) = reports()   # once, not at every member
+    assert welcome.mention in report.content and "Send Messages" in report.content
+    assert "Discord 403 · 50013" in report.content and report.mentions == []
+    assert bot_messages(discord_server, welcome) == []
+    welcome.overwrites.remove(refusal)   # fixed: the next member is welcomed
+    greeted = await discord_server.member_join(world.guild, "kei")
+    discord_server.expected_pings.add(greeted.id)
+    await discord_server.wait_until(lambda: bool(bot_messages(discord_server, welcome)), 10, "the welcome")
+    welcome.overwrites.append(refusal)   # broken again after it worked: told again
+    late = await discord_server.member_join(world.guild, "ryo")
+    discord_server.expected_pings.add(late.id)
+    await discord_server.wait_until(lambda: len(reports()) == 2, 10, "the second report")
+
+
 # ---------------------------------------------------------------------- the member's own data
 
 
