@@ -143,6 +143,12 @@ def without_invisible(text: str) -> str:
     return "".join(ch for ch in text if ch.isspace() or unicodedata.category(ch) not in {"Cf", "Cc"})
 
 
+def fold(text: str) -> str:
+    """How two texts are compared when they name one thing (an interest tag, an essay's title): width and
+    case folded, whitespace runs made one space, trimmed."""
+    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+
+
 def visible(text: str) -> str:
     """What a reader would see of the text: no invisible characters and no whitespace ("" for blank)."""
     return "".join(ch for ch in without_invisible(text) if not ch.isspace())

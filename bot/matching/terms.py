@@ -9,9 +9,10 @@ their two-character runs (bigrams) instead, so "ベトナム進出" and "ベト�
 from __future__ import annotations
 
 import re
-import unicodedata
 from functools import lru_cache
 from typing import Final
+
+from bot.i18n import fold
 
 # Phrases in an offer or a seek are separated by commas (also 、 and ，), semicolons (also ；), the
 # middle dot (・ and its half-width form), line breaks, and "and"/"&" between words. A slash is kept
@@ -38,11 +39,6 @@ _STOPWORDS: Final = frozenset({
     "their", "some", "more", "other", "others", "etc", "via", "per", "not", "but", "also", "like", "just",
     "people", "someone", "anyone", "things",
 })
-
-
-def fold(text: str) -> str:
-    """Width and case folded, whitespace runs made one space, trimmed."""
-    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
 
 
 def tag_key(tag: str) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import unicodedata
 from collections.abc import Sequence
 from datetime import datetime
 from types import MappingProxyType
@@ -13,7 +12,7 @@ from bot.clock import Clock
 from bot.errors import UserError
 from bot.guilds.model import Change, Purpose
 from bot.guilds.service import GuildConfig
-from bot.i18n import LANGUAGES, shorten, visible
+from bot.i18n import LANGUAGES, fold, shorten, visible
 from bot.outbox.model import Job
 from bot.outbox.store import OutboxStore
 from bot.prompts import queue as queue_rules
@@ -67,16 +66,12 @@ def custom_prompt(custom: CustomPrompt) -> Prompt:
 
 
 def _find(prompts: Sequence[Prompt], query: str) -> Prompt:
-    wanted = _fold(query)
+    wanted = fold(query)
     for prompt in prompts:
         names = {prompt.key, prompt.key.split(":", 1)[1], *prompt.titles.values()}
-        if wanted and wanted in {_fold(name) for name in names}:
+        if wanted and wanted in {fold(name) for name in names}:
             return prompt
     raise UserError("prompts.unknown", query=shorten(query, 80))
-
-
-def _fold(text: str) -> str:
-    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
 
 
 class PromptService:
