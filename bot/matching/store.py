@@ -59,9 +59,10 @@ SELECT_OPEN_BETWEEN = f"""
 SELECT {_REQUEST_COLUMNS} FROM match_requests WHERE guild_id = ? AND state = 'open' AND expires_at > ?
   AND ((requester_id = ? AND target_id = ?) OR (requester_id = ? AND target_id = ?))
 """
-INSERT_REQUEST = """
+INSERT_REQUEST = f"""
 INSERT INTO match_requests (guild_id, requester_id, target_id, note, state, created_at, expires_at)
 VALUES (?, ?, ?, ?, 'open', ?, ?)
+RETURNING {_REQUEST_COLUMNS}
 """
 SET_REQUEST_DELIVERY = "UPDATE match_requests SET channel_id = ?, message_id = ? WHERE id = ?"
 # Where a delivery is being tried, written before the message is sent there: a retry looks in that channel.
@@ -108,8 +109,8 @@ INSERT_ROUND = """
 INSERT INTO match_rounds (guild_id, slot, created_at, members, total, bound, previous_round_id)
 VALUES (?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT DO NOTHING
+RETURNING id
 """
-SELECT_ROUND_ID = "SELECT id FROM match_rounds WHERE guild_id = ? AND slot = ?"
 SELECT_LATEST_ROUND = "SELECT id, created_at FROM match_rounds WHERE guild_id = ? ORDER BY id DESC LIMIT 1"
 INSERT_GROUP = "INSERT INTO match_groups (round_id, guild_id, score) VALUES (?, ?, ?)"
 SELECT_ROUND_GROUP_IDS = "SELECT id FROM match_groups WHERE round_id = ? ORDER BY id"
@@ -320,11 +321,8 @@ class MatchStore:
     @staticmethod
     async def add_request(tx: Transaction, guild_id: int, requester_id: int, target_id: int, note: str,
                           now: datetime, expires_at: datetime) -> MatchRequest:
-        await tx.execute(INSERT_REQUEST, (guild_id, requester_id, target_id, note, to_text(now),
-                                          to_text(expires_at)))
-        row = await tx.fetch_one("SELECT last_insert_rowid()")
-        assert row is not None
-        created = await tx.fetch_one(SELECT_REQUEST, (int(row[0]),))
+        created = await tx.fetch_one(INSERT_REQUEST, (guild_id, requester_id, target_id, note, to_text(now),
+                                                      to_text(expires_at)))
         assert created is not None
         return _request(created)
 
@@ -410,11 +408,10 @@ class MatchStore:
         """Store a round and its groups; None if the slot already has its round (the work was done), or if
         a round after ``previous_round_id`` (the latest the plan saw; 0: none) was stored meanwhile: the
         plan did not know who that round brought together, so it is dropped rather than stored."""
-        if await tx.execute(INSERT_ROUND, (guild_id, to_text(slot), to_text(now), members, plan.total,
-                                           plan.bound, previous_round_id)) == 0:
+        row = await tx.fetch_one(INSERT_ROUND, (guild_id, to_text(slot), to_text(now), members, plan.total,
+                                                plan.bound, previous_round_id))
+        if row is None:   # nothing inserted: a conflict
             return None
-        row = await tx.fetch_one(SELECT_ROUND_ID, (guild_id, to_text(slot)))
-        assert row is not None
         round_id = int(row[0])
         await tx.execute_many(INSERT_GROUP, ((round_id, guild_id, group.score) for group in plan.groups))
         # The groups' ids, in the order they were inserted (ids grow: this transaction holds the only writer).
