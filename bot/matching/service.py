@@ -662,15 +662,15 @@ class MatchService:
         aliases = await self._intros.alias_map(guild_id)
         key = companies.company_key(company)
         wanted = aliases.get(key, key)
-        removed = None
-        for entry in await self.store.avoided(guild_id, user_id):
-            # Every spelling of that company goes ("Sony" and "ソニー" once an alias joins them).
-            if aliases.get(entry.company_key, entry.company_key) == wanted \
-                    and await self.store.remove_avoided(guild_id, user_id, entry.company_key):
-                removed = removed or entry
-        if removed is not None:
-            self.changed(guild_id, user_id)
-        return removed
+        async with self.store.storage.transaction() as tx:
+            # Every spelling of that company goes ("Sony" and "ソニー" once an alias joins them), together.
+            gone = [entry for entry in await MatchStore.current_avoided(tx, guild_id, user_id)
+                    if aliases.get(entry.company_key, entry.company_key) == wanted]
+            await MatchStore.remove_avoided(tx, guild_id, user_id, [entry.company_key for entry in gone])
+        if not gone:
+            return None
+        self.changed(guild_id, user_id)
+        return gone[0]
 
     async def known_companies(self, guild_id: int, user_id: int, typed: str) -> list[str]:
         """Company names for autocomplete: the member's own avoid list, and companies members show to

@@ -271,6 +271,11 @@ class MatchStore:
         rows = await self._storage.fetch_all(SELECT_AVOIDED, (guild_id, user_id))
         return [AvoidedCompany(row["company_key"], row["company"]) for row in rows]
 
+    @staticmethod
+    async def current_avoided(tx: Transaction, guild_id: int, user_id: int) -> list[AvoidedCompany]:
+        rows = await tx.fetch_all(SELECT_AVOIDED, (guild_id, user_id))
+        return [AvoidedCompany(row["company_key"], row["company"]) for row in rows]
+
     async def avoid_lists(self, guild_id: int) -> dict[int, set[str]]:
         lists: dict[int, set[str]] = {}
         for row in await self._storage.fetch_all(SELECT_AVOID_LISTS, (guild_id,)):
@@ -292,9 +297,9 @@ class MatchStore:
         return await tx.execute(INSERT_AVOID, (guild_id, user_id, company.company_key, company.company,
                                                to_text(now))) > 0
 
-    async def remove_avoided(self, guild_id: int, user_id: int, company_key: str) -> bool:
-        async with self._storage.transaction() as tx:
-            return await tx.execute(DELETE_AVOID, (guild_id, user_id, company_key)) > 0
+    @staticmethod
+    async def remove_avoided(tx: Transaction, guild_id: int, user_id: int, company_keys: Collection[str]) -> None:
+        await tx.execute_many(DELETE_AVOID, ((guild_id, user_id, key) for key in company_keys))
 
     # -- requests
 

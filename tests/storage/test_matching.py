@@ -246,6 +246,17 @@ async def test_avoid_list_input(intros: IntroService, matching: MatchService) ->
     assert await matching.unavoid(GUILD, 1, "Nope") is None
 
 
+async def test_unavoid_removes_every_spelling_an_alias_joins_at_once(intros: IntroService,
+                                                                     matching: MatchService) -> None:
+    await matching.avoid(GUILD, 1, "Sony")
+    await matching.avoid(GUILD, 1, "ソニー")
+    await matching.avoid(GUILD, 1, "Olympus")
+    await intros.set_alias(GUILD, "ソニー", "Sony", actor_id=ADMIN)
+    removed = await matching.unavoid(GUILD, 1, "SONY")
+    assert removed is not None and removed.company in {"Sony", "ソニー"}
+    assert [entry.company for entry in await matching.avoided(GUILD, 1)] == ["Olympus"]
+
+
 async def test_autocomplete_never_offers_a_company_kept_for_matches(intros: IntroService,
                                                                     matching: MatchService) -> None:
     await member(intros, 1, "Olympus")
