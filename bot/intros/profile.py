@@ -35,7 +35,7 @@ REQUIRED: Final = frozenset({"display_name", "company"})
 MAX_TAGS: Final = 10
 TAG_LIMIT: Final = 30
 # Tags are separated by commas (also Japanese 、), semicolons or line breaks ("AI/ML" stays one tag).
-_TAG_SEPARATORS = re.compile(r"[,、;\n]+")
+_TAG_SEPARATORS = re.compile(r"[,、;\n，；]+")
 
 assert set(LIMITS) == set(TEXT_FIELDS)
 
@@ -55,22 +55,32 @@ def clean_field(name: str, value: str) -> str:
 
 
 def normalise_tag(raw: str) -> str:
-    """One interest as a tag: width and case folded, invisible characters dropped, spaces single."""
+    """One interest as it is compared: width and case folded, invisible characters dropped, spaces single."""
     text = unicodedata.normalize("NFKC", raw).casefold()
     text = without_invisible(text)
     return " ".join(text.split()).lstrip("#").strip()
 
 
+def tag_text(raw: str) -> str:
+    """One interest as the member wrote it, tidied only: invisible characters dropped, spaces single, no
+    leading "#"."""
+    return " ".join(without_invisible(raw).split()).lstrip("#＃").strip()
+
+
 def parse_tags(text: str) -> tuple[str, ...]:
-    """Interests typed as a list ("Supply chain, AI、 ai") as distinct tags, in the order given."""
+    """Interests typed as a list ("Supply Chain, AI、 ai") as distinct tags, in the order given and as the
+    member spelled them (the first spelling of a tag given twice: "AI" and "ai" are one tag)."""
     clean_field("interests", text)
     tags: list[str] = []
-    for piece in _TAG_SEPARATORS.split(unicodedata.normalize("NFKC", text)):
-        tag = normalise_tag(piece)
-        if not tag or tag in tags:
+    seen: set[str] = set()
+    for piece in _TAG_SEPARATORS.split(text):
+        tag = tag_text(piece)
+        key = normalise_tag(tag)
+        if not key or key in seen:
             continue
         if len(tag) > TAG_LIMIT:
             raise UserError("intros.interests.tag_too_long", tag=shorten(tag, 40), limit=TAG_LIMIT)
+        seen.add(key)
         tags.append(tag)
     if len(tags) > MAX_TAGS:
         raise UserError("intros.interests.too_many", count=len(tags), limit=MAX_TAGS)

@@ -85,10 +85,10 @@ async def test_a_newcomer_is_welcomed_fills_both_steps_and_gets_one_card_that_ed
     assert len(modal["components"]) == 5
     first, second = await fill_profile(discord_server, newcomer, opened)
     assert "Olympus" in first.text and "Your card is posted in" in first.text
-    assert "Supply chains".casefold() in second.text and "updated" in second.text
+    assert "Supply chains, AI" in second.text and "updated" in second.text   # as the member wrote them
     (card,) = bot_messages(discord_server, intro)
     fields = embed_fields(card)
-    assert fields["Company"] == "Olympus" and fields["Interests"] == "supply chains, ai"
+    assert fields["Company"] == "Olympus" and fields["Interests"] == "Supply chains, AI"
     assert card.embeds[0]["title"] == "emi" and card.mentions == []
 
     # Editing later edits the same message: no second card.
@@ -97,9 +97,12 @@ async def test_a_newcomer_is_welcomed_fills_both_steps_and_gets_one_card_that_ed
     modal = await opened.modal()
     values = modal_values(modal)
     assert values["company"] == "Olympus" and values["display_name"] == "emi"  # pre-filled
-    await (await discord_server.submit(opened, {"company": "Olympus Medical Systems"})).reply()
+    edited = await (await discord_server.submit(opened, {"company": "Olympus Medical Systems"})).reply()
     assert [m.id for m in bot_messages(discord_server, intro)] == [card.id]
     assert card.edited and embed_fields(card)["Company"] == "Olympus Medical Systems"
+    await _settle()
+    step_two = await discord_server.click(newcomer, edited, f"intro:step:{world.guild.id}:more")
+    assert modal_values(await step_two.modal())["interests"] == "Supply chains, AI"   # the form, as written
 
 
 async def test_choices_under_the_card_and_a_company_only_for_matches(
@@ -339,7 +342,7 @@ async def test_delete_leaves_no_trace_in_the_database_and_export_holds_every_fie
     assert {k: profile[k] for k in ("company", "role", "industry", "location", "timezone", "interests", "offer",
                                     "seek", "bio")} == {
         "company": "Zuiko Optical Works", "role": "Sales", "industry": "Medical devices", "location": "Tokyo",
-        "timezone": "Asia/Tokyo", "interests": ["supply chains", "ai"], "offer": "Advice on Japan",
+        "timezone": "Asia/Tokyo", "interests": ["Supply chains", "AI"], "offer": "Advice on Japan",
         "seek": "Partners in Vietnam", "bio": "Bio Benedetto"}
     assert profile["display_name"] == "Benedikt Okonkwo" and data["membership"]["intro_message_id"] is not None
 

@@ -61,7 +61,7 @@ async def test_the_two_steps_build_one_profile(service: IntroService) -> None:
     assert (profile.display_name, profile.company, profile.company_key) == ("Aiko Tanaka", "Olympus Corporation",
                                                                             "olympus")
     assert profile.timezone == "Asia/Tokyo"
-    assert profile.interests == ("supply chains", "ai", "market entry")
+    assert profile.interests == ("Supply chains", "ＡＩ", "Market entry")   # as written, one "AI"
     assert profile.languages == ("ja",)  # from the member's Discord language until they choose
     assert (profile.bio, profile.visibility, profile.open_to_intros) == ("Hello **there**", Visibility.EVERYONE, True)
     member = await service.member(GUILD, AIKO)
@@ -72,7 +72,7 @@ async def test_step_one_again_keeps_step_two(service: IntroService) -> None:
     await aiko(service, interests="AI", bio="Bio")
     await service.save_about(GUILD, AIKO, About("Aiko", "Sony", ""), locale="en")
     profile = await service.profile(GUILD, AIKO)
-    assert profile is not None and (profile.company, profile.interests, profile.bio) == ("Sony", ("ai",), "Bio")
+    assert profile is not None and (profile.company, profile.interests, profile.bio) == ("Sony", ("AI",), "Bio")
 
 
 async def test_step_two_needs_step_one(service: IntroService) -> None:
@@ -262,7 +262,7 @@ async def test_export_holds_everything_entered(service: IntroService) -> None:
                                     "interests", "offer", "seek", "bio", "languages", "company_visibility",
                                     "open_to_intros")} == {
         "display_name": "Aiko Tanaka", "company": "Olympus Corporation", "role": "Sales",
-        "industry": "Medical devices", "location": "Tokyo", "timezone": "Asia/Tokyo", "interests": ["ai"],
+        "industry": "Medical devices", "location": "Tokyo", "timezone": "Asia/Tokyo", "interests": ["AI"],
         "offer": "Offer", "seek": "Seek", "bio": "Bio", "languages": ["ja"], "company_visibility": "everyone",
         "open_to_intros": 1}
     assert data["membership"]["intro_message_id"] == INTRO_MESSAGE.message_id

@@ -27,6 +27,7 @@ from bot.matching.model import (
     FOLLOW_UP_JOB,
     LEFT_OUT_JOB,
     PAUSED_JOB,
+    REASON_INTERESTS,
     REQUEST_JOB,
     ROUND_JOB,
     SUMMARY_JOB,
@@ -106,6 +107,16 @@ async def test_sony_and_sony_corporation_are_one_company(intros: IntroService, m
     await member(intros, 4, "ソニー株式会社")
     await refused(matching.check(GUILD, 4, 1), rules.SAME_COMPANY)
     assert [s.user_id for s, _ in await matching.suggest(GUILD, 4)] == [3]
+
+
+async def test_interests_kept_as_written_are_still_one_tag_whatever_the_case_or_width(
+        intros: IntroService, matching: MatchService) -> None:
+    await member(intros, 1, "Sony", interests="AI, Supply Chain")
+    await member(intros, 2, "Olympus", interests="ａｉ, logistics")
+    assert (await intros.profile(GUILD, 1)).interests == ("AI", "Supply Chain")   # type: ignore[union-attr]
+    ((suggestion, _),) = await matching.suggest(GUILD, 1)
+    shared = next(r for r in suggestion.reasons if r.key == REASON_INTERESTS)
+    assert shared.values["topics"] == "ai"
 
 
 async def test_an_avoided_company_is_kept_apart_both_ways_and_privately(intros: IntroService,

@@ -19,9 +19,12 @@ from bot.intros.profile import (
 )
 
 
-def test_tags_fold_case_and_width_and_drop_duplicates() -> None:
-    assert parse_tags("Supply Chains, ＡＩ、ai; #AI\n  market   entry ,, ") == ("supply chains", "ai", "market entry")
-    assert parse_tags("AI/ML") == ("ai/ml",)
+def test_tags_keep_the_members_spelling_and_drop_duplicates_whatever_the_case_or_width() -> None:
+    assert parse_tags("Supply Chains, ＡＩ、ai; #AI\n  market   entry ,, ") == ("Supply Chains", "ＡＩ", "market entry")
+    assert parse_tags("AI, Supply Chain, Tokyo startups") == ("AI", "Supply Chain", "Tokyo startups")
+    assert parse_tags("営業，マーケティング；営業") == ("営業", "マーケティング")
+    assert parse_tags("\u200bAI\u200f, a\u200bi") == ("AI",)
+    assert parse_tags("AI/ML") == ("AI/ML",)
     assert parse_tags("") == ()
     assert parse_tags("\u200b, \u200f") == ()
 
