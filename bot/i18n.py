@@ -104,12 +104,16 @@ class Catalog:
             return template
 
 
+    def join(self, language: str, items: Iterable[Text | str]) -> str:
+        """Items as a list is written in ``language``: "AI, design" in English, "AI、デザイン" in Japanese."""
+        separator = self.template(language, "list.separator") or ", "
+        return separator.join(str(self._value(language, item)) for item in items)
+
     def _value(self, language: str, value: Any) -> Any:
         if isinstance(value, Text):
             return self.render(language, value)
         if isinstance(value, list | tuple):
-            separator = self.template(language, "list.separator") or ", "
-            return separator.join(str(self._value(language, item)) for item in value)
+            return self.join(language, value)
         return value
 
 

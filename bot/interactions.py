@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -40,6 +41,10 @@ class Localizer:
 
     def __call__(self, text: Text | str) -> str:
         return self.catalog.render(self.language, text)
+
+    def join(self, items: Iterable[Text | str]) -> str:
+        """Items as a list is written in the reader's language (``Catalog.join``)."""
+        return self.catalog.join(self.language, items)
 
 
 def bot_of(interaction: discord.Interaction[Any]) -> KakehashiBot:

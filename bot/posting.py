@@ -39,7 +39,7 @@ def card_embed(localize: Localizer, profile: Profile, *, viewer_id: int | None,
         ("location", profile.location, True), ("timezone", profile.timezone, True),
         ("languages", localize(Text("intros.card.languages", items=[Text(f"intros.language.{code}")
                                                          for code in profile.languages])), True),
-        ("interests", ", ".join(profile.interests), False), ("offer", profile.offer, False),
+        ("interests", localize.join(profile.interests), False), ("offer", profile.offer, False),
         ("seek", profile.seek, False),
     ]
     for name, value, inline in fields:

@@ -90,7 +90,9 @@ THANKS_KEYS = {Answer.MET: "match.follow_up.thanks_met", Answer.NOT_YET: "match.
 
 
 def _reason_text(reason: Reason, name: str) -> Text:
-    return Text(reason.key, name=name, **{key: str(value) for key, value in reason.values.items()})
+    # A list (the topics two members share) is joined as the reader's language joins lists.
+    return Text(reason.key, name=name, **{key: list(value) if isinstance(value, tuple) else str(value)
+                                          for key, value in reason.values.items()})
 
 
 async def _matches_channel(bot: KakehashiBot, guild: discord.Guild) -> discord.TextChannel:
@@ -517,7 +519,7 @@ class Matching(commands.Cog):
         listed = await self.bot.matching.avoided(guild_id, interaction.user.id)
         await send(interaction, Text("match.avoid.added" if added else "match.avoid.already",
                                      company=shorten(entry.company, COMPANY_MAX),
-                                     companies=", ".join(shorten(e.company, 60) for e in listed)))
+                                     companies=[shorten(e.company, 60) for e in listed]))
 
     @match.command(name="unavoid", description=described("commands.match.unavoid.description"))
     @app_commands.describe(company=described("commands.match.unavoid.company"))
@@ -938,7 +940,7 @@ class Matching(commands.Cog):
         for user_id in unreached:
             await self.bot.matching.unreached(guild.id, group.id, user_id, Unreached.DMS_CLOSED)
         if outcome.tell:
-            names = ", ".join(m.mention for m in members if m.id in unreached)
+            names = [m.mention for m in members if m.id in unreached]
             for user_id in outcome.tell:
                 await _tell(self.bot, guild, user_id, Text("match.delivery.partner_unreached", names=names))
         if outcome.state is GroupState.DELIVERED:
@@ -961,7 +963,7 @@ class Matching(commands.Cog):
                 embeds.append(card_embed(localize, profile, viewer_id=None, introduced=True))
         marker = GROUP_MARKER.format(id=group.id)
         lines = [localize(Text("match.delivery.dm_hello", server=shorten(guild.name, 60),
-                               members=", ".join(f"{o.mention} ({shorten(o.display_name, 60)})" for o in others)))]
+                               members=[f"{o.mention} ({shorten(o.display_name, 60)})" for o in others]))]
         starter = self.bot.prompts.starter(localize.language, group.id)
         if starter:
             lines.append(localize(Text("match.intro.starter", question=starter)))

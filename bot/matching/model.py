@@ -85,7 +85,7 @@ class Reason:
     """A message key and its values; ``name`` in values is filled in by whoever renders it."""
 
     key: str
-    values: Mapping[str, str | int] = field(default_factory=lambda: MappingProxyType({}))
+    values: Mapping[str, str | int | tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
     weight: float = 0.0
 
 

@@ -81,7 +81,7 @@ def reasons(a: Candidate, b: Candidate, history: History, limit: int = 3) -> tup
     shared = shared_interests(a, b)
     if shared:
         counted = shared[:MOST_INTERESTS]
-        found.append(Reason(REASON_INTERESTS, MappingProxyType({"topics": ", ".join(counted)}),
+        found.append(Reason(REASON_INTERESTS, MappingProxyType({"topics": tuple(counted)}),
                             PER_INTEREST * len(counted)))
     theirs = meeting_offer(b.offers, a.seeks)
     if theirs is not None:

@@ -71,6 +71,10 @@ async def test_same_company_under_two_spellings_and_an_avoided_company_are_never
     saki, sota, oki, ava = members[:4]
     reply = await ask(discord_server, ava, "match avoid", company="Olympus Corp.")
     assert reply.ephemeral and "Olympus Corp." in reply.text
+    # A list in Japanese is written with "、" (the member's client is in Japanese).
+    listed = await ask(discord_server, ava, "match avoid", company="Pentax", locale="ja")
+    assert "リスト：Olympus Corp.、Pentax" in listed.text
+    await ask(discord_server, ava, "match unavoid", company="Pentax")
     for asker, never in ((saki, sota), (sota, saki), (ava, oki), (oki, ava)):
         suggested = await ask(discord_server, asker, "match suggest")
         assert suggested.ephemeral

@@ -103,3 +103,10 @@ def test_the_reply_language_follows_member_then_server_then_english(
 def test_locales_map_to_catalog_languages() -> None:
     assert [language_of_locale(x) for x in ("ja", "en-US", "en-GB", "ko", "", None)] == [
         "ja", "en", "en", None, None, None]
+
+
+def test_a_list_is_joined_as_each_language_writes_lists() -> None:
+    catalog = default_catalog()
+    assert catalog.join("en", ["AI", "design"]) == "AI, design"
+    assert catalog.join("ja", ["AI", "デザイン"]) == "AI、デザイン"
+    assert catalog.join("ja", [Text("intros.language.en"), "AI"]).endswith("、AI")

@@ -239,7 +239,7 @@ def test_interests_count_up_to_three_whatever_the_spelling() -> None:
     assert score(a, b, NONE) == 1.0 + 3 * 2.0
     top = reasons(a, b, NONE)[0]
     assert top.key == REASON_INTERESTS and top.weight == 6.0
-    assert top.values["topics"] == "ai, design, fintech"
+    assert top.values["topics"] == ("ai", "design", "fintech")
 
 
 def test_offers_meet_seeks_each_way() -> None:
