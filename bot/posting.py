@@ -57,6 +57,12 @@ def card_embed(localize: Localizer, profile: Profile, *, viewer_id: int | None,
     return embed
 
 
+def discord_error(exc: discord.HTTPException) -> str:
+    """What Discord answered, in words no language needs translating ("Discord 403 · 50013"): its own text is
+    English, and would sit inside a Japanese sentence."""
+    return f"Discord {exc.status}" + (f" · {exc.code}" if exc.code else "")
+
+
 async def post_to_log(bot: KakehashiBot, guild: discord.Guild, text: Text | discord.Embed) -> bool:
     """A note to the server's admins in its log channel, in the server's language; False (logged) when there is
     no usable log channel or Discord refused the message."""

@@ -45,7 +45,7 @@ from bot.intros.model import (
 )
 from bot.intros.profile import LIMITS
 from bot.outbox.model import Job
-from bot.posting import card_embed, post_to_log, server_localizer
+from bot.posting import card_embed, discord_error, post_to_log, server_localizer
 from bot.translator import described
 from bot.ui import Modal, RoutedItem
 
@@ -685,9 +685,8 @@ class Intros(commands.Cog):
         except discord.HTTPException as exc:
             # A welcome hours late helps nobody: log it, tell the admins once, and do not retry.
             log.warning("Could not post in the welcome channel of guild %s: %s", guild.id, exc.text)
-            detail = f"Discord {exc.status}" + (f" · {exc.code}" if exc.code else "")
             key = "intros.welcome.refused" if isinstance(exc, discord.Forbidden) else "intros.welcome.failed"
-            await self._welcome_problem(guild, Text(key, channel=channel.mention, detail=detail))
+            await self._welcome_problem(guild, Text(key, channel=channel.mention, detail=discord_error(exc)))
         else:
             self._welcome_reported = {(g, k) for g, k in self._welcome_reported if g != guild.id}
 

@@ -57,7 +57,7 @@ from bot.matching.model import (
 )
 from bot.matching.service import COMPANY_MAX, NOTE_MAX
 from bot.outbox.model import Job, RetryLater
-from bot.posting import card_embed, post_to_log, server_localizer
+from bot.posting import card_embed, discord_error, post_to_log, server_localizer
 from bot.translator import described
 from bot.ui import Modal, RoutedItem
 
@@ -868,7 +868,7 @@ class Matching(commands.Cog):
                     raise
                 if refusal is ThreadRefusal.NO_PERMISSION:
                     await self._problem(guild, group.round_id, "match.delivery.thread_forbidden",
-                                        channel=channel.mention, detail=exc.text or str(exc.status))
+                                        channel=channel.mention, detail=discord_error(exc))
                 await self._no_more_threads(group, exc.code)
                 return False
         if group.thread_id != thread.id:
@@ -897,7 +897,7 @@ class Matching(commands.Cog):
                 await _introduce(self.bot, guild, thread, added, seed=group.id, retry=retry)
             except discord.Forbidden as exc:   # a permission taken away since the thread was started
                 await self._problem(guild, group.round_id, "match.delivery.thread_forbidden", channel=channel.mention,
-                                    detail=exc.text or str(exc.status))
+                                    detail=discord_error(exc))
                 await self._no_more_threads(group, exc.code)
                 return False
         for member in added:

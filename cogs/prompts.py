@@ -29,7 +29,7 @@ from bot.guilds.model import Purpose
 from bot.i18n import LANGUAGES, Text, permission_texts, shorten
 from bot.interactions import Localizer, defer, known_thread, localizer_for, send
 from bot.outbox.model import Failure, Job, JobState, RetryLater
-from bot.posting import post_to_log
+from bot.posting import discord_error, post_to_log
 from bot.prompts import render
 from bot.prompts.model import POST_JOB, Post, PostState, Prompt, QueueView
 from bot.translator import described
@@ -233,7 +233,7 @@ class PromptPoster:
                 await self._parts(thread, post, prompt, resumed=job.attempts > 1)
         except discord.Forbidden as exc:
             raise RetryLater("prompts.failure.forbidden", channel=f"<#{post.channel_id}>",
-                             detail=exc.text or str(exc.status)) from None
+                             detail=discord_error(exc)) from None
         except discord.NotFound:
             raise RetryLater("prompts.failure.channel_gone", channel=f"<#{post.channel_id}>") from None
         except discord.HTTPException as exc:

@@ -271,6 +271,8 @@ async def test_a_permission_taken_away_during_delivery_is_reported_once_and_the_
                                     10, "the round's summary")
     problems = [m for m in bot_posts(discord_server, log) if "Create Private Threads" in m.text]
     assert len(problems) == 1 and matches.mention in problems[0].text
+    # Discord's own words are English: the report gives its status and code instead, in any language.
+    assert "(Discord 403 · 50013)" in problems[0].text and "Missing Permissions" not in problems[0].text
 
 
 async def test_config_show_warns_about_each_permission_the_matches_channel_lacks(
