@@ -14,12 +14,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import unicodedata
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Coroutine, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Final, Protocol, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot import heap
@@ -220,7 +220,7 @@ class DeliveryOrder:
 class Worker(Protocol):
     """Runs ``make_round`` and ``begin_delivery`` on an order in a process of its own (``RoundWorker``)."""
 
-    async def run(self, job: Callable[[_Order], Awaitable[_Result]], order: _Order) -> _Result: ...
+    async def run(self, job: Callable[[_Order], Coroutine[Any, Any, _Result]], order: _Order) -> _Result: ...
 
 
 async def make_round(order: RoundOrder) -> RoundOutcome | None:
@@ -373,15 +373,22 @@ class MatchService:
         met = await self.store.recent_pairs(guild_id, settings.no_repeat_rounds, only)
         met += await self.store.accepted_pairs(guild_id, only)
         declined = await self.store.declined_pairs(guild_id, now - DECLINE_MEMORY, only)
-        if only is not None:
-            return await _history_of(met, declined, ())
-        return await _history_of(met, declined, await self._prompts.participants_since(guild_id, now - THREAD_MEMORY))
+        participants = [] if only is not None else await self._prompts.participants_since(guild_id,
+                                                                                           now - THREAD_MEMORY)
+        return await _history_of(met, declined, participants)
 
     async def pool(self, guild_id: int, *, only: Iterable[int] | None = None) -> Pool:
         """Everyone with an active profile (or only the members named, with the history the rule needs for
         pairs with one of them), as matching sees them now."""
         now = self._clock.now()
-        settings = await self.store.settings(guild_id)
+        candidates, profiles, members = await self._candidates(guild_id, only, now)
+        history = await self._history(guild_id, await self.store.settings(guild_id), now,
+                                      None if only is None else tuple(profiles))
+        return Pool(candidates, profiles, members, history)
+
+    async def _candidates(self, guild_id: int, only: Iterable[int] | None, now: datetime,
+                          ) -> tuple[dict[int, Candidate], dict[int, Profile], dict[int, MatchMember]]:
+        """``pool`` without the history: the candidates, their profiles and their members' rows."""
         aliases = await self._intros.alias_map(guild_id)
         if only is None:
             members = await self.store.members(guild_id)
@@ -394,7 +401,8 @@ class MatchService:
             found = [await self._intros.profile(guild_id, user_id) for user_id in wanted]
             profiles = {p.user_id: p for p in found if p is not None}
             members = {user_id: await self.store.member(guild_id, user_id) for user_id in profiles}
-            avoid = {user_id: await self.store.avoid_list(guild_id, user_id) for user_id in profiles}
+            avoid = {user_id: {entry.company_key for entry in await self.store.avoided(guild_id, user_id)}
+                     for user_id in profiles}
         candidates: dict[int, Candidate] = {}
         for made, (user_id, profile) in enumerate(profiles.items(), start=1):
             candidates[user_id] = candidate_of(profile, members.get(user_id, MatchMember(guild_id, user_id)),
@@ -403,8 +411,7 @@ class MatchService:
                 # A server's whole pool is 100,000 candidates, over a second's work: the event loop runs
                 # others' interactions between slices of it, instead of after all of it.
                 await asyncio.sleep(0)
-        history = await self._history(guild_id, settings, now, None if only is None else tuple(profiles))
-        return Pool(candidates, profiles, members, history)
+        return candidates, profiles, members
 
     async def _index(self, guild_id: int) -> MatchIndex:
         async with self._lock:
@@ -430,9 +437,9 @@ class MatchService:
                 self._stale.setdefault(guild_id, set()).add(user_id)
             if guild_id in self._stale:
                 stale = self._stale.pop(guild_id)
-                fresh = await self.pool(guild_id, only=stale)
+                fresh, _, _ = await self._candidates(guild_id, stale, now)   # their history: see suggest
                 for user_id in stale:
-                    candidate = fresh.candidates.get(user_id)
+                    candidate = fresh.get(user_id)
                     if candidate is None:
                         index.remove(user_id)   # no profile any more (erased)
                     else:

@@ -39,7 +39,6 @@ SELECT_AVOIDED = """
 SELECT company_key, company FROM match_avoid WHERE guild_id = ? AND user_id = ? ORDER BY created_at, company_key
 """
 SELECT_AVOID_LISTS = "SELECT user_id, company_key FROM match_avoid WHERE guild_id = ?"
-SELECT_AVOID_LIST = "SELECT company_key FROM match_avoid WHERE guild_id = ? AND user_id = ?"
 COUNT_AVOIDED = "SELECT COUNT(*) FROM match_avoid WHERE guild_id = ? AND user_id = ?"
 INSERT_AVOID = """
 INSERT INTO match_avoid (guild_id, user_id, company_key, company, created_at) VALUES (?, ?, ?, ?, ?)
@@ -127,9 +126,9 @@ MARK_FOLLOWED_UP = "UPDATE match_groups SET followed_up_at = ? WHERE id = ? AND 
 ANSWER_GROUP = """
 UPDATE match_group_members SET answer = ?, answered_at = ? WHERE group_id = ? AND user_id = ?
 """
-# Pairs grouped together in the server's last N rounds; a group that was never introduced (cancelled)
-# brought nobody together, and a member who was not reached met nobody through it.
-# Each pair of members of one group of the last rounds, once (a group of three gives three pairs).
+# Pairs grouped together in the server's last N rounds, each once (a group of three gives three pairs); a
+# group that was never introduced (cancelled) brought nobody together, and a member who was not reached met
+# nobody through it.
 SELECT_RECENT_PAIRS = """
 SELECT a.user_id, b.user_id FROM match_groups AS g
 JOIN match_group_members AS a ON a.group_id = g.id
@@ -268,8 +267,8 @@ class MatchStore:
     # -- avoid lists
 
     async def avoided(self, guild_id: int, user_id: int) -> list[AvoidedCompany]:
-        rows = await self._storage.fetch_all(SELECT_AVOIDED, (guild_id, user_id))
-        return [AvoidedCompany(row["company_key"], row["company"]) for row in rows]
+        async with self._storage.read() as tx:
+            return await MatchStore.current_avoided(tx, guild_id, user_id)
 
     @staticmethod
     async def current_avoided(tx: Transaction, guild_id: int, user_id: int) -> list[AvoidedCompany]:
@@ -281,10 +280,6 @@ class MatchStore:
         for row in await self._storage.fetch_all(SELECT_AVOID_LISTS, (guild_id,)):
             lists.setdefault(row["user_id"], set()).add(row["company_key"])
         return lists
-
-    async def avoid_list(self, guild_id: int, user_id: int) -> set[str]:
-        """The company keys one member avoids."""
-        return {row[0] for row in await self._storage.fetch_all(SELECT_AVOID_LIST, (guild_id, user_id))}
 
     @staticmethod
     async def count_avoided(tx: Transaction, guild_id: int, user_id: int) -> int:
@@ -358,10 +353,10 @@ class MatchStore:
 
     async def accepted_pairs(self, guild_id: int, only: Collection[int] | None = None) -> list[tuple[int, int]]:
         """Pairs brought together by an accepted request (``only``: those with one of these members)."""
-        if only is not None and not only:
-            return []
         if only is None:
             rows = await self._storage.fetch_all(SELECT_ACCEPTED_PAIRS, (guild_id,))
+        elif not only:
+            return []
         else:
             rows = await self._storage.fetch_all(SELECT_ACCEPTED_PAIRS_OF.format(_listed(only)),
                                                  (guild_id, *only, guild_id, *only))
@@ -370,10 +365,10 @@ class MatchStore:
     async def declined_pairs(self, guild_id: int, since: datetime,
                              only: Collection[int] | None = None) -> list[tuple[int, int]]:
         """Pairs where one declined the other's request since ``since`` (``only``: as for accepted_pairs)."""
-        if only is not None and not only:
-            return []
         if only is None:
             rows = await self._storage.fetch_all(SELECT_DECLINED_PAIRS, (guild_id, to_text(since)))
+        elif not only:
+            return []
         else:
             rows = await self._storage.fetch_all(SELECT_DECLINED_PAIRS_OF.format(_listed(only)),
                                                  (guild_id, *only, to_text(since), guild_id, *only, to_text(since)))
@@ -559,10 +554,10 @@ class MatchStore:
                            only: Collection[int] | None = None) -> list[tuple[int, int]]:
         """Pairs who were in one group of the last ``rounds`` rounds (``only``: those with one of these
         members, read from their own rows: a few, where the whole server's are tens of thousands)."""
-        if only is not None and not only:
-            return []
         if only is None:
             rows = await self._storage.fetch_all(SELECT_RECENT_PAIRS, (guild_id, rounds))
+        elif not only:
+            return []
         else:
             rows = await self._storage.fetch_all(SELECT_RECENT_PAIRS_OF.format(_listed(only)),
                                                  (guild_id, *only, guild_id, rounds))

@@ -39,7 +39,7 @@ import multiprocessing.connection
 import os
 import pickle
 import threading
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, fields
@@ -130,7 +130,7 @@ class RoundWorker:
             result = await self._run(_plan_in_worker, packed)
         return await asyncio.to_thread(_unpacked_plan, result)
 
-    async def run(self, job: Callable[[_Order], Awaitable[_Result]], order: _Order) -> _Result:
+    async def run(self, job: Callable[[_Order], Coroutine[Any, Any, _Result]], order: _Order) -> _Result:
         """``job(order)`` run to its end on an event loop of the worker process's own: ``job`` a coroutine
         function of a module (pickled by its name), ``order`` and its result small (pickled whole). It is
         how a round is made and its delivery begun (``bot.matching.service.make_round``): the worker reads
@@ -263,20 +263,16 @@ def _exit_with(sentinel: int) -> None:
     os._exit(0)
 
 
-def _job_in_worker(job: Callable[[_Order], Awaitable[_Result]], order: _Order) -> _Result:
+def _job_in_worker(job: Callable[[_Order], Coroutine[Any, Any, _Result]], order: _Order) -> _Result:
     # A round read from the database makes over a million objects in a 100,000-member server (its profiles
     # and candidates), which the cycle collector would walk again and again on the way; see _plan_in_worker.
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return asyncio.run(_awaited(job(order)))
+        return asyncio.run(job(order))
     finally:
         if enabled:
             gc.enable()
-
-
-async def _awaited(work: Awaitable[_Result]) -> _Result:
-    return await work
 
 
 def _plan_in_worker(packed: _Round) -> _Plan:
