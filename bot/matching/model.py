@@ -58,7 +58,7 @@ class Candidate:
     user_id: int
     company: str
     languages: frozenset[str]
-    interests: frozenset[str] = frozenset()     # folded tags
+    interests: frozenset[str] = frozenset()     # tag keys (terms.tag_key), folded once here
     offers: tuple[str, ...] = ()                # phrases as the member wrote them
     seeks: tuple[str, ...] = ()
     utc_offset: float | None = None             # hours east of UTC, at the time of matching

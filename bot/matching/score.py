@@ -11,7 +11,7 @@ import itertools
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Final, NamedTuple
 
@@ -58,9 +58,8 @@ def timezone_bonus(x: float | None, y: float | None) -> float:
 
 
 def shared_interests(a: Candidate, b: Candidate) -> list[str]:
-    """``a``'s tags that ``b`` has too, in a stable order."""
-    theirs = {tag_key(tag) for tag in b.interests}
-    return sorted({tag_key(tag) for tag in a.interests} & theirs)
+    """The tag keys ``a`` and ``b`` share, in a stable order."""
+    return sorted(a.interests & b.interests)
 
 
 def terms_of(phrase_list: tuple[str, ...]) -> frozenset[str]:
@@ -100,6 +99,17 @@ def reasons(a: Candidate, b: Candidate, history: History, limit: int = 3) -> tup
                                 timezone_bonus(a.utc_offset, b.utc_offset)))
     found.sort(key=lambda reason: (-reason.weight, _REASON_ORDER.index(reason.key)))
     return tuple(found[:limit])
+
+
+def in_own_words(found: tuple[Reason, ...], tags: Iterable[str]) -> tuple[Reason, ...]:
+    """``found`` with the shared topics named as their reader wrote them (``tags``: the reader's interests
+    as written; "Supply Chain", not the key "supply chain")."""
+    written = {tag_key(tag): tag for tag in tags}
+    return tuple(
+        replace(reason, values=MappingProxyType({
+            **reason.values, "topics": tuple(written.get(str(key), str(key)) for key in reason.values["topics"])}))
+        if reason.key == REASON_INTERESTS else reason
+        for reason in found)
 
 
 def score(a: Candidate, b: Candidate, history: History) -> float:
@@ -275,7 +285,6 @@ class ScoreColumns:
         self._tag_id: dict[str, int] = {}
         self._term_id: dict[str, int] = {}
         self._tags_of: dict[frozenset[str], tuple[int, ...]] = {}
-        self._tag_keys: dict[str, str] = {}
         self._terms_of: dict[tuple[str, ...], tuple[int, ...]] = {}
         self._tags = _Postings(INTEREST_UNITS)
         self._offers = _Postings(OFFER_UNITS)
@@ -315,7 +324,7 @@ class ScoreColumns:
         # Many members share a tag set, a phrase, a time zone: each distinct one is looked up once.
         tags = self._tags_of.get(candidate.interests)
         if tags is None:
-            tags = self._tags_of[candidate.interests] = self._ids(self._tag_id, map(self._tag_key, candidate.interests))
+            tags = self._tags_of[candidate.interests] = self._ids(self._tag_id, candidate.interests)
         seeks = self._terms_of.get(candidate.seeks)
         if seeks is None:
             seeks = self._terms_of[candidate.seeks] = self._ids(self._term_id, terms_of(candidate.seeks))
@@ -323,12 +332,6 @@ class ScoreColumns:
         if offers is None:
             offers = self._terms_of[candidate.offers] = self._ids(self._term_id, terms_of(candidate.offers))
         return _Features(self._zone_of(candidate.utc_offset), tags, seeks, offers)
-
-    def _tag_key(self, tag: str) -> str:
-        key = self._tag_keys.get(tag)
-        if key is None:
-            key = self._tag_keys[tag] = tag_key(tag)
-        return key
 
     def extend(self, candidates: Sequence[Candidate]) -> None:
         """Put ``candidates`` in the next slots, in order."""

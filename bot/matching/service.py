@@ -68,6 +68,7 @@ from bot.matching.model import (
     Suggestion,
 )
 from bot.matching.pairing import plan_round
+from bot.matching.score import in_own_words
 from bot.matching.store import MatchStore
 from bot.matching.terms import phrases, tag_key
 from bot.outbox.model import NewJob
@@ -496,7 +497,7 @@ class MatchService:
     async def suggest(self, guild_id: int, user_id: int) -> list[tuple[Suggestion, Profile]]:
         """Up to three people for the member to meet, best first, with the reasons; people they already
         asked are left out. Empty when nobody fits."""
-        await self._asker(guild_id, user_id)
+        asker = await self._asker(guild_id, user_id)
         index = await self._index(guild_id)
         now = self._clock.now()
         async with self.store.storage.read() as tx:
@@ -512,7 +513,7 @@ class MatchService:
         for suggestion in suggestions:
             profile = await self._intros.profile(guild_id, suggestion.user_id)
             if profile is not None and profile.active:
-                found.append((suggestion, profile))
+                found.append((replace(suggestion, reasons=in_own_words(suggestion.reasons, asker.interests)), profile))
         return found
 
     async def check(self, guild_id: int, requester_id: int, target_id: int) -> tuple[Profile, Profile]:

@@ -116,7 +116,10 @@ async def test_interests_kept_as_written_are_still_one_tag_whatever_the_case_or_
     assert (await intros.profile(GUILD, 1)).interests == ("AI", "Supply Chain")   # type: ignore[union-attr]
     ((suggestion, _),) = await matching.suggest(GUILD, 1)
     shared = next(r for r in suggestion.reasons if r.key == REASON_INTERESTS)
-    assert shared.values["topics"] == ("ai",)
+    assert shared.values["topics"] == ("AI",)   # as the asker wrote it
+    ((suggestion, _),) = await matching.suggest(GUILD, 2)
+    shared = next(r for r in suggestion.reasons if r.key == REASON_INTERESTS)
+    assert shared.values["topics"] == ("ａｉ",)
 
 
 async def test_an_avoided_company_is_kept_apart_both_ways_and_privately(intros: IntroService,

@@ -67,7 +67,7 @@ def test_profile_changes_and_leaving_take_effect() -> None:
     index.upsert(member(3, "rakuten", available=False))   # paused
     assert index.suggest(1) == [] and index.why_not(1, 3) == UNAVAILABLE
     index.upsert(member(4, "mercari", interests=frozenset({"ai"})))
-    index.upsert(member(1, "sony", interests=frozenset({"AI"})))
+    index.upsert(member(1, "sony", interests=frozenset({"ai"})))
     assert [(s.user_id, s.score) for s in index.suggest(1)] == [(4, 3.0)]
     index.remove(4)
     index.remove(4)

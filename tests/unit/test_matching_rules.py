@@ -30,7 +30,7 @@ from bot.matching.model import (
     History,
 )
 from bot.matching.rules import eligible, why_not
-from bot.matching.score import UNITS, hours_apart, reasons, score
+from bot.matching.score import UNITS, hours_apart, in_own_words, reasons, score
 from bot.matching.terms import phrase_terms, phrases, tag_key
 
 # --- random communities (shared with the index and pairing tests) ----------------------------------------
@@ -233,13 +233,17 @@ def test_any_eligible_pair_scores_something() -> None:
     assert score(member(1), member(2, "toyota"), NONE) == 1.0
 
 
-def test_interests_count_up_to_three_whatever_the_spelling() -> None:
-    a = member(1, interests=frozenset({"AI", "Supply Chain", "fintech", "design"}))
-    b = member(2, "toyota", interests=frozenset({"ai", "supply  chain", "ＦＩＮＴＥＣＨ", "design", "web3"}))
+def test_interests_count_up_to_three_whatever_the_spelling_and_are_named_as_the_reader_wrote_them() -> None:
+    written = ("AI", "Supply Chain", "fintech", "design")
+    a = member(1, interests=frozenset(map(tag_key, written)))
+    theirs = ("ai", "supply  chain", "ＦＩＮＴＥＣＨ", "design", "web3")
+    b = member(2, "toyota", interests=frozenset(map(tag_key, theirs)))
     assert score(a, b, NONE) == 1.0 + 3 * 2.0
     top = reasons(a, b, NONE)[0]
     assert top.key == REASON_INTERESTS and top.weight == 6.0
     assert top.values["topics"] == ("ai", "design", "fintech")
+    (told,) = in_own_words((top,), written)
+    assert told.values["topics"] == ("AI", "design", "fintech") and told.weight == 6.0
 
 
 def test_offers_meet_seeks_each_way() -> None:
