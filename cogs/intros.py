@@ -544,6 +544,9 @@ class Intros(commands.Cog):
         embed.add_field(name=localize(Text("intros.stats.rounds_name")),
                         value=localize(Text("intros.stats.rounds", rounds=rounds.rounds, meetings=rounds.meetings,
                                             bridged=rounds.bridged)), inline=True)
+        posted, replies = await self.bot.prompts.totals(guild.id)
+        embed.add_field(name=localize(Text("intros.stats.prompts_name")),
+                        value=localize(Text("intros.stats.prompts", posted=posted, replies=replies)), inline=True)
         lines = [localize(Text("intros.stats.industry_line", industry=shorten(name, 60), count=count))
                  for name, count in stats.by_industry]
         if stats.no_industry:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Collection, Mapping
 from datetime import datetime
 from itertools import combinations
@@ -167,9 +168,13 @@ ORDER BY gm.user_id, g.followed_up_at DESC, g.id DESC
 """
 COUNT_ROUNDS = "SELECT COUNT(*) FROM match_rounds WHERE guild_id = ?"
 COUNT_GROUPS = "SELECT COUNT(*) FROM match_groups WHERE guild_id = ? AND state = 'delivered'"
+# A meeting: a group one of whose members answered "We met" to its follow-up, the erased ones included.
 COUNT_MEETINGS = """
-SELECT COUNT(DISTINCT group_id) FROM match_group_members WHERE guild_id = ? AND answer = 'met'
+SELECT COUNT(*) FROM match_groups AS g WHERE g.guild_id = ?
+  AND (g.met_kept = 1
+       OR EXISTS (SELECT 1 FROM match_group_members AS gm WHERE gm.group_id = g.id AND gm.answer = 'met'))
 """
+SELECT_KEPT_BRIDGES = "SELECT pair FROM match_bridges WHERE guild_id = ?"
 SELECT_GROUP_COMPANIES = """
 SELECT gm.group_id, gm.company_key FROM match_group_members AS gm JOIN match_groups AS g ON g.id = gm.group_id
 WHERE gm.guild_id = ? AND g.state = 'delivered' AND gm.unreached IS NULL ORDER BY gm.group_id
@@ -180,6 +185,19 @@ FROM match_group_members AS gm JOIN match_groups AS g ON g.id = gm.group_id
 WHERE gm.guild_id = ? AND gm.user_id = ? ORDER BY gm.group_id
 """
 DELETE_MEMBER_GROUPS = "DELETE FROM match_group_members WHERE guild_id = ? AND user_id = ?"
+# Before a member's rows go: their "We met" and the company pairs their delivered groups bridged.
+KEEP_MET = """
+UPDATE match_groups SET met_kept = 1
+WHERE id IN (SELECT group_id FROM match_group_members WHERE guild_id = ? AND user_id = ? AND answer = 'met')
+"""
+SELECT_BRIDGED_BY = """
+SELECT mine.company_key, other.company_key FROM match_group_members AS mine
+JOIN match_groups AS g ON g.id = mine.group_id
+JOIN match_group_members AS other ON other.group_id = mine.group_id AND other.user_id <> mine.user_id
+WHERE mine.guild_id = ? AND mine.user_id = ? AND g.state = 'delivered'
+  AND mine.unreached IS NULL AND other.unreached IS NULL AND other.company_key <> mine.company_key
+"""
+KEEP_BRIDGE = "INSERT INTO match_bridges (guild_id, pair) VALUES (?, ?) ON CONFLICT DO NOTHING"
 COUNT_UNANSWERED = """
 SELECT COUNT(*) FROM match_group_members WHERE group_id = ? AND answer IS NULL AND unreached IS NULL
 """
@@ -582,7 +600,8 @@ class MatchStore:
             companies: dict[int, set[str]] = {}
             for row in await tx.fetch_all(SELECT_GROUP_COMPANIES, (guild_id,)):
                 companies.setdefault(row[0], set()).add(row[1])
-        bridged = {pair for keys in companies.values() for pair in combinations(sorted(keys), 2)}
+            bridged = {bytes(row[0]) for row in await tx.fetch_all(SELECT_KEPT_BRIDGES, (guild_id,))}
+        bridged.update(_bridge(guild_id, a, b) for keys in companies.values() for a, b in combinations(keys, 2))
         assert rounds is not None and groups is not None and meetings is not None
         return RoundStats(int(rounds[0]), int(groups[0]), int(meetings[0]), len(bridged))
 
@@ -591,9 +610,14 @@ class MatchStore:
     @staticmethod
     async def forget(tx: Transaction, guild_id: int, user_id: int) -> list[tuple[int, int]]:
         """Delete the member's choices, avoid list, requests either way and their place in groups. The
-        groups stay (others were in them); a round's counts stay, and name nobody. Returns the messages
-        (channel, message) that still show the member's card to someone they asked: to delete."""
+        groups stay (others were in them); what they achieved is kept naming nobody (a meeting, the company
+        pairs bridged), so the stats stay as they were. Returns the messages (channel, message) that still
+        show the member's card to someone they asked: to delete."""
         delivered = [(row[0], row[1]) for row in await tx.fetch_all(SELECT_DELIVERED_BY, (guild_id, user_id))]
+        await tx.execute(KEEP_MET, (guild_id, user_id))
+        bridged = {_bridge(guild_id, row[0], row[1]) for row in await tx.fetch_all(SELECT_BRIDGED_BY,
+                                                                                   (guild_id, user_id))}
+        await tx.execute_many(KEEP_BRIDGE, [(guild_id, pair) for pair in bridged])
         await tx.execute(DELETE_MEMBER, (guild_id, user_id))
         await tx.execute(DELETE_AVOID_ALL, (guild_id, user_id))
         await tx.execute(DELETE_MEMBER_REQUESTS, (guild_id, user_id, user_id))
@@ -611,6 +635,13 @@ class MatchStore:
                                                                          (guild_id, user_id, user_id))],
             "match_groups": [_raw(row) for row in await tx.fetch_all(SELECT_MEMBER_GROUPS, (guild_id, user_id))],
         }
+
+
+def _bridge(guild_id: int, a: str, b: str) -> bytes:
+    """Two company keys bridged in a server, as a digest that names neither (either order)."""
+    first, second = sorted((a, b))
+    return hashlib.blake2b(f"{first}\0{second}".encode(), digest_size=16, key=str(guild_id).encode(),
+                           person=b"kakehashi.pair").digest()
 
 
 def _raw(row: Row) -> dict[str, Any]:

@@ -273,6 +273,10 @@ class PromptService:
     async def most_discussed(self, guild_id: int, limit: int) -> tuple[list[Post], int]:
         return await self.store.most_discussed(guild_id, limit)
 
+    async def totals(self, guild_id: int) -> tuple[int, int]:
+        """Prompts posted in the server, and their replies in all (for /stats)."""
+        return await self.store.totals(guild_id)
+
 
 def describe_schedule(schedule: Schedule) -> str:
     """A schedule as the audit trail keeps it: "monday 09:00", or "off"."""

@@ -71,7 +71,7 @@ SELECT_STATS = f"""
 SELECT {_POST_COLUMNS} FROM prompt_posts WHERE guild_id = ? AND state = 'posted'
 ORDER BY replies DESC, participants DESC, posted_at DESC, id DESC LIMIT ?
 """
-COUNT_POSTED = "SELECT COUNT(*) FROM prompt_posts WHERE guild_id = ? AND state = 'posted'"
+COUNT_POSTED = "SELECT COUNT(*), COALESCE(SUM(replies), 0) FROM prompt_posts WHERE guild_id = ? AND state = 'posted'"
 # Who replied in the server's prompt threads posted since a time (for matching's "same thread" bonus).
 SELECT_PARTICIPANTS_SINCE = """
 SELECT pp.post_id, pp.user_id FROM prompt_participants AS pp JOIN prompt_posts AS p ON p.id = pp.post_id
@@ -227,8 +227,13 @@ class PromptStore:
     async def most_discussed(self, guild_id: int, limit: int) -> tuple[list[Post], int]:
         """The posted prompts with the most replies first, and how many were posted in all."""
         rows = await self._storage.fetch_all(SELECT_STATS, (guild_id, limit))
-        total = await self._storage.fetch_one(COUNT_POSTED, (guild_id,))
-        return [_post(row) for row in rows], int(total[0]) if total else 0
+        posted, _ = await self.totals(guild_id)
+        return [_post(row) for row in rows], posted
+
+    async def totals(self, guild_id: int) -> tuple[int, int]:
+        """How many prompts were posted in the server, and how many replies they had in all."""
+        row = await self._storage.fetch_one(COUNT_POSTED, (guild_id,))
+        return (int(row[0]), int(row[1])) if row else (0, 0)
 
     @staticmethod
     async def member_rows(tx: Transaction, guild_id: int, user_id: int) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import struct
 from datetime import timedelta
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 
 from bot.client import KakehashiBot
 from tests.e2e.conftest import BotRunner, World, ask, use_channel
+from tests.e2e.test_intros import database_bytes
 from tests.e2e.test_prompts import launch
 from tests.fakeclock import FakeClock
 from tests.fakediscord import Channel, ChannelType, FakeDiscord, Member, Message
@@ -288,6 +290,22 @@ async def test_a_round_of_seven_makes_two_pairs_and_a_trio_and_follows_up(
     assert thanks.ephemeral
     stats = await ask(discord_server, world.admin, "rounds stats")
     assert "Rounds: 1" in stats.text and "meetings reported: 1" in stats.text
+    assert "company pairs bridged: 5" in stats.text   # 1 + 1 + 3 pairs of seven companies
+    overview = await ask(discord_server, world.admin, "stats")
+    assert "1 rounds · 1 meetings · 5 company pairs bridged" in overview.text
+
+    # The member who reported the meeting erases their data: what the round achieved stays, naming nobody.
+    confirm = await ask(discord_server, someone, "intro delete")
+    await _settle()
+    done = await discord_server.click(someone, confirm, f"intro:forget:{world.guild.id}:yes")
+    await discord_server.wait_until(lambda: "Done" in confirm.text, 10, "the deletion")
+    await done.response()
+    after = await ask(discord_server, world.admin, "rounds stats")
+    assert "groups: 3 · meetings reported: 1 · company pairs bridged: 5" in after.text
+    assert "1 rounds · 1 meetings · 5 company pairs bridged" in (await ask(discord_server, world.admin, "stats")).text
+    raw = database_bytes(bot_runner.database_path)
+    for trace in (str(someone.id).encode(), struct.pack(">q", someone.id)):
+        assert trace not in raw, trace
 
 
 async def test_a_bot_killed_after_two_of_three_threads_finishes_with_exactly_three(

@@ -264,6 +264,11 @@ async def test_queue_skip_and_stats(discord_server: FakeDiscord, world: World, r
     assert f"1. {thread.mention} · replies: 3 · participants: 2" in stats.text
     stats = await ask(discord_server, world.admin, "prompts stats", locale="ja")
     assert "返信: 3件 · 参加者: 2人" in stats.text
+    overview = await ask(discord_server, world.admin, "stats")
+    assert "Discussion prompts\n1 posted · 3 replies" in overview.text
+    overview = await ask(discord_server, world.admin, "stats", locale="ja")
+    assert "ディスカッションのお題\n投稿1件・返信3件" in overview.text
+
 
 async def test_a_hostile_custom_prompt_is_stored_intact_and_posted_without_pings(
         discord_server: FakeDiscord, world: World, running_bot: KakehashiBot) -> None:
