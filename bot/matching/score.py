@@ -105,11 +105,15 @@ def in_own_words(found: tuple[Reason, ...], tags: Iterable[str]) -> tuple[Reason
     """``found`` with the shared topics named as their reader wrote them (``tags``: the reader's interests
     as written; "Supply Chain", not the key "supply chain")."""
     written = {tag_key(tag): tag for tag in tags}
-    return tuple(
-        replace(reason, values=MappingProxyType({
-            **reason.values, "topics": tuple(written.get(str(key), str(key)) for key in reason.values["topics"])}))
-        if reason.key == REASON_INTERESTS else reason
-        for reason in found)
+
+    def told(reason: Reason) -> Reason:
+        topics = reason.values.get("topics")
+        if reason.key != REASON_INTERESTS or not isinstance(topics, tuple):
+            return reason
+        return replace(reason, values=MappingProxyType({
+            **reason.values, "topics": tuple(written.get(key, key) for key in topics)}))
+
+    return tuple(map(told, found))
 
 
 def score(a: Candidate, b: Candidate, history: History) -> float:
