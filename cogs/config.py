@@ -20,7 +20,7 @@ from bot.interactions import Localizer, localizer_for, send
 from bot.intros.model import Alias, IntroSettings, WelcomeMode
 from bot.intros.service import ALIAS_SETTING, MAX_REMINDER_DAYS, MIN_REMINDER_DAYS, REMINDERS_SETTING, WELCOME_SETTING
 from bot.matching.model import Cadence, RoundSettings
-from bot.matching.service import ROUNDS_SETTING
+from bot.matching.service import ROUNDS_SETTING, read_rounds_value
 from bot.prompts.schedule import WEEKDAYS
 from bot.prompts.service import SCHEDULE_SETTING
 from bot.translator import described
@@ -276,6 +276,14 @@ def _rounds_text(settings: RoundSettings, timezone: str, upcoming: datetime | No
                 follow_up=settings.follow_up_days)
 
 
+def _rounds_audit_text(settings: RoundSettings) -> Text:
+    """A round schedule as a change in the audit trail gave it (no next round: it is history)."""
+    return Text("config.show.rounds.audit", cadence=Text(f"choices.cadence.{settings.cadence.value}"),
+                weekday=Text(f"weekday.{WEEKDAYS[settings.weekday]}"), time=settings.time,
+                state=Text(f"config.show.rounds.{'on_state' if settings.enabled else 'off_state'}"),
+                repeat=settings.no_repeat_rounds, follow_up=settings.follow_up_days)
+
+
 def _aliases_text(localize: Localizer, aliases: list[Alias]) -> str:
     if not aliases:
         return localize(Text("config.show.aliases.none"))
@@ -307,6 +315,8 @@ def _value(setting: str, value: str | None) -> Text | str:
         state, _, days = value.partition(" ")
         return Text("config.show.intros.reminders_on", days=days) if state == "on" \
             else Text("config.show.intros.reminders_off")
+    if setting == ROUNDS_SETTING and (rounds := read_rounds_value(0, value)) is not None:
+        return _rounds_audit_text(rounds)
     if setting in (ROUNDS_SETTING, ALIAS_SETTING):
         return shorten(value, 120)
     if setting == SCHEDULE_SETTING:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import unicodedata
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Coroutine, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -321,10 +322,27 @@ async def _both_ways(pairs: Iterable[tuple[int, int]]) -> dict[int, frozenset[in
 
 
 def rounds_value(settings: RoundSettings) -> str:
-    """How the audit trail writes the round schedule: "weekly monday 10:00 on"."""
+    """How the audit trail writes the round schedule: "weekly monday 10:00 on; no repeat 6 rounds; follow-up
+    after 5 days" (read back by ``read_rounds_value``)."""
     return (f"{settings.cadence.value} {WEEKDAYS[settings.weekday]} {settings.time} "
             f"{'on' if settings.enabled else 'off'}; no repeat {settings.no_repeat_rounds} rounds; "
             f"follow-up after {settings.follow_up_days} days")
+
+
+_ROUNDS_VALUE: Final = re.compile(
+    r"(?P<cadence>\w+) (?P<weekday>\w+) (?P<time>\d\d:\d\d) (?P<state>on|off); no repeat (?P<repeat>\d+) rounds; "
+    r"follow-up after (?P<follow_up>\d+) days")
+
+
+def read_rounds_value(guild_id: int, value: str) -> RoundSettings | None:
+    """The schedule an audit entry wrote with ``rounds_value``, so it can be shown in any language; None
+    for a value it did not write."""
+    found = _ROUNDS_VALUE.fullmatch(value)
+    if found is None or found["weekday"] not in WEEKDAYS or found["cadence"] not in {c.value for c in Cadence}:
+        return None
+    return RoundSettings(guild_id, found["state"] == "on", Cadence(found["cadence"]),
+                         WEEKDAYS.index(found["weekday"]), found["time"], int(found["repeat"]),
+                         int(found["follow_up"]))
 
 
 class MatchService:

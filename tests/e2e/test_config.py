@@ -314,3 +314,23 @@ async def test_hostile_timezone_text_is_echoed_without_pinging_anyone(
     assert not any(unicodedata.category(ch) == "Cf" for ch in reply.content)
     visible = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
     assert f"“{visible}”" in reply.content
+
+
+async def test_a_japanese_server_reads_its_rounds_changes_and_lists_in_japanese(
+        discord_server: FakeDiscord, world: World, bot_runner: BotRunner) -> None:
+    bot_role = world.guild.role_named("Kakehashi")
+    locked = discord_server.add_channel(world.guild, "locked", overwrites=(
+        Overwrite(bot_role.id, 0, deny=Perm.SEND_MESSAGES | Perm.CREATE_PRIVATE_THREADS),))
+    await bot_runner.start()
+    await reply_to(discord_server, world.admin, "config language", code="ja")
+    await reply_to(discord_server, world.admin, "config channel", purpose="matches", channel=locked)
+    changed = await reply_to(discord_server, world.admin, "config rounds", locale="fr", cadence="biweekly",
+                             weekday="friday", time="18:30", enabled=True, no_repeat_rounds=3, follow_up_days=7)
+    assert "隔週、金曜日 18:30" in changed
+    shown = fields(await (await discord_server.slash(world.admin, "config show", locale="fr")).reply())
+    (line,) = [line for line in shown["最近の変更"].splitlines() if "マッチングラウンド" in line]
+    assert ("毎週、月曜日 10:00、オフ。同じ組み合わせは6ラウンド空ける。フォローアップは5日後 → "
+            "隔週、金曜日 18:30、オン。同じ組み合わせは3ラウンド空ける。フォローアップは7日後") in line
+    assert "no repeat" not in line and "weekly" not in line
+    needs = "メッセージを送信、プライベートスレッドを作成、埋め込みリンク"   # a Japanese list: 、
+    assert f"{locked.mention} ⚠️ 必要な権限: {needs}" in shown["チャンネル"]

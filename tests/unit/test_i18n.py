@@ -11,6 +11,10 @@ import pytest
 from bot.guilds.model import ChannelKind, Purpose, Setting
 from bot.guilds.rules import all_required_permissions
 from bot.i18n import LANGUAGES, Catalog, Text, default_catalog, language_of_locale, pick_language, placeholders
+from bot.intros.service import ALIAS_SETTING, REMINDERS_SETTING, WELCOME_SETTING
+from bot.matching.model import Cadence, RoundSettings
+from bot.matching.service import ROUNDS_SETTING, read_rounds_value, rounds_value
+from bot.prompts.service import SCHEDULE_SETTING
 
 ROOT = Path(__file__).resolve().parents[2]
 CATALOG = default_catalog()
@@ -63,6 +67,9 @@ def test_every_key_built_from_a_name_is_in_the_catalog() -> None:
     built |= {f"permissions.{name}" for name in all_required_permissions() | {"manage_guild"}}
     built |= {f"language.{code}" for code in LANGUAGES}
     built |= {f"config.setting.{s.value}" for s in Setting} | {"config.setting.channel"}
+    # every setting a feature records in the audit trail (/config show names it)
+    built |= {f"config.setting.{name}" for name in (REMINDERS_SETTING, WELCOME_SETTING, ALIAS_SETTING,
+                                                    ROUNDS_SETTING, SCHEDULE_SETTING)}
     assert sorted(built - CATALOG.keys("en")) == []
 
 
@@ -110,3 +117,11 @@ def test_a_list_is_joined_as_each_language_writes_lists() -> None:
     assert catalog.join("en", ["AI", "design"]) == "AI, design"
     assert catalog.join("ja", ["AI", "デザイン"]) == "AI、デザイン"
     assert catalog.join("ja", [Text("intros.language.en"), "AI"]).endswith("、AI")
+
+
+def test_a_round_schedule_in_the_audit_trail_reads_back_for_any_language() -> None:
+    settings = RoundSettings(7, True, Cadence.BIWEEKLY, 4, "18:30", 3, 7)
+    assert rounds_value(settings) == "biweekly friday 18:30 on; no repeat 3 rounds; follow-up after 7 days"
+    assert read_rounds_value(7, rounds_value(settings)) == settings
+    assert read_rounds_value(7, "fortnightly friday 18:30 on; no repeat 3 rounds; follow-up after 7 days") is None
+    assert read_rounds_value(7, "something else") is None
