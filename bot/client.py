@@ -137,6 +137,7 @@ class KakehashiBot(commands.Bot):
         self._prompts = PromptService(PromptStore(self._storage), outbox_store, self._guild_config, essays,
                                       self.clock)
         self._intros = IntroService(IntroStore(self._storage), self.clock, keep_left_days=self.settings.keep_left_days)
+        self._intros.watch(self._guild_config.forget_language)
         self._matching = MatchService(MatchStore(self._storage), self._intros, self._prompts.store,
                                       self._guild_config, self.clock, planner=self._round_worker.plan,
                                       worker=self._round_worker)
@@ -147,6 +148,13 @@ class KakehashiBot(commands.Bot):
         await self.outbox.start(outbox_store)
         self._outbox_task = asyncio.create_task(self._run_outbox(), name="outbox")
         self._heap_task = asyncio.create_task(heap.keep_settled(), name="heap")
+
+    async def on_interaction(self, interaction: discord.Interaction[Any]) -> None:
+        """Remember the member's language for what they are sent alone (DMs); in a task of its own, so the
+        interaction's answer never waits for it."""
+        if interaction.guild_id is not None and self._guild_config is not None:
+            await self._guild_config.remember_language(interaction.guild_id, interaction.user.id,
+                                                       interaction.locale.value)
 
     async def _run_outbox(self) -> None:
         # Jobs need the servers and channels Discord sends on connecting.

@@ -27,6 +27,14 @@ def server_localizer(bot: KakehashiBot, guild: discord.Guild, settings: GuildSet
     return Localizer(settings.effective_language(guild.preferred_locale.value), bot.catalog)
 
 
+async def member_localizer(bot: KakehashiBot, guild: discord.Guild, settings: GuildSettings,
+                           user_id: int) -> Localizer:
+    """For what the bot sends one member alone (a DM, a request in a thread of their own): the language of
+    their last interaction in the server, else the server's."""
+    language = await bot.guild_config.member_language(guild.id, user_id)
+    return Localizer(language, bot.catalog) if language else server_localizer(bot, guild, settings)
+
+
 def card_embed(localize: Localizer, profile: Profile, *, viewer_id: int | None,
                introduced: bool = False) -> discord.Embed:
     """A profile as others see it (``viewer_id`` None: in a channel), or as its owner sees it;

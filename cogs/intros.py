@@ -45,7 +45,7 @@ from bot.intros.model import (
 )
 from bot.intros.profile import LIMITS
 from bot.outbox.model import Job
-from bot.posting import card_embed, discord_error, post_to_log, server_localizer
+from bot.posting import card_embed, discord_error, member_localizer, post_to_log, server_localizer
 from bot.translator import described
 from bot.ui import Modal, RoutedItem
 
@@ -626,21 +626,26 @@ class Intros(commands.Cog):
         """By DM, else (DMs closed) as a reply in the channel that goes away after ten minutes."""
         assert message.guild is not None
         guild = message.guild
-        localize = server_localizer(self.bot, guild, settings)
         found = [Text(f"intros.field.{name}") for name in draft]
         text = Text("intros.offer.dm", server=shorten(guild.name, 60), link=message.jump_url,
                     found=found if found else Text("intros.offer.nothing_found"))
-        view = discord.ui.View(timeout=None)
-        view.add_item(DraftButton(guild.id, message.author.id, localize(Text("intros.offer.button"))))
+
+        def offer(localize: Localizer) -> discord.ui.View:
+            view = discord.ui.View(timeout=None)
+            view.add_item(DraftButton(guild.id, message.author.id, localize(Text("intros.offer.button"))))
+            return view
+
+        mine = await member_localizer(self.bot, guild, settings, message.author.id)
         try:
-            await message.author.send(localize(text), view=view)
+            await message.author.send(mine(text), view=offer(mine))
             return
         except discord.HTTPException as exc:
             # 50007 (DMs closed) is the usual reason; whatever it is, the reply below still reaches them.
             log.info("Could not DM %s in guild %s (%s); replying instead", message.author.id, guild.id, exc.code)
+        localize = server_localizer(self.bot, guild, settings)   # in the channel, where others read it too
         try:
-            reply = await message.reply(localize(Text("intros.offer.reply", found=text.params["found"])), view=view,
-                                        mention_author=True)
+            reply = await message.reply(localize(Text("intros.offer.reply", found=text.params["found"])),
+                                        view=offer(localize), mention_author=True)
         except discord.HTTPException as exc:
             log.info("Could not offer a profile to %s in guild %s: %s", message.author.id, guild.id, exc.text)
             return
@@ -669,12 +674,18 @@ class Intros(commands.Cog):
         """``dm_key`` by DM if ``by_dm``; else, or with DMs closed, ``channel_key`` in the welcome channel,
         mentioning only the member. Either with the "Introduce yourself" button."""
         settings = await self.bot.guild_config.settings(guild.id)
-        localize = server_localizer(self.bot, guild, settings)
-        view = discord.ui.View(timeout=None)
-        view.add_item(IntroduceButton(guild.id, localize(Text("intros.welcome.button"))))
+
+        def introduce(localize: Localizer) -> discord.ui.View:
+            view = discord.ui.View(timeout=None)
+            view.add_item(IntroduceButton(guild.id, localize(Text("intros.welcome.button"))))
+            return view
+
         server = shorten(guild.name, 60)
-        if by_dm and await _dm(member, localize(Text(dm_key, server=server)), view):
-            return
+        if by_dm:
+            mine = await member_localizer(self.bot, guild, settings, member.id)
+            if await _dm(member, mine(Text(dm_key, server=server)), introduce(mine)):
+                return
+        localize = server_localizer(self.bot, guild, settings)   # in the welcome channel: the server's
         channel_id = settings.channel(Purpose.WELCOME)
         channel = guild.get_channel(channel_id) if channel_id else None
         if not isinstance(channel, discord.TextChannel):
@@ -684,7 +695,8 @@ class Intros(commands.Cog):
             return
         content = localize(Text(channel_key, member=member.mention, server=server))
         try:
-            await channel.send(content, view=view, allowed_mentions=discord.AllowedMentions(users=[member]))
+            await channel.send(content, view=introduce(localize),
+                               allowed_mentions=discord.AllowedMentions(users=[member]))
         except discord.HTTPException as exc:
             # A welcome hours late helps nobody: log it, tell the admins once, and do not retry.
             log.warning("Could not post in the welcome channel of guild %s: %s", guild.id, exc.text)

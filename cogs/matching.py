@@ -57,7 +57,7 @@ from bot.matching.model import (
 )
 from bot.matching.service import COMPANY_MAX, NOTE_MAX
 from bot.outbox.model import Job, RetryLater
-from bot.posting import card_embed, discord_error, post_to_log, server_localizer
+from bot.posting import card_embed, discord_error, member_localizer, post_to_log, server_localizer
 from bot.translator import described
 from bot.ui import Modal, RoutedItem
 
@@ -338,14 +338,22 @@ class AnswerButton(RoutedItem, discord.ui.DynamicItem[discord.ui.Button[Any]],
             content=localize(Text("match.request.accepted", channel=channel.mention)), embed=None, view=None)
 
 
+def _follow_up_view(localize: Localizer, group_id: int) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    for answer in Answer:
+        view.add_item(FollowUpButton(group_id, answer.value, localize(Text(ANSWER_KEYS[answer]))))
+    return view
+
+
 async def _tell(bot: KakehashiBot, guild: discord.Guild, user_id: int, text: Text) -> bool:
-    """A DM in the server's language; False when it could not be sent (closed DMs: logged, nothing else)."""
+    """A DM in the member's language; False when it could not be sent (closed DMs: logged, nothing else)."""
     member = guild.get_member(user_id)
     if member is None:
         return False
     settings = await bot.guild_config.settings(guild.id)
+    localize = await member_localizer(bot, guild, settings, user_id)
     try:
-        await member.send(server_localizer(bot, guild, settings)(text))
+        await member.send(localize(text))
     except discord.HTTPException as exc:
         log.info("Could not DM member %s in guild %s (%s)", user_id, guild.id, exc.code)
         return False
@@ -697,7 +705,7 @@ class Matching(commands.Cog):
             await self._undeliverable(guild, request, "match.request.gone")
             return
         settings = await self.bot.guild_config.settings(guild.id)
-        localize = server_localizer(self.bot, guild, settings)
+        localize = await member_localizer(self.bot, guild, settings, target.id)   # for the target alone
         text = Text("match.request.dm", name=shorten(profile.display_name, 80), server=shorten(guild.name, 60),
                     days=7)
         note = Text("match.request.note", note=request.note) if request.note else None
@@ -954,7 +962,7 @@ class Matching(commands.Cog):
         question to start, ending with the group's marker, by which a retry finds it. False when Discord
         refuses the DM (closed DMs)."""
         settings = await self.bot.guild_config.settings(guild.id)
-        localize = server_localizer(self.bot, guild, settings)
+        localize = await member_localizer(self.bot, guild, settings, member.id)
         others = [m for m in members if m.id != member.id]
         embeds = []
         for other in others:
@@ -1009,9 +1017,6 @@ class Matching(commands.Cog):
             return
         settings = await self.bot.guild_config.settings(guild.id)
         localize = server_localizer(self.bot, guild, settings)
-        view = discord.ui.View(timeout=None)
-        for answer in Answer:
-            view.add_item(FollowUpButton(group.id, answer.value, localize(Text(ANSWER_KEYS[answer]))))
         button = f"match:met:{group.id}:{Answer.MET.value}"
         retry = job.attempts > 1
         if group.way is not Way.DM and group.thread_id is not None:
@@ -1022,7 +1027,8 @@ class Matching(commands.Cog):
                     # button among the thread's latest messages instead of asking twice. Posting reopens an
                     # archived thread.
                     if not (retry and await _sent_with(thread, guild.me.id, button)):
-                        await thread.send(localize(Text("match.follow_up.question")), view=view)
+                        await thread.send(localize(Text("match.follow_up.question")),
+                                          view=_follow_up_view(localize, group.id))
                     await self.bot.matching.followed_up(group.id)
                     await self.bot.matching.archive_later(guild.id, group.id)
                     return
@@ -1036,11 +1042,12 @@ class Matching(commands.Cog):
             member = guild.get_member(user_id)
             if member is None:
                 continue
+            mine = await member_localizer(self.bot, guild, settings, user_id)
             try:
                 dm = await member.create_dm()
                 if not (retry and await _sent_with(dm, guild.me.id, button)):
-                    await dm.send(localize(Text("match.follow_up.question_dm", server=shorten(guild.name, 60))),
-                                  view=view)
+                    await dm.send(mine(Text("match.follow_up.question_dm", server=shorten(guild.name, 60))),
+                                  view=_follow_up_view(mine, group.id))
             except discord.Forbidden as exc:
                 log.info("Could not DM the follow-up to member %s (%s)", user_id, exc.code)
         await self.bot.matching.followed_up(group.id)

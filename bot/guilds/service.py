@@ -17,17 +17,45 @@ from bot.guilds.model import (
     Setting,
 )
 from bot.guilds.store import GuildSettingsStore
+from bot.i18n import language_of_locale
 
 RECENT_CHANGES = 5
+# Members whose language this process last wrote, so an interaction in an unchanged language writes nothing;
+# past this many it starts again (an extra write each, no harm).
+LANGUAGES_KEPT = 10_000
 
 
 class GuildConfig:
     def __init__(self, store: GuildSettingsStore, clock: Clock) -> None:
         self._store = store
         self._clock = clock
+        self._languages: dict[tuple[int, int], str | None] = {}
 
     async def settings(self, guild_id: int) -> GuildSettings:
         return await self._store.get(guild_id)
+
+    # -- a member's language
+
+    async def remember_language(self, guild_id: int, user_id: int, locale: str | None) -> None:
+        """The member's client locale, from an interaction: what they are sent alone goes in it (a locale the
+        bot has no catalogue for forgets it: the server's language then serves, as for their replies)."""
+        language = language_of_locale(locale)
+        key = (guild_id, user_id)
+        if key in self._languages and self._languages[key] == language:
+            return
+        await self._store.set_member_language(guild_id, user_id, language, self._clock.now())
+        if len(self._languages) >= LANGUAGES_KEPT:
+            self._languages.clear()
+        self._languages[key] = language
+
+    def forget_language(self, guild_id: int, user_id: int | None) -> None:
+        """The member's data changed or was erased: the next interaction writes their language again."""
+        if user_id is not None:
+            self._languages.pop((guild_id, user_id), None)
+
+    async def member_language(self, guild_id: int, user_id: int) -> str | None:
+        """The language remembered from the member's last interaction in the server, if the bot speaks it."""
+        return await self._store.member_language(guild_id, user_id)
 
     async def overview(self, guild_id: int, lookup: Callable[[int], ChannelRef | None]) -> Overview:
         """Every setting, each purpose's channel checked (``lookup`` finds a channel still there), and the

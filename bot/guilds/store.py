@@ -41,6 +41,14 @@ SELECT setting, old_value, new_value, changed_at FROM config_audit WHERE guild_i
 # The audit trail keeps what changed and when; an erased member is no longer named as who changed it.
 ANONYMISE_ACTOR = "UPDATE config_audit SET actor_id = ? WHERE guild_id = ? AND actor_id = ?"
 
+SELECT_MEMBER_LANGUAGE = "SELECT language FROM member_languages WHERE guild_id = ? AND user_id = ?"
+UPSERT_MEMBER_LANGUAGE = """
+INSERT INTO member_languages (guild_id, user_id, language, updated_at) VALUES (?, ?, ?, ?)
+ON CONFLICT (guild_id, user_id) DO UPDATE SET language = excluded.language, updated_at = excluded.updated_at
+WHERE language <> excluded.language
+"""
+DELETE_MEMBER_LANGUAGE = "DELETE FROM member_languages WHERE guild_id = ? AND user_id = ?"
+
 _COLUMNS = {
     Setting.LANGUAGE: (SELECT_LANGUAGE, UPDATE_LANGUAGE),
     Setting.TIMEZONE: (SELECT_TIMEZONE, UPDATE_TIMEZONE),
@@ -109,6 +117,24 @@ class GuildSettingsStore:
             for r in rows
         ]
 
+    async def member_language(self, guild_id: int, user_id: int) -> str | None:
+        async with self._storage.read() as tx:
+            return await member_language(tx, guild_id, user_id)
+
+    async def set_member_language(self, guild_id: int, user_id: int, language: str | None, now: datetime) -> None:
+        """Remember the member's language (None: forget it; their client's is not one the bot speaks)."""
+        async with self._storage.transaction() as tx:
+            if language is None:
+                await tx.execute(DELETE_MEMBER_LANGUAGE, (guild_id, user_id))
+            else:
+                await tx.execute(UPSERT_MEMBER_LANGUAGE, (guild_id, user_id, language, to_text(now)))
+
+
+async def member_language(tx: Transaction, guild_id: int, user_id: int) -> str | None:
+    """The language remembered for the member (also for /intro export)."""
+    row = await tx.fetch_one(SELECT_MEMBER_LANGUAGE, (guild_id, user_id))
+    return None if row is None else str(row[0])
+
 
 async def record_change(tx: Transaction, guild_id: int, actor_id: int, change: Change, now: datetime) -> None:
     """Audit a change inside the transaction that makes it (other features' settings use it too)."""
@@ -123,4 +149,6 @@ async def changes_by(tx: Transaction, guild_id: int, actor_id: int) -> list[dict
 
 
 async def forget_actor(tx: Transaction, guild_id: int, actor_id: int) -> None:
+    """The member is no longer named on the changes they made, and their language is forgotten."""
     await tx.execute(ANONYMISE_ACTOR, (FORMER_MEMBER, guild_id, actor_id))
+    await tx.execute(DELETE_MEMBER_LANGUAGE, (guild_id, actor_id))

@@ -355,6 +355,7 @@ class IntroService:
             data.update(await PromptStore.member_rows(tx, guild_id, user_id))
             data.update(await MatchStore.member_rows(tx, guild_id, user_id))
             data["settings_changed"] = await guild_store.changes_by(tx, guild_id, user_id)
+            data["language"] = await guild_store.member_language(tx, guild_id, user_id)
             data["scheduled_messages"] = [
                 {"kind": job.kind, "due_at": to_text(job.due_at), "state": job.state.value}
                 for job in await OutboxStore.member_jobs(tx, guild_id, user_id)]

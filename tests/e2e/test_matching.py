@@ -109,6 +109,8 @@ async def test_an_accepted_request_opens_one_private_thread_with_both_even_after
     await discord_server.wait_until(lambda: bool(discord_server.dms(chie)), 5, "the request by DM")
     (request,) = discord_server.dms(chie)
     assert "Supply chains in Vietnam?" in request.text and "Sony" in request.text  # the requester's card
+    # In chie's language (her client's, from her last interaction), though the server speaks English.
+    assert "あなたへの紹介を希望しています" in request.text and "ひとこと：Supply chains in Vietnam?" in request.text
     (accept, decline) = request.custom_ids
     assert accept.startswith("match:accept:") and decline.startswith("match:decline:")
 

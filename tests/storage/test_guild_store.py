@@ -7,9 +7,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.guilds.model import Purpose, Setting
-from bot.guilds.store import GuildSettingsStore
+from bot.guilds.service import GuildConfig
+from bot.guilds.store import GuildSettingsStore, forget_actor
 from bot.storage import Storage
 from bot.sync.store import CommandSyncStore
+from tests.fakeclock import FakeClock
 
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
@@ -80,3 +82,22 @@ async def test_command_sync_hash_is_kept_per_scope(storage: Storage) -> None:
     await store.record("guild:1:2", "def", NOW)
     await store.record("global:1", "xyz", NOW)
     assert (await store.last_hash("global:1"), await store.last_hash("guild:1:2")) == ("xyz", "def")
+
+
+async def test_a_member_language_follows_their_last_interaction_per_server_and_goes_with_them(
+        storage: Storage) -> None:
+    store = GuildSettingsStore(storage)
+    config = GuildConfig(store, FakeClock(NOW))
+    await config.remember_language(1, 7, "ja")
+    await config.remember_language(2, 7, "en-GB")
+    assert (await config.member_language(1, 7), await config.member_language(2, 7)) == ("ja", "en")
+    await config.remember_language(1, 7, "ja")   # unchanged: nothing written
+    await config.remember_language(1, 7, "fr")   # a language the bot does not speak: the server's serves
+    assert await config.member_language(1, 7) is None
+    await config.remember_language(1, 7, "ja")
+    async with storage.transaction() as tx:
+        await forget_actor(tx, 1, 7)
+    assert (await config.member_language(1, 7), await config.member_language(2, 7)) == (None, "en")
+    config.forget_language(1, 7)   # the erasure tells the service (IntroService.watch): the next one writes
+    await config.remember_language(1, 7, "ja")
+    assert await config.member_language(1, 7) == "ja"
