@@ -153,6 +153,17 @@ def fold(text: str) -> str:
     return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
 
 
+def written_in(text: str) -> str:
+    """The catalogue language a text is written in, as far as its letters tell: Japanese when it has kana
+    (Japanese sentences cannot do without them; a Japanese word quoted in English brings one or two) and
+    kana and kanji are at least a fifth of its letters ("DXとAIのためのcloud strategy" is Japanese), else
+    English."""
+    letters = [ch for ch in text if ch.isalpha()]
+    kana = sum(1 for ch in letters if "\u3041" <= ch <= "\u30ff" or "\uff66" <= ch <= "\uff9d")
+    japanese = kana + sum(1 for ch in letters if "\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff")
+    return "ja" if kana >= 3 and japanese * 5 >= len(letters) else DEFAULT_LANGUAGE
+
+
 def visible(text: str) -> str:
     """What a reader would see of the text: no invisible characters and no whitespace ("" for blank)."""
     return "".join(ch for ch in without_invisible(text) if not ch.isspace())

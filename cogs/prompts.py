@@ -21,7 +21,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.channels import channel_ref
-from bot.checks import AdminGroup
+from bot.checks import AdminGroup, require_manage_guild
 from bot.client import KakehashiBot
 from bot.errors import UserError
 from bot.guilds import rules as guild_rules
@@ -32,6 +32,7 @@ from bot.outbox.model import Failure, Job, JobState, RetryLater
 from bot.posting import discord_error, post_to_log
 from bot.prompts import render
 from bot.prompts.model import POST_JOB, Post, PostState, Prompt, QueueView
+from bot.prompts.service import SUMMARY_MAX, other_language
 from bot.translator import described
 from bot.ui import Modal, RoutedItem
 
@@ -97,7 +98,80 @@ class PromptModal(Modal):
         prompt, place = await self.bot.prompts.add(
             interaction.guild_id, self.prompt_title.value, self.text.value, [q.value for q in self.questions],
             author_id=interaction.user.id)
-        await send(interaction, Text("prompts.add.added", title=_title(prompt, "en"), place=place))
+        localize = await localizer_for(interaction)
+        written = prompt.languages[0]
+        other = Text(f"language.{other_language(written)}")
+        view = discord.ui.View(timeout=None)
+        view.add_item(TranslateButton(interaction.guild_id, prompt.key,
+                                      localize(Text("prompts.add.translate_button", other=other))))
+        await send(interaction, localize(Text("prompts.add.added", title=_title(prompt, written), place=place,
+                                              language=Text(f"language.{written}"), other=other)), view=view)
+
+
+class TranslateButton(RoutedItem, discord.ui.DynamicItem[discord.ui.Button[Any]],
+                      template=r"prompt:translate:(?P<guild>[0-9]+):(?P<prompt>custom:[0-9]+)"):
+    """Under "Added": opens the form for the prompt in the other language (again: what was given, to change)."""
+
+    def __init__(self, guild_id: int, key: str, label: str) -> None:
+        super().__init__(discord.ui.Button(label=label, style=discord.ButtonStyle.secondary,
+                                           custom_id=f"prompt:translate:{guild_id}:{key}"))
+        self.guild_id = guild_id
+        self.key = key
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction[Any], item: discord.ui.Button[Any],
+                             match: re.Match[str], /) -> TranslateButton:
+        return cls(int(match["guild"]), match["prompt"], item.label or "")
+
+    async def run(self, interaction: discord.Interaction[Any]) -> None:
+        require_manage_guild(interaction)
+        if interaction.guild_id != self.guild_id:
+            raise UserError("errors.bad_value")
+        bot: KakehashiBot = interaction.client
+        prompt = next((p for p in await bot.prompts.catalogue(self.guild_id) if p.key == self.key), None)
+        if prompt is None:
+            raise UserError("prompts.translate.gone")
+        await interaction.response.send_modal(TranslationModal(bot, await localizer_for(interaction), prompt))
+
+
+class TranslationModal(Modal):
+    """The optional second step of /prompts add: the title, a summary and the questions in the other language
+    (the text itself is posted as written)."""
+
+    def __init__(self, bot: KakehashiBot, localize: Localizer, prompt: Prompt) -> None:
+        self.language = other_language(prompt.languages[0])
+        named = Text(f"language.{self.language}")
+        super().__init__(title=shorten(localize(Text("prompts.translate.modal_title", language=named)), 45),
+                         timeout=15 * 60)
+        self.bot = bot
+        self.key = prompt.key
+        given = prompt.translated
+        self.prompt_title: discord.ui.TextInput[TranslationModal] = discord.ui.TextInput(
+            label=localize(Text("prompts.translate.field_title", language=named)), max_length=100, required=False,
+            default=prompt.titles.get(self.language) if given else None)
+        self.summary: discord.ui.TextInput[TranslationModal] = discord.ui.TextInput(
+            label=localize(Text("prompts.translate.field_summary", language=named)), style=discord.TextStyle.paragraph,
+            max_length=SUMMARY_MAX, required=False, placeholder=localize(Text("prompts.translate.field_summary_hint")),
+            default=prompt.summary(self.language) or None)
+        mine = prompt.questions.get(self.language, ()) if given else ()
+        self.questions = [
+            discord.ui.TextInput[TranslationModal](
+                label=localize(Text("prompts.translate.field_question", number=number, language=named)),
+                max_length=300, required=False, style=discord.TextStyle.paragraph,
+                default=mine[number - 1] if number <= len(mine) else None)
+            for number in (1, 2, 3)
+        ]
+        for item in (self.prompt_title, self.summary, *self.questions):
+            self.add_item(item)
+
+    async def on_submit(self, interaction: discord.Interaction[Any], /) -> None:  # type: ignore[override]
+        require_manage_guild(interaction)
+        assert interaction.guild_id is not None
+        prompt, language = await self.bot.prompts.translate(
+            interaction.guild_id, self.key, self.prompt_title.value, self.summary.value,
+            [q.value for q in self.questions])
+        await send(interaction, Text("prompts.translate.saved", title=_title(prompt, language),
+                                     language=Text(f"language.{language}")))
 
 
 class Prompts(commands.Cog):
@@ -288,7 +362,7 @@ class PromptPoster:
         if not prompt.translated:
             return None
         view = discord.ui.View(timeout=None)
-        for language in LANGUAGES:
+        for language in prompt.languages:
             if language != post.language:
                 label = self.bot.catalog.render(language, Text(f"language.{language}"))
                 view.add_item(LanguageButton(post.id, language, label))
@@ -429,5 +503,5 @@ def _queue_embed(localize: Localizer, view: QueueView) -> discord.Embed:
 
 
 async def setup(bot: KakehashiBot) -> None:
-    bot.add_dynamic_items(LanguageButton)
+    bot.add_dynamic_items(LanguageButton, TranslateButton)
     await bot.add_cog(Prompts(bot))

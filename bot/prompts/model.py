@@ -28,16 +28,21 @@ class Prompt:
 
     key: str  # "essay:<slug>" or "custom:<id>"
     kind: PromptKind
-    titles: Mapping[str, str]  # language -> title; a custom prompt has one title for every language
-    summaries: Mapping[str, str]  # empty for a custom prompt
+    titles: Mapping[str, str]  # language -> title, in the languages it exists in (the first serves the others)
+    summaries: Mapping[str, str]  # a custom prompt's only in the language it was translated into
     questions: Mapping[str, tuple[str, ...]]
     body: str
 
     @property
     def translated(self) -> bool:
-        """Whether the summary and questions exist in each language (essays), so a member can ask for
-        the other language."""
-        return self.kind is PromptKind.ESSAY
+        """Whether the title and questions exist in more than one language (an essay, or a prompt an admin
+        gave in both), so a member can ask for the other language."""
+        return len(self.titles) > 1
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        """The languages its title and questions exist in (a custom prompt's first: the one it was written in)."""
+        return tuple(self.titles)
 
     def title(self, language: str) -> str:
         return self.titles.get(language) or next(iter(self.titles.values()), "")
@@ -50,6 +55,15 @@ class Prompt:
 
 
 @dataclass(frozen=True)
+class Translation:
+    """A custom prompt's title, a summary of its text and its questions in the other language."""
+
+    title: str
+    summary: str
+    questions: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class CustomPrompt:
     id: int
     guild_id: int
@@ -58,6 +72,8 @@ class CustomPrompt:
     questions: tuple[str, ...]
     author_id: int
     created_at: datetime
+    language: str | None = None              # the language it was written in; None: added before this was kept
+    translation: Translation | None = None   # in the other language
 
     @property
     def key(self) -> str:

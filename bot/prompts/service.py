@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from types import MappingProxyType
 from zoneinfo import ZoneInfo
@@ -12,7 +13,7 @@ from bot.clock import Clock
 from bot.errors import UserError
 from bot.guilds.model import Change, Purpose
 from bot.guilds.service import GuildConfig
-from bot.i18n import LANGUAGES, fold, shorten, visible
+from bot.i18n import LANGUAGES, fold, shorten, visible, written_in
 from bot.outbox.model import Job
 from bot.outbox.store import OutboxStore
 from bot.prompts import queue as queue_rules
@@ -29,6 +30,7 @@ from bot.prompts.model import (
     Schedule,
     ScheduleChange,
     Skipped,
+    Translation,
 )
 from bot.prompts.store import PromptStore
 from bot.storage import Transaction
@@ -40,6 +42,7 @@ TITLE_MAX = 100
 TEXT_MAX = 4000
 QUESTION_MAX = 300
 QUESTIONS_MAX = 3
+SUMMARY_MAX = 1000
 UPCOMING = 5
 
 
@@ -55,14 +58,36 @@ def essay_prompt(essay: Essay) -> Prompt:
 
 
 def custom_prompt(custom: CustomPrompt) -> Prompt:
-    return Prompt(
-        key=custom.key,
-        kind=PromptKind.CUSTOM,
-        titles=MappingProxyType(dict.fromkeys(LANGUAGES, custom.title)),
-        summaries=MappingProxyType({}),
-        questions=MappingProxyType(dict.fromkeys(LANGUAGES, custom.questions)),
-        body=custom.body,
-    )
+    """A prompt an admin added, in the language they wrote it in and, when given, the other one (a summary
+    of the text stands in for the text, which is posted as written)."""
+    written = written_language(custom)
+    titles, summaries, questions = {written: custom.title}, {}, {written: custom.questions}
+    if custom.translation is not None:
+        other = other_language(written)
+        titles[other] = custom.translation.title or custom.title
+        if custom.translation.summary:
+            summaries[other] = custom.translation.summary
+        if custom.translation.questions:
+            questions[other] = custom.translation.questions
+    return Prompt(key=custom.key, kind=PromptKind.CUSTOM, titles=MappingProxyType(titles),
+                  summaries=MappingProxyType(summaries), questions=MappingProxyType(questions), body=custom.body)
+
+
+def written_language(custom: CustomPrompt) -> str:
+    """The language the prompt was written in (read from its text if it was added before this was kept)."""
+    return custom.language or written_in("\n".join((custom.title, custom.body, *custom.questions)))
+
+
+def other_language(language: str) -> str:
+    return next(other for other in LANGUAGES if other != language)
+
+
+def _questions(questions: Sequence[str]) -> tuple[str, ...]:
+    """The questions given (blank ones dropped), as typed; refused past the count or a question's length."""
+    kept = tuple(q for q in questions if visible(q))
+    if len(kept) > QUESTIONS_MAX or any(len(q) > QUESTION_MAX for q in kept):
+        raise UserError("prompts.add.too_long", title=TITLE_MAX, text=TEXT_MAX, question=QUESTION_MAX)
+    return kept
 
 
 def _find(prompts: Sequence[Prompt], query: str) -> Prompt:
@@ -214,21 +239,41 @@ class PromptService:
                   author_id: int) -> tuple[Prompt, int]:
         """Store a custom prompt exactly as typed (blank questions dropped); it joins the current cycle.
         The prompt and its place among the upcoming ones."""
-        kept = tuple(q for q in questions if visible(q))
+        kept = _questions(questions)
         if not visible(text):
             raise UserError("prompts.add.empty_text")
-        if len(title) > TITLE_MAX or len(text) > TEXT_MAX or len(kept) > QUESTIONS_MAX \
-                or any(len(q) > QUESTION_MAX for q in kept):
+        if len(title) > TITLE_MAX or len(text) > TEXT_MAX:
             raise UserError("prompts.add.too_long", title=TITLE_MAX, text=TEXT_MAX, question=QUESTION_MAX)
         now = self._clock.now()
+        language = written_in("\n".join((title, text, *kept)))
         async with self.store.transaction() as tx:
-            custom = await self.store.add_custom(tx, guild_id, title, text, kept, author_id, now)
+            custom = await self.store.add_custom(tx, guild_id, title, text, kept, author_id, now, language)
             prompts = {p.key: p for p in self._essays}
             prompts.update((c.key, custom_prompt(c)) for c in await self.store.customs(tx, guild_id))
             entries = await self.store.queue(tx, guild_id, list(prompts))
             _, cycle = await self.store.schedule(tx, guild_id, now)
         order = [e.prompt_key for e in queue_rules.upcoming(entries, cycle, prompts, len(entries))]
         return custom_prompt(custom), order.index(custom.key) + 1
+
+    async def translate(self, guild_id: int, key: str, title: str, summary: str,
+                        questions: Sequence[str]) -> tuple[Prompt, str]:
+        """Give a custom prompt (``key``: "custom:<id>") its title, a summary and its questions in the other
+        language (given again: replaced); its posts, past ones too, then get a button for it. The prompt, and
+        the language it was given in."""
+        kind, _, number = key.partition(":")
+        kept = _questions(questions)
+        if not (visible(title) or visible(summary) or kept):
+            raise UserError("prompts.translate.empty")
+        if len(title) > TITLE_MAX or len(summary) > SUMMARY_MAX:
+            raise UserError("prompts.translate.too_long", title=TITLE_MAX, summary=SUMMARY_MAX, question=QUESTION_MAX)
+        async with self.store.transaction() as tx:
+            custom = next((c for c in await self.store.customs(tx, guild_id)
+                           if kind == PromptKind.CUSTOM.value and str(c.id) == number), None)
+            if custom is None:
+                raise UserError("prompts.translate.gone")
+            translation = Translation(title, summary, kept)
+            await self.store.set_translation(tx, guild_id, custom.id, translation)
+        return custom_prompt(replace(custom, translation=translation)), other_language(written_language(custom))
 
     # -- the schedule
 

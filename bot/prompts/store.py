@@ -11,7 +11,7 @@ from typing import Any
 from bot.clock import from_text, to_text
 from bot.guilds.model import FORMER_MEMBER, Change
 from bot.guilds.store import record_change
-from bot.prompts.model import CustomPrompt, Post, PostState, QueueEntry, Schedule
+from bot.prompts.model import CustomPrompt, Post, PostState, QueueEntry, Schedule, Translation
 from bot.storage import Row, Storage, Transaction
 
 ENSURE_SCHEDULE = """
@@ -42,11 +42,13 @@ WHERE guild_id = ? AND prompt_key = ?
 """
 
 INSERT_CUSTOM = """
-INSERT INTO prompt_custom (guild_id, title, body, questions, author_id, created_at) VALUES (?, ?, ?, ?, ?, ?)
+INSERT INTO prompt_custom (guild_id, title, body, questions, author_id, created_at, language)
+VALUES (?, ?, ?, ?, ?, ?, ?)
 RETURNING id
 """
 SELECT_CUSTOMS = """
-SELECT id, guild_id, title, body, questions, author_id, created_at FROM prompt_custom WHERE guild_id = ? ORDER BY id
+SELECT id, guild_id, title, body, questions, author_id, created_at, language, translation
+FROM prompt_custom WHERE guild_id = ? ORDER BY id
 """
 
 _POST_COLUMNS = """id, guild_id, prompt_key, title, slot, state, language, channel_id, message_id, thread_id,
@@ -83,12 +85,14 @@ SELECT p.id, p.title, p.thread_id FROM prompt_participants AS pp JOIN prompt_pos
 WHERE p.guild_id = ? AND pp.user_id = ? ORDER BY p.id
 """
 SELECT_MEMBER_CUSTOMS = """
-SELECT id, title, body, questions, created_at FROM prompt_custom WHERE guild_id = ? AND author_id = ? ORDER BY id
+SELECT id, title, body, questions, created_at, language, translation FROM prompt_custom
+WHERE guild_id = ? AND author_id = ? ORDER BY id
 """
 DELETE_MEMBER_REPLIES = """
 DELETE FROM prompt_participants WHERE user_id = ? AND post_id IN (SELECT id FROM prompt_posts WHERE guild_id = ?)
 """
 # A prompt an erased member added stays (the server's content); only who added it is forgotten.
+SET_TRANSLATION = "UPDATE prompt_custom SET translation = ? WHERE id = ? AND guild_id = ?"
 ANONYMISE_CUSTOMS = "UPDATE prompt_custom SET author_id = ? WHERE guild_id = ? AND author_id = ?"
 
 
@@ -153,11 +157,18 @@ class PromptStore:
 
     @staticmethod
     async def add_custom(tx: Transaction, guild_id: int, title: str, body: str, questions: tuple[str, ...],
-                         author_id: int, now: datetime) -> CustomPrompt:
+                         author_id: int, now: datetime, language: str) -> CustomPrompt:
         row = await tx.fetch_one(INSERT_CUSTOM, (guild_id, title, body, json.dumps(list(questions), ensure_ascii=False),
-                                                 author_id, to_text(now)))
+                                                 author_id, to_text(now), language))
         assert row is not None
-        return CustomPrompt(int(row[0]), guild_id, title, body, questions, author_id, now)
+        return CustomPrompt(int(row[0]), guild_id, title, body, questions, author_id, now, language)
+
+    @staticmethod
+    async def set_translation(tx: Transaction, guild_id: int, custom_id: int, translation: Translation) -> bool:
+        """False when the server has no such prompt."""
+        text = json.dumps({"title": translation.title, "summary": translation.summary,
+                           "questions": list(translation.questions)}, ensure_ascii=False)
+        return await tx.execute(SET_TRANSLATION, (text, custom_id, guild_id)) > 0
 
     @staticmethod
     async def customs(tx: Transaction, guild_id: int) -> list[CustomPrompt]:
@@ -267,8 +278,13 @@ def _schedule(row: Row) -> Schedule:
 
 
 def _custom(row: Row) -> CustomPrompt:
+    translation = None
+    if row["translation"] is not None:
+        given = json.loads(row["translation"])
+        translation = Translation(given["title"], given["summary"], tuple(given["questions"]))
     return CustomPrompt(int(row["id"]), int(row["guild_id"]), row["title"], row["body"],
-                        tuple(json.loads(row["questions"])), int(row["author_id"]), from_text(row["created_at"]))
+                        tuple(json.loads(row["questions"])), int(row["author_id"]), from_text(row["created_at"]),
+                        row["language"], translation)
 
 
 def _optional_int(value: Any) -> int | None:

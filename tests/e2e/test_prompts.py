@@ -293,6 +293,49 @@ async def test_a_hostile_custom_prompt_is_stored_intact_and_posted_without_pings
     # The fixture fails the test if any message pinged anyone.
 
 
+async def test_an_admin_prompt_given_in_both_languages_gets_the_language_button_and_one_in_one_does_not(
+        discord_server: FakeDiscord, world: World, running_bot: KakehashiBot) -> None:
+    general = await use_channel(discord_server, world, "prompts", "general")
+    opened = await discord_server.slash(world.admin, "prompts add")
+    await asyncio.sleep(0.2)
+    added = await (await discord_server.submit(opened, {
+        "Title": "Silent rivalry abroad", "Text": "Why do Japanese firms overseas share so little with each other?",
+        "Question 1 (optional)": "What would you share with a competitor?"})).reply()
+    assert "It reads as English. Add it in 日本語 too (optional)" in added.text
+    (button,) = added.custom_ids
+    assert button == f"prompt:translate:{world.guild.id}:custom:1"
+    # The admin's private answer: only a modified client could press it for someone else, and is refused.
+    refused = await (await discord_server.click(world.member, added, button)).reply()
+    assert refused.ephemeral and "Manage Server" in refused.text
+
+    opened = await discord_server.click(world.admin, added, button)
+    modal = await opened.modal()
+    assert modal["title"] == "The prompt in 日本語"
+    await asyncio.sleep(0.2)
+    saved = await (await discord_server.submit(opened, {
+        "Title in 日本語 (optional)": "海外での静かなライバル関係",
+        "Summary of the text in 日本語": "海外の日本企業は、なぜ互いにほとんど情報を共有しないのか。",
+        "Question 1 in 日本語 (optional)": "競合相手と何なら共有できますか？"})).reply()
+    assert "Saved “海外での静かなライバル関係” in 日本語" in saved.text
+
+    opened = await discord_server.slash(world.admin, "prompts add")
+    await asyncio.sleep(0.2)
+    japanese = await (await discord_server.submit(opened, {
+        "Title": "終身雇用と社外の人脈", "Text": "社外の人と知り合うことは、会社への裏切りなのでしょうか。"})).reply()
+    assert "It reads as 日本語. Add it in English too (optional)" in japanese.text   # the admin's client: English
+
+    await ask(discord_server, world.admin, "prompts post", essay="custom:1")
+    await ask(discord_server, world.admin, "prompts post", essay="custom:2")
+    await wait_for_threads(discord_server, general, 2)
+    both, only = [m for m in bot_messages(discord_server, general) if not m.ephemeral]
+    assert both.custom_ids == ["prompt:lang:1:ja"] and only.custom_ids == []
+    assert "Silent rivalry abroad" in both.content and "What would you share with a competitor?" in both.content
+    shown = await (await discord_server.click(world.ja_member, both, "prompt:lang:1:ja")).reply()
+    assert shown.ephemeral
+    for part in ("海外での静かなライバル関係", "海外の日本企業は", "1. 競合相手と何なら共有できますか？"):
+        assert part in shown.text
+
+
 # ---------------------------------------------------------------------- crash safety
 
 
