@@ -269,7 +269,8 @@ def _intro_settings_text(settings: IntroSettings) -> Text:
 
 def _rounds_text(settings: RoundSettings, timezone: str, upcoming: datetime | None) -> Text:
     if not settings.enabled or upcoming is None:
-        return Text("config.show.rounds.off")
+        # Rounds by hand (/rounds run) keep to these two even while the schedule is off.
+        return Text("config.show.rounds.off", repeat=settings.no_repeat_rounds, follow_up=settings.follow_up_days)
     return Text("config.show.rounds.on", cadence=Text(f"choices.cadence.{settings.cadence.value}"),
                 weekday=Text(f"weekday.{WEEKDAYS[settings.weekday]}"), time=settings.time, timezone=timezone,
                 next=f"<t:{int(upcoming.timestamp())}:R>", repeat=settings.no_repeat_rounds,

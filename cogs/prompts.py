@@ -270,7 +270,9 @@ class Prompts(commands.Cog):
         """Engagement: a member's message in a prompt's thread counts as a reply (its content is not read)."""
         if message.guild is None or message.author.bot or not isinstance(message.channel, discord.Thread):
             return
-        await self.bot.prompts.record_reply(message.guild.id, message.channel.id, message.author.id)
+        if await self.bot.prompts.record_reply(message.guild.id, message.channel.id, message.author.id):
+            # A new participant: who replied in one prompt thread counts in /match suggest, read again.
+            self.bot.matching.history_changed(message.guild.id)
 
 
 class PromptPoster:

@@ -499,6 +499,10 @@ class MatchService:
         finally:
             del self._refreshing[guild_id]
 
+    def history_changed(self, guild_id: int) -> None:
+        """Something the history holds changed outside rounds and requests (a reply in a prompt thread)."""
+        self._history_changed(guild_id)
+
     def _history_changed(self, guild_id: int) -> None:
         """Rounds and answered requests change who has met whom: the next use reads the history again."""
         if guild_id in self._indexes:
@@ -738,6 +742,7 @@ class MatchService:
         timezone = (await self._guilds.settings(guild_id)).timezone_name
         zone = ZoneInfo(timezone)
         now = self._clock.now()
+        latest = await self.store.latest_round(guild_id)
         async with self.store.storage.transaction() as tx:
             old = await MatchStore.current_settings(tx, guild_id)
             new = replace(old, cadence=new_cadence or old.cadence, weekday=old.weekday if day is None else day,
@@ -747,11 +752,19 @@ class MatchService:
             change = Change(ROUNDS_SETTING, rounds_value(old), rounds_value(new))
             if change.changed:
                 if new.enabled:
-                    # The slot that just passed is not a round's: only slots after the change are.
-                    passed = schedule.due_round(replace(new, last_slot=None), zone, now)
-                    if passed is not None and old.last_slot is not None:
-                        passed = max(passed, old.last_slot)
-                    new = replace(new, last_slot=passed or old.last_slot)
+                    # The slot that just passed is not a round's: only slots after the change are. It is kept
+                    # from running, and no more: counted from it, a longer cadence's gap would skip the coming
+                    # slot too.
+                    opened = replace(new, last_slot=None)
+                    passed = schedule.due_round(opened, zone, now)
+                    coming = schedule.next_round(opened, zone, now)
+                    if passed is not None and coming is not None:
+                        passed = min(passed, coming - schedule.MIN_GAPS[new.cadence])
+                    # A slot that had its round (made then, or by hand in its stead) keeps its gap.
+                    if old.last_slot is not None and latest is not None \
+                            and latest.created_at >= old.last_slot - schedule.PERIODS[old.cadence] / 2:
+                        passed = old.last_slot if passed is None else max(passed, old.last_slot)
+                    new = replace(new, last_slot=passed)
                 await MatchStore.write_settings(tx, new, now)
                 await guild_store.record_change(tx, guild_id, actor_id, change, now)
         return change, new, schedule.next_round(new, zone, now)

@@ -225,15 +225,16 @@ class PromptStore:
         return [(row[0], row[1]) for row in rows]
 
     async def record_reply(self, guild_id: int, thread_id: int, user_id: int) -> bool:
-        """Count a member's message in a prompt's thread; False if the thread is not a prompt's. Most
-        thread messages are not in a prompt's thread, so those cost one read and no write lock."""
+        """Count a member's message in a prompt's thread; True when it is their first there (a new
+        participant: matching's "same thread" bonus changes), False for another one or a thread that is not
+        a prompt's. Most thread messages are not in a prompt's thread: one read, no write lock."""
         row = await self._storage.fetch_one(SELECT_POST_BY_THREAD, (thread_id, guild_id))
         if row is None:
             return False
         async with self._storage.transaction() as tx:
             new_participant = await tx.execute(INSERT_PARTICIPANT, (row[0], user_id))
             await tx.execute(COUNT_REPLY, (new_participant, row[0]))
-        return True
+        return new_participant > 0
 
     async def most_discussed(self, guild_id: int, limit: int) -> tuple[list[Post], int]:
         """The posted prompts with the most replies first, and how many were posted in all."""

@@ -160,9 +160,8 @@ async def test_replies_and_distinct_participants_are_counted(service: PromptServ
     for post, thread in ((first, 1001), (second, 1002)):
         await service.store.set_message(post.id, thread, thread)
         await service.store.mark_posted(post.id, now)
-    for user in (1, 2, 1, 3):
-        assert await service.record_reply(GUILD, 1002, user)
-    assert await service.record_reply(GUILD, 1001, 1)
+    assert [await service.record_reply(GUILD, 1002, user) for user in (1, 2, 1, 3)] == [True, True, False, True]
+    assert await service.record_reply(GUILD, 1001, 1)   # a new participant there
     assert not await service.record_reply(GUILD, 999, 1)  # not a prompt's thread
     assert not await service.record_reply(GUILD + 1, 1002, 1)  # another server's thread of that id
     ranked, total = await service.most_discussed(GUILD, 10)
