@@ -104,18 +104,35 @@ def _units(slot, score, rule, wanted, offered, tag_sum, units):  # type: ignore[
 
 
 @njit(nogil=True, cache=True)
+def _scratch(capacity):  # type: ignore[no-untyped-def]
+    """What working out a row takes, for every kernel that does: wanted, offered, tag sums and the row."""
+    return (np.zeros(capacity, np.uint8), np.zeros(capacity, np.uint8), np.zeros(capacity, np.uint8),
+            np.zeros(capacity, np.uint8))
+
+
+@njit(nogil=True, cache=True)
+def _row(slot, previous, score, rule, wanted, offered, tag_sum, units):  # type: ignore[no-untyped-def]
+    """Row ``slot`` of ``Members.rows`` into ``units``. ``previous`` is the row worked out last with these
+    buffers (-1: none): rows come sorted by what they seek and offer, so what that row's seeks and offers
+    got from each slot is often this row's too, and is kept."""
+    seeks, offers = score.seeks, score.offers
+    if previous < 0 or not _same(seeks[1], seeks[0][slot], seeks[0][slot + 1],
+                                 seeks[0][previous], seeks[0][previous + 1]):
+        _any_of(wanted, seeks[1][seeks[0][slot]:seeks[0][slot + 1]], OFFER_UNITS, score.offer_postings)
+    if previous < 0 or not _same(offers[1], offers[0][slot], offers[0][slot + 1],
+                                 offers[0][previous], offers[0][previous + 1]):
+        _any_of(offered, offers[1][offers[0][slot]:offers[0][slot + 1]], OFFER_UNITS, score.seek_postings)
+    _units(slot, score, rule, wanted, offered, tag_sum, units)
+
+
+@njit(nogil=True, cache=True)
 def rows(slots, score, rule, out):  # type: ignore[no-untyped-def]
     """``Members.rows`` for ``slots``, into ``out`` (a row each): what ``scan`` scores, for the tests."""
-    capacity = out.shape[1]
-    wanted = np.zeros(capacity, np.uint8)
-    offered = np.zeros(capacity, np.uint8)
-    tag_sum = np.zeros(capacity, np.uint8)
-    seeks, offers = score.seeks, score.offers
+    wanted, offered, tag_sum, _ = _scratch(out.shape[1])
+    previous = -1
     for r in range(slots.shape[0]):
-        slot = slots[r]
-        _any_of(wanted, seeks[1][seeks[0][slot]:seeks[0][slot + 1]], OFFER_UNITS, score.offer_postings)
-        _any_of(offered, offers[1][offers[0][slot]:offers[0][slot + 1]], OFFER_UNITS, score.seek_postings)
-        _units(slot, score, rule, wanted, offered, tag_sum, out[r])
+        _row(slots[r], previous, score, rule, wanted, offered, tag_sum, out[r])
+        previous = slots[r]
 
 
 @njit(nogil=True, cache=True)
@@ -131,11 +148,7 @@ def scan(slots, score, rule, prices, k, rotate, positions, units_out, best):  # 
     """
     capacity = prices.shape[0]
     runs = capacity // RUN
-    seeks, offers = score.seeks, score.offers
-    wanted = np.zeros(capacity, np.uint8)
-    offered = np.zeros(capacity, np.uint8)
-    tag_sum = np.zeros(capacity, np.uint8)
-    units = np.zeros(capacity, np.uint8)
+    wanted, offered, tag_sum, units = _scratch(capacity)
     values = np.empty(capacity, np.int16)
     run_best = np.empty(runs, np.int16)
     levels = np.zeros(_LEVELS, np.int64)
@@ -144,16 +157,8 @@ def scan(slots, score, rule, prices, k, rotate, positions, units_out, best):  # 
     previous = -1
     for r in range(slots.shape[0]):
         slot = slots[r]
-        # Rows come sorted by what they seek and offer: what the last row's seeks and offers got from
-        # each slot is often this row's too.
-        if previous < 0 or not _same(seeks[1], seeks[0][slot], seeks[0][slot + 1],
-                                     seeks[0][previous], seeks[0][previous + 1]):
-            _any_of(wanted, seeks[1][seeks[0][slot]:seeks[0][slot + 1]], OFFER_UNITS, score.offer_postings)
-        if previous < 0 or not _same(offers[1], offers[0][slot], offers[0][slot + 1],
-                                     offers[0][previous], offers[0][previous + 1]):
-            _any_of(offered, offers[1][offers[0][slot]:offers[0][slot + 1]], OFFER_UNITS, score.seek_postings)
+        _row(slot, previous, score, rule, wanted, offered, tag_sum, units)
         previous = slot
-        _units(slot, score, rule, wanted, offered, tag_sum, units)
         # Typed int16 throughout, so that the compiler keeps to 16-bit lanes (8 times the work per
         # instruction that numba's default int64 would give).
         none = np.int16(NONE)
@@ -237,16 +242,12 @@ def column_best(slots, score, rule, prices, best):  # type: ignore[no-untyped-de
     the ``slots`` s that may meet it. Rows are symmetric (the score and the rule are), so row s is column
     s: this is the best each member could do with one of ``slots``, at a row's cost per slot."""
     capacity = best.shape[0]
-    seeks, offers = score.seeks, score.offers
-    wanted = np.zeros(capacity, np.uint8)
-    offered = np.zeros(capacity, np.uint8)
-    tag_sum = np.zeros(capacity, np.uint8)
-    units = np.zeros(capacity, np.uint8)
+    wanted, offered, tag_sum, units = _scratch(capacity)
+    previous = -1
     for r in range(slots.shape[0]):
         slot = slots[r]
-        _any_of(wanted, seeks[1][seeks[0][slot]:seeks[0][slot + 1]], OFFER_UNITS, score.offer_postings)
-        _any_of(offered, offers[1][offers[0][slot]:offers[0][slot + 1]], OFFER_UNITS, score.seek_postings)
-        _units(slot, score, rule, wanted, offered, tag_sum, units)
+        _row(slot, previous, score, rule, wanted, offered, tag_sum, units)
+        previous = slot
         price = np.int64(prices[slot])
         for j in range(capacity):
             if units[j]:
