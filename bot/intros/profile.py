@@ -9,13 +9,12 @@ characters) counts as empty.
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterable
 from typing import Final
 
 from bot.errors import UserError
 from bot.guilds.rules import parse_timezone
-from bot.i18n import Text, shorten, visible, without_invisible
+from bot.i18n import Text, fold, shorten, visible, without_invisible
 from bot.intros.model import PROFILE_LANGUAGES, TEXT_FIELDS
 
 # The most each field may hold, in characters; the modal says the same to Discord.
@@ -54,11 +53,10 @@ def clean_field(name: str, value: str) -> str:
     return text
 
 
-def normalise_tag(raw: str) -> str:
-    """One interest as it is compared: width and case folded, invisible characters dropped, spaces single."""
-    text = unicodedata.normalize("NFKC", raw).casefold()
-    text = without_invisible(text)
-    return " ".join(text.split()).lstrip("#").strip()
+def tag_key(tag: str) -> str:
+    """The key two interests are one tag by, wherever they are compared (a profile's list, matching):
+    "Supply  Chain", "ｓｕｐｐｌｙ chain" and "#supply chain" are one."""
+    return tag_text(fold(tag))
 
 
 def tag_text(raw: str) -> str:
@@ -75,7 +73,7 @@ def parse_tags(text: str) -> tuple[str, ...]:
     seen: set[str] = set()
     for piece in _TAG_SEPARATORS.split(text):
         tag = tag_text(piece)
-        key = normalise_tag(tag)
+        key = tag_key(tag)
         if not key or key in seen:
             continue
         if len(tag) > TAG_LIMIT:

@@ -8,7 +8,6 @@ erases the job too.
 
 from __future__ import annotations
 
-import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
@@ -20,6 +19,7 @@ from bot.clock import Clock, to_text
 from bot.errors import UserError
 from bot.guilds import store as guild_store
 from bot.guilds.model import Change
+from bot.i18n import fold
 from bot.intros import companies
 from bot.intros.model import (
     NUDGE_JOB,
@@ -371,7 +371,7 @@ class IntroService:
         spellings: dict[str, Counter[str]] = {}
         for profile in profiles:
             if profile.industry:
-                folded = " ".join(unicodedata.normalize("NFKC", profile.industry).casefold().split())
+                folded = fold(profile.industry)
                 spellings.setdefault(folded, Counter())[profile.industry] += 1
         ranked = sorted(((sum(c.values()), c.most_common(1)[0][0]) for c in spellings.values()),
                         key=lambda item: (-item[0], item[1]))

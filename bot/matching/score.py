@@ -18,6 +18,7 @@ from typing import Final, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
+from bot.intros.profile import tag_key
 from bot.matching.model import (
     REASON_INTERESTS,
     REASON_SAME_TIMEZONE,
@@ -30,7 +31,7 @@ from bot.matching.model import (
     Reason,
 )
 from bot.matching.rules import BLOCK, csr, grown, kept_apart, linked, linked_slots
-from bot.matching.terms import phrase_terms, tag_key
+from bot.matching.terms import phrase_terms
 
 BASE: Final = 1.0
 PER_INTEREST: Final = 2.0

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import unicodedata
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Coroutine, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
@@ -30,9 +29,10 @@ from bot.guilds import store as guild_store
 from bot.guilds.model import Change
 from bot.guilds.service import GuildConfig
 from bot.guilds.store import GuildSettingsStore
-from bot.i18n import shorten, visible
+from bot.i18n import fold, shorten, visible
 from bot.intros import companies
 from bot.intros.model import Profile
+from bot.intros.profile import tag_key
 from bot.intros.service import IntroService
 from bot.intros.store import IntroStore
 from bot.matching import delivery, rules, schedule
@@ -71,7 +71,7 @@ from bot.matching.model import (
 from bot.matching.pairing import plan_round
 from bot.matching.score import in_own_words
 from bot.matching.store import MatchStore
-from bot.matching.terms import phrases, tag_key
+from bot.matching.terms import phrases
 from bot.outbox.model import NewJob
 from bot.outbox.store import OutboxStore
 from bot.prompts.schedule import WEEKDAYS, parse_time, parse_weekday
@@ -705,16 +705,15 @@ class MatchService:
     async def known_companies(self, guild_id: int, user_id: int, typed: str) -> list[str]:
         """Company names for autocomplete: the member's own avoid list, and companies members show to
         everyone (a company kept for matches is never offered, so autocomplete cannot reveal it)."""
-        folded = unicodedata.normalize("NFKC", typed).casefold().strip()
+        folded = fold(typed)
         names: dict[str, str] = {}
         for entry in await self.store.avoided(guild_id, user_id):
             names.setdefault(entry.company_key, entry.company)
         for profile in await self._intros.active_profiles(guild_id):
             if profile.company_for(None) is not None and profile.user_id != user_id:
                 names.setdefault(profile.company_key, profile.company)
-        matching = sorted((n for n in names.values() if folded in unicodedata.normalize("NFKC", n).casefold()),
-                          key=lambda n: (not unicodedata.normalize("NFKC", n).casefold().startswith(folded),
-                                         n.casefold()))
+        matching = sorted((n for n in names.values() if folded in fold(n)),
+                          key=lambda n: (not fold(n).startswith(folded), n.casefold()))
         return [shorten(name, COMPANY_MAX) for name in matching[:AUTOCOMPLETE]]
 
     # -- settings

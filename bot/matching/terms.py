@@ -41,11 +41,6 @@ _STOPWORDS: Final = frozenset({
 })
 
 
-def tag_key(tag: str) -> str:
-    """The key two interest tags are compared by: "Supply  Chain" and "ｓｕｐｐｌｙ chain" are one tag."""
-    return fold(tag)
-
-
 def phrases(text: str) -> tuple[str, ...]:
     """An offer or a seek as its phrases, as the member wrote them (trimmed), each once, in order."""
     seen: set[str] = set()

@@ -12,10 +12,10 @@ from bot.intros.profile import (
     LIMITS,
     clean_field,
     default_languages,
-    normalise_tag,
     parse_languages,
     parse_profile_timezone,
     parse_tags,
+    tag_key,
 )
 
 
@@ -31,8 +31,8 @@ def test_tags_keep_the_members_spelling_and_drop_duplicates_whatever_the_case_or
 
 @given(st.text(max_size=40))
 def test_a_tag_is_already_normal(raw: str) -> None:
-    once = normalise_tag(raw)
-    assert normalise_tag(once) == once
+    once = tag_key(raw)
+    assert tag_key(once) == once
     assert once == once.strip() and "  " not in once
 
 
@@ -40,7 +40,7 @@ def test_a_tag_is_already_normal(raw: str) -> None:
                 max_size=10))
 def test_tags_are_distinct_whatever_the_spelling(tags: list[str]) -> None:
     parsed = parse_tags(", ".join(tags))
-    assert len(parsed) == len(set(parsed)) == len({normalise_tag(t) for t in tags})
+    assert len(parsed) == len(set(parsed)) == len({tag_key(t) for t in tags})
 
 
 def test_fields_are_trimmed_and_bounded() -> None:

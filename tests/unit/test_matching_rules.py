@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bot.intros.profile import tag_key
 from bot.matching.index import Members
 from bot.matching.model import (
     MET_RECENTLY,
@@ -31,7 +32,7 @@ from bot.matching.model import (
 )
 from bot.matching.rules import eligible, why_not
 from bot.matching.score import UNITS, hours_apart, in_own_words, reasons, score
-from bot.matching.terms import phrase_terms, phrases, tag_key
+from bot.matching.terms import phrase_terms, phrases
 
 # --- random communities (shared with the index and pairing tests) ----------------------------------------
 
