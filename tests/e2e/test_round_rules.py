@@ -171,17 +171,23 @@ def reasons_for(reply: Message, name: str) -> str:
     return next(str(f["value"]) for f in embed["fields"] if f["name"] == name)
 
 
-async def test_a_member_who_replied_in_the_same_prompt_thread_is_suggested_first_with_that_reason(
-        discord_server: FakeDiscord, world: World, bot_runner: BotRunner) -> None:
-    # Equal scores are ordered by user id: kai, added last, would come after the others (and out of the
-    # three suggested) but for the thread they share with chie.
+async def five_and_a_prompt(discord_server: FakeDiscord, world: World,
+                            bot_runner: BotRunner) -> tuple[Member, list[Member], Member, Channel]:
+    """chie, olga, omar, otto and kai with profiles of five companies, and a posted prompt's thread. Equal
+    scores are ordered by user id: kai, added last, comes after the others."""
     others = [discord_server.add_member(world.guild, name) for name in ("olga", "omar", "otto")]
     kai = discord_server.add_member(world.guild, "kai")
     chie = world.ja_member
     await bot_runner.start()
     for n, member in enumerate((chie, *others, kai)):
         await profile(discord_server, member, f"Company {n}")
-    thread = await prompt_thread(discord_server, world, bot_runner)
+    return chie, others, kai, await prompt_thread(discord_server, world, bot_runner)
+
+
+async def test_a_member_who_replied_in_the_same_prompt_thread_is_suggested_first_with_that_reason(
+        discord_server: FakeDiscord, world: World, bot_runner: BotRunner) -> None:
+    # kai would come after the others (and out of the three suggested) but for the thread shared with chie.
+    chie, others, kai, thread = await five_and_a_prompt(discord_server, world, bot_runner)
     await reply_in(discord_server, bot_runner, thread, [chie, kai])
 
     for_chie = await ask(discord_server, chie, "match suggest")   # in Japanese, as her client is
@@ -199,13 +205,7 @@ async def test_a_member_who_replied_in_the_same_prompt_thread_is_suggested_first
 
 async def test_a_reply_in_a_prompt_thread_after_a_suggestion_counts_at_the_next_suggestion(
         discord_server: FakeDiscord, world: World, bot_runner: BotRunner) -> None:
-    others = [discord_server.add_member(world.guild, name) for name in ("olga", "omar", "otto")]
-    kai = discord_server.add_member(world.guild, "kai")
-    chie = world.ja_member
-    await bot_runner.start()
-    for n, member in enumerate((chie, *others, kai)):
-        await profile(discord_server, member, f"Company {n}")
-    thread = await prompt_thread(discord_server, world, bot_runner)
+    chie, _, kai, thread = await five_and_a_prompt(discord_server, world, bot_runner)
     before = await ask(discord_server, chie, "match suggest")
     assert suggested_names(before) == ["olga", "omar", "otto"]
     await reply_in(discord_server, bot_runner, thread, [chie, kai])
