@@ -48,7 +48,7 @@ CITIES = ("Tokyo", "Osaka", "Singapore", "London", "San Francisco", "Sydney")
 
 
 class FakeMember(Protocol):
-    """What seeding needs of a member of the fake Discord (``tests.fakediscord.Member``)."""
+    """What seeding needs of a member of the fake Discord (``playground.fakediscord.Member``)."""
 
     @property
     def id(self) -> int: ...

@@ -14,8 +14,8 @@ from discord.ext import commands
 
 from bot.client import KakehashiBot
 from bot.config import Settings
+from playground.fakediscord import Channel, ChannelType, FakeDiscord, Guild, Member, Message, Perm
 from tests.fakeclock import FakeClock
-from tests.fakediscord import Channel, ChannelType, FakeDiscord, Guild, Member, Message, Perm
 
 
 @dataclass

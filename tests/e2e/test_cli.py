@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.fakediscord import FakeDiscord
+from playground.fakediscord import FakeDiscord
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.SECRET.never-print-this-token-value"
@@ -132,7 +132,7 @@ def fake_env(server: FakeDiscord, **values: str) -> dict[str, str]:
 async def test_a_token_discord_rejects_stops_with_a_clear_message_and_status_1(
         fake: FakeDiscord, tmp_path: Path) -> None:
     wrong = TOKEN.replace("SECRET", "WRONG")
-    outcome = await run(["-m", "tests.fakediscord.launch"], fake_env(fake, DISCORD_TOKEN=wrong), tmp_path)
+    outcome = await run(["-m", "playground.launch"], fake_env(fake, DISCORD_TOKEN=wrong), tmp_path)
     assert outcome.status == 1, outcome
     assert outcome.stderr.strip().splitlines()[-1].startswith("kakehashi: Discord rejected DISCORD_TOKEN")
     assert "Traceback" not in outcome.stderr and wrong not in outcome.stderr + outcome.stdout
@@ -142,7 +142,7 @@ async def test_a_token_discord_rejects_stops_with_a_clear_message_and_status_1(
 async def test_privileged_intents_not_enabled_stop_with_a_clear_message_and_status_1(
         fake: FakeDiscord, tmp_path: Path) -> None:
     fake.privileged_intents = False
-    outcome = await run(["-m", "tests.fakediscord.launch"], fake_env(fake, DISCORD_TOKEN=TOKEN), tmp_path)
+    outcome = await run(["-m", "playground.launch"], fake_env(fake, DISCORD_TOKEN=TOKEN), tmp_path)
     assert outcome.status == 1, outcome
     last = outcome.stderr.strip().splitlines()[-1]
     assert "Server Members Intent" in last and "Message Content Intent" in last
@@ -154,7 +154,7 @@ async def test_a_signal_shuts_down_cleanly_and_closes_the_database(
         fake: FakeDiscord, tmp_path: Path, signum: signal.Signals) -> None:
     database = tmp_path / "data" / "kakehashi.db"
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.fakediscord.launch", cwd=tmp_path,
+        sys.executable, "-m", "playground.launch", cwd=tmp_path,
         env=fake_env(fake, DISCORD_TOKEN=TOKEN, DATABASE_PATH="data/kakehashi.db", LOG_LEVEL="INFO"),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
@@ -178,7 +178,7 @@ async def test_a_signal_shuts_down_cleanly_and_closes_the_database(
 
 async def test_a_file_that_is_not_a_database_stops_with_status_2(fake: FakeDiscord, tmp_path: Path) -> None:
     (tmp_path / "kakehashi.db").write_bytes(b"this is not SQLite" * 100)
-    outcome = await run(["-m", "tests.fakediscord.launch"], fake_env(fake, DISCORD_TOKEN=TOKEN), tmp_path)
+    outcome = await run(["-m", "playground.launch"], fake_env(fake, DISCORD_TOKEN=TOKEN), tmp_path)
     assert outcome.status == 2, outcome
     assert outcome.stderr.strip().splitlines()[-1].startswith("kakehashi: database:")
     assert "not a usable SQLite database" in outcome.stderr and "Traceback" not in outcome.stderr
@@ -188,7 +188,7 @@ async def test_a_database_from_a_newer_version_is_left_alone_with_status_2(fake:
                                                                           tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "kakehashi.db") as db:
         db.execute("PRAGMA user_version = 999")
-    outcome = await run(["-m", "tests.fakediscord.launch"], fake_env(fake, DISCORD_TOKEN=TOKEN), tmp_path)
+    outcome = await run(["-m", "playground.launch"], fake_env(fake, DISCORD_TOKEN=TOKEN), tmp_path)
     assert outcome.status == 2, outcome
     assert "written by a newer Kakehashi" in outcome.stderr and "Traceback" not in outcome.stderr
 
@@ -196,7 +196,7 @@ async def test_a_database_from_a_newer_version_is_left_alone_with_status_2(fake:
 async def test_a_dev_guild_the_bot_is_not_in_stops_with_a_clear_message_and_status_1(
         fake: FakeDiscord, tmp_path: Path) -> None:
     env = fake_env(fake, DISCORD_TOKEN=TOKEN, DEV_GUILD_ID="123456789012345678")
-    outcome = await run(["-m", "tests.fakediscord.launch"], env, tmp_path)
+    outcome = await run(["-m", "playground.launch"], env, tmp_path)
     assert outcome.status == 1, outcome
     last = outcome.stderr.strip().splitlines()[-1]
     assert last.startswith("kakehashi: Discord refused the command sync to the server DEV_GUILD_ID=1234")
@@ -206,7 +206,7 @@ async def test_a_dev_guild_the_bot_is_not_in_stops_with_a_clear_message_and_stat
 async def test_run_with_sync_syncs_even_unchanged_commands(fake: FakeDiscord, tmp_path: Path) -> None:
     for number, args in enumerate((["run"], ["run"], ["run", "--sync"]), start=1):
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tests.fakediscord.launch", *args, cwd=tmp_path,
+            sys.executable, "-m", "playground.launch", *args, cwd=tmp_path,
             env=fake_env(fake, DISCORD_TOKEN=TOKEN), stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL)
         await fake.wait_until(lambda n=number: fake.identify_count == n, 20, "the bot to connect")

@@ -8,9 +8,9 @@ import unicodedata
 import pytest
 
 from bot.client import KakehashiBot
+from playground.fakediscord import CommandNotAvailable, FakeDiscord, Member, Message, Overwrite, Perm
 from tests.e2e.conftest import BotRunner, World
 from tests.e2e.probe import Probe
-from tests.fakediscord import CommandNotAvailable, FakeDiscord, Member, Message, Overwrite, Perm
 
 CONFIG_CALLS = {
     "config show": {},

@@ -21,9 +21,7 @@ import discord
 import pytest
 
 from bot.client import KakehashiBot
-from tests.e2e.conftest import BotRunner, World
-from tests.e2e.probe import Probe, ProbeUserCommands
-from tests.fakediscord import (
+from playground.fakediscord import (
     Channel,
     ChannelType,
     CommandNotAvailable,
@@ -34,6 +32,8 @@ from tests.fakediscord import (
     Overwrite,
     Perm,
 )
+from tests.e2e.conftest import BotRunner, World
+from tests.e2e.probe import Probe, ProbeUserCommands
 
 
 @pytest.fixture

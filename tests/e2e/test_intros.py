@@ -13,9 +13,18 @@ from pathlib import Path
 import pytest
 
 from bot.client import KakehashiBot
+from playground.fakediscord import (
+    Channel,
+    CommandNotAvailable,
+    FakeDiscord,
+    Interaction,
+    Member,
+    Message,
+    Overwrite,
+    Perm,
+)
 from tests.e2e.conftest import BotRunner, World, ask, use_channel
 from tests.fakeclock import FakeClock
-from tests.fakediscord import Channel, CommandNotAvailable, FakeDiscord, Interaction, Member, Message, Overwrite, Perm
 
 HOSTILE = "@everyone @here <@&1> <@2> **bold** `code` \u200b\u200d\u202e右から左 ミックス"
 

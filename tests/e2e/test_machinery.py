@@ -9,9 +9,9 @@ import aiohttp
 import pytest
 
 from bot.client import KakehashiBot
+from playground.fakediscord import FakeDiscord
 from tests.e2e.conftest import BotRunner, World
 from tests.e2e.probe import Probe
-from tests.fakediscord import FakeDiscord
 
 
 @pytest.fixture

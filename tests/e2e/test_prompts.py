@@ -14,10 +14,10 @@ import pytest
 from bot.client import KakehashiBot
 from bot.prompts.essays import load_essays
 from bot.prompts.split import split_message
+from playground.fakediscord import Channel, ChannelType, FakeDiscord, Message, Overwrite, Perm
 from tests.e2e.conftest import BotRunner, World, ask, use_channel
 from tests.e2e.test_cli import clean_env
 from tests.fakeclock import FakeClock
-from tests.fakediscord import Channel, ChannelType, FakeDiscord, Message, Overwrite, Perm
 
 ESSAYS = load_essays()
 BODIES = {essay.body for essay in ESSAYS}
@@ -345,7 +345,7 @@ async def launch(server: FakeDiscord, database: Path) -> asyncio.subprocess.Proc
                     DISCORD_TOKEN=server.token, DATABASE_PATH=str(database), LOG_LEVEL="INFO")
     identified = server.identify_count
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.fakediscord.launch", cwd=database.parent, env=env,
+        sys.executable, "-m", "playground.launch", cwd=database.parent, env=env,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
     await server.wait_until(lambda: server.identify_count > identified and server.connected, 30,
                             "the bot process to connect")

@@ -50,7 +50,7 @@ from urllib.parse import quote
 import yarl
 from aiohttp import BodyPartReader, WSMsgType, web
 
-from tests.fakediscord.model import (
+from playground.fakediscord.model import (
     Attachment,
     Channel,
     ChannelType,

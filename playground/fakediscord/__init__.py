@@ -1,6 +1,6 @@
-"""A fake Discord on 127.0.0.1 for end-to-end tests; see tests/README.md."""
+"""The local Discord on 127.0.0.1 the playground and the end-to-end tests run the bot against (tests/README.md)."""
 
-from tests.fakediscord.model import (
+from playground.fakediscord.model import (
     Attachment,
     Channel,
     ChannelType,
@@ -13,7 +13,7 @@ from tests.fakediscord.model import (
     Role,
     User,
 )
-from tests.fakediscord.server import (
+from playground.fakediscord.server import (
     CHAOS_EXCLUDE,
     Call,
     CommandNotAvailable,

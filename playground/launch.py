@@ -4,7 +4,7 @@ Only where discord.py connects changes (from FAKE_DISCORD_REST and
 FAKE_DISCORD_GATEWAY); the bot's code and its entry point are the real ones.
 
     FAKE_DISCORD_REST=http://127.0.0.1:PORT/api/v10 FAKE_DISCORD_GATEWAY=ws://127.0.0.1:PORT/gateway \
-        python -m tests.fakediscord.launch [run]
+        python -m playground.launch [run]
 """
 
 from __future__ import annotations
