@@ -27,12 +27,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot.matching.model import THREAD_JOB
+from playground.clock import FakeClock
 from playground.fakediscord import Call, Channel, ChannelType, FakeDiscord, Member
 from tests.e2e.conftest import BotRunner, World, ask, build_world, use_channel
 from tests.e2e.test_delivery import DM_MARKER
 from tests.e2e.test_fairness import DISCORD_LIMITS, GLOBAL_PER_SECOND, THREADS, Limit, limit_like_discord
 from tests.e2e.test_matching import humans_in
-from tests.fakeclock import FakeClock
 from tests.seeding import people, seed_community
 
 RATIO_TARGET = 0.8        # least time the buckets allow / wall time

@@ -55,10 +55,10 @@ from bench.matching import ZONES, community
 from bot.client import KakehashiBot
 from bot.matching.model import History
 from bot.matching.worker import RoundWorker
+from playground.clock import FakeClock
 from playground.fakediscord import FakeDiscord, Member, Message
 from playground.fakediscord.server import Interaction
 from tests.e2e.conftest import BotRunner, World, build_world, use_channel
-from tests.fakeclock import FakeClock
 from tests.seeding import CITIES, INDUSTRIES, ROLES, Person, seed_community
 
 TARGET_P99 = 0.050      # seconds: the target for /match suggest while a round is planned

@@ -603,8 +603,9 @@ class FakeDiscord:
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
         server = site._server
-        assert server is not None and getattr(server, "sockets", None)
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        sockets = getattr(server, "sockets", None)
+        assert sockets
+        self.port = sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
         # A held answer would keep its request open, and aiohttp waits for open requests on cleanup.
@@ -1125,7 +1126,9 @@ class FakeDiscord:
         return ws
 
     async def _gateway_op(self, connection: Connection, payload: dict[str, Any]) -> None:
-        op, data = payload.get("op"), payload.get("d")
+        op = payload.get("op")
+        given = payload.get("d")
+        data: dict[str, Any] = given if isinstance(given, dict) else {}
         if op == 1:
             await connection.send({"op": 11, "d": None, "s": None, "t": None})
         elif op == 2:

@@ -11,11 +11,11 @@ import sqlite3
 from datetime import timedelta
 from pathlib import Path
 
+from playground.clock import FakeClock
 from playground.fakediscord import Channel, FakeDiscord, Member, Message, Overwrite, Perm
 from tests.e2e.conftest import BotRunner, World, ask, use_channel
 from tests.e2e.test_matching import bot_posts, humans_in, profile, threads_in
 from tests.e2e.test_prompts import launch
-from tests.fakeclock import FakeClock
 
 DM_MARKER = re.compile(r"· #(\d+)$")
 

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from bot.client import KakehashiBot
+from playground.clock import FakeClock
 from playground.fakediscord import Channel, FakeDiscord, Member, Message
 from tests.e2e.conftest import BotRunner, World, ask, use_channel
-from tests.fakeclock import FakeClock
 
 
 async def _settle() -> None:

@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 
 from bot.client import KakehashiBot
+from playground.clock import FakeClock
 from playground.fakediscord import FakeDiscord
 from tests.e2e.conftest import BotRunner, World, ask, use_channel
 from tests.e2e.test_intros import bot_messages
 from tests.e2e.test_matching import bot_posts, threads_in
-from tests.fakeclock import FakeClock
 from tests.seeding import people, seed_community
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from bot.client import KakehashiBot
+from playground.clock import FakeClock
 from playground.fakediscord import (
     Channel,
     CommandNotAvailable,
@@ -24,7 +25,6 @@ from playground.fakediscord import (
     Perm,
 )
 from tests.e2e.conftest import BotRunner, World, ask, use_channel
-from tests.fakeclock import FakeClock
 
 HOSTILE = "@everyone @here <@&1> <@2> **bold** `code` \u200b\u200d\u202e右から左 ミックス"
 

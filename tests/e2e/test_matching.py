@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from bot.client import KakehashiBot
+from playground.clock import FakeClock
 from playground.fakediscord import Channel, ChannelType, FakeDiscord, Member, Message
 from tests.e2e.conftest import BotRunner, World, ask, use_channel
 from tests.e2e.test_intros import database_bytes
 from tests.e2e.test_prompts import launch
-from tests.fakeclock import FakeClock
 
 GROUP_MARKER = " · #"
 

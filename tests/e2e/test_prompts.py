@@ -14,10 +14,10 @@ import pytest
 from bot.client import KakehashiBot
 from bot.prompts.essays import load_essays
 from bot.prompts.split import split_message
+from playground.clock import FakeClock
 from playground.fakediscord import Channel, ChannelType, FakeDiscord, Message, Overwrite, Perm
 from tests.e2e.conftest import BotRunner, World, ask, use_channel
 from tests.e2e.test_cli import clean_env
-from tests.fakeclock import FakeClock
 
 ESSAYS = load_essays()
 BODIES = {essay.body for essay in ESSAYS}

@@ -8,11 +8,11 @@ import sqlite3
 from datetime import timedelta
 
 from bot.client import KakehashiBot
+from playground.clock import FakeClock
 from playground.fakediscord import Channel, FakeDiscord, Member, Message
 from tests.e2e.conftest import BotRunner, World, ask, use_channel
 from tests.e2e.test_matching import bot_posts, humans_in, profile, threads_in
 from tests.e2e.test_prompts import wait_for_threads, wait_until_posted
-from tests.fakeclock import FakeClock
 
 NOBODY_ELIGIBLE = "This match round, nobody was eligible to meet you"
 SAME_THREAD = "You both replied in the same discussion"

@@ -9,13 +9,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.client import KakehashiBot
+from playground.clock import FakeClock
 from playground.fakediscord import Channel, FakeDiscord
 from tests.e2e.conftest import BotRunner, World, ask, use_channel
 from tests.e2e.test_config import fields
 from tests.e2e.test_matching import bot_posts, humans_in, profile, threads_in
 from tests.e2e.test_prompts import wait_for_threads, wait_until_posted
 from tests.e2e.test_round_rules import ready
-from tests.fakeclock import FakeClock
 
 NO_MATCHES_CHANNEL = "Set a matches channel (`/config channel purpose:matches`): rounds start private threads there."
 

@@ -11,7 +11,7 @@ from bot.guilds.service import GuildConfig
 from bot.guilds.store import GuildSettingsStore, forget_actor
 from bot.storage import Storage
 from bot.sync.store import CommandSyncStore
-from tests.fakeclock import FakeClock
+from playground.clock import FakeClock
 
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 

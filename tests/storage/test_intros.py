@@ -21,7 +21,7 @@ from bot.prompts.essays import load_essays
 from bot.prompts.service import PromptService
 from bot.prompts.store import PromptStore
 from bot.storage import Storage
-from tests.fakeclock import FakeClock
+from playground.clock import FakeClock
 
 GUILD = 10
 OTHER_GUILD = 11

@@ -44,7 +44,7 @@ from bot.matching.store import MatchStore
 from bot.matching.worker import RoundWorker
 from bot.prompts.store import PromptStore
 from bot.storage import Storage, load_migrations
-from tests.fakeclock import FakeClock
+from playground.clock import FakeClock
 
 GUILD = 10
 ADMIN = 999

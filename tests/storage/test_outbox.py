@@ -9,7 +9,7 @@ from bot.outbox.model import Failure, Job, JobState, RetryLater
 from bot.outbox.runner import Outbox, retry_delay
 from bot.outbox.store import OutboxStore
 from bot.storage import Storage
-from tests.fakeclock import FakeClock
+from playground.clock import FakeClock
 
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 

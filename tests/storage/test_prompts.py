@@ -16,7 +16,7 @@ from bot.prompts.model import POST_JOB, Post, PostState
 from bot.prompts.service import PromptService
 from bot.prompts.store import PromptStore
 from bot.storage import Storage
-from tests.fakeclock import FakeClock
+from playground.clock import FakeClock
 
 GUILD = 10
 ADMIN = 20

@@ -1,4 +1,4 @@
-"""A clock tests move by hand (bot.clock.Clock)."""
+"""A clock moved by hand (bot.clock.Clock): the tests' and the playground's, whose "advance" buttons move it."""
 
 from __future__ import annotations
 
