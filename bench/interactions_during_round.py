@@ -240,9 +240,10 @@ def kernel_cache(cold: bool) -> Iterator[None]:
 
 class BotNotes(logging.Handler):
     """The bot's log lines about a round stored (``bot.matching.service``) and its delivery begun
-    (``cogs.matching``), kept instead of printed."""
+    (``cogs.rounds``), kept instead of printed; the rest of what matching's cogs log (``cogs.matching``,
+    ``cogs.rounds``) is not printed either."""
 
-    LOGGERS = ("bot.matching.service", "cogs.matching")
+    LOGGERS = ("bot.matching.service", "cogs.matching", "cogs.rounds")
 
     def __init__(self) -> None:
         super().__init__(logging.INFO)

@@ -1,0 +1,170 @@
+"""What the two cogs of matching share with Discord: ``cogs/matching.py`` (requests) and ``cogs/rounds.py``
+(rounds) both introduce members in private threads of the matches channel or by DM. Glue (it imports discord),
+beside ``bot/posting.py``; here so that neither cog imports the other.
+
+The matches channel, checked; a private thread named with a marker (its last word), so a retry after a crash
+finds one it started; a message the bot sent before a crash, found by its button or its marker; a thread
+archived once its purpose is served; a member told something by DM; and the one message that opens an
+introduction in a thread.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Final, Literal
+
+import discord
+
+from bot.errors import UserError
+from bot.guilds.model import Purpose
+from bot.guilds.rules import REQUIRED_PERMISSIONS
+from bot.i18n import Text, permission_texts, shorten
+from bot.interactions import known_thread
+from bot.posting import card_embed, member_localizer, server_localizer
+
+if TYPE_CHECKING:
+    from bot.client import KakehashiBot
+
+log = logging.getLogger(__name__)
+
+EMBED_COLOR: Final = 0x6366F1   # matching's embeds: suggestions, rounds
+THREAD_NAME_MAX: Final = 100
+# How many of a channel's latest messages a retry reads to find one it sent before a crash.
+LOOK_BACK: Final = 50
+ARCHIVE_MINUTES: Literal[1440] = 1440       # round and request threads archive after a day of silence
+
+
+async def matches_channel(bot: KakehashiBot, guild: discord.Guild) -> discord.TextChannel:
+    """The channel where private threads for introductions are started, checked for everything the bot
+    does there (the same list ``/config show`` warns about)."""
+    settings = await bot.guild_config.settings(guild.id)
+    channel_id = settings.channel(Purpose.MATCHES)
+    channel = guild.get_channel(channel_id) if channel_id else None
+    if not isinstance(channel, discord.TextChannel):
+        raise UserError("match.no_matches_channel")
+    granted = channel.permissions_for(guild.me)
+    missing = [name for name in REQUIRED_PERMISSIONS[Purpose.MATCHES] if not getattr(granted, name)]
+    if missing:
+        raise UserError("match.matches_channel_permissions", channel=channel.mention,
+                        permissions=permission_texts(missing))
+    return channel
+
+
+def thread_name(names: list[str], marker: str) -> str:
+    room = THREAD_NAME_MAX - len(marker) - 1
+    return f"{shorten(' × '.join(names), room)} {marker}"
+
+
+async def find_thread(guild: discord.Guild, channel: discord.TextChannel, marker: str) -> discord.Thread | None:
+    """A thread the bot started in ``channel`` whose name ends with ``marker`` (an attempt cut short). When
+    Discord cannot say, the error stands: starting another could make two."""
+    threads = await guild.active_threads()
+    return next((t for t in threads if t.parent_id == channel.id and t.owner_id == guild.me.id
+                 and t.name.endswith(marker)), None)
+
+
+async def start_thread(channel: discord.TextChannel, marker: str, members: list[discord.Member]) -> discord.Thread:
+    """A private thread for ``members``. It archives after a day of silence (a message reopens it), so that
+    introductions do not hold the server's room for active threads for a week."""
+    return await channel.create_thread(
+        name=thread_name([m.display_name for m in members], marker), type=discord.ChannelType.private_thread,
+        invitable=False, auto_archive_duration=ARCHIVE_MINUTES)
+
+
+async def open_thread(guild: discord.Guild, channel: discord.TextChannel, marker: str,
+                      members: list[discord.Member], known: int | None, *, retry: bool) -> discord.Thread:
+    """The private thread for ``marker``: the one known, or (on a retry) one an earlier attempt started, or
+    started now; with ``members`` in."""
+    thread = await known_thread(guild, known) if known is not None else None
+    if thread is None and retry:
+        thread = await find_thread(guild, channel, marker)
+    if thread is None:
+        thread = await start_thread(channel, marker, members)
+    for member in members:
+        await thread.add_user(member)
+    return thread
+
+
+def _custom_ids(message: discord.Message) -> set[str]:
+    found = set()
+    for row in message.components:
+        for item in row.children if isinstance(row, discord.ActionRow) else [row]:
+            custom_id = getattr(item, "custom_id", None)
+            if custom_id:
+                found.add(custom_id)
+    return found
+
+
+async def sent_with(channel: discord.abc.Messageable, me: int, custom_id: str) -> discord.Message | None:
+    """The bot's message with the button ``custom_id`` among the channel's latest: a send Discord accepted
+    before the bot stopped, and that was never recorded."""
+    async for message in channel.history(limit=LOOK_BACK):
+        if message.author.id == me and custom_id in _custom_ids(message):
+            return message
+    return None
+
+
+async def sent_marked(channel: discord.abc.Messageable, me: int, marker: str) -> bool:
+    """Whether the bot's message ending with ``marker`` is among the channel's latest (a DM introduction
+    Discord accepted before the bot stopped, never recorded)."""
+    async for message in channel.history(limit=LOOK_BACK):
+        if message.author.id == me and message.content.endswith(marker):
+            return True
+    return False
+
+
+async def archive_thread(guild: discord.Guild, thread_id: int) -> None:
+    """Archive a thread the bot started (its creator may, without Manage Threads); a member's message
+    reopens it. Only logged when Discord refuses: an open thread costs room, not an introduction."""
+    try:
+        thread = await known_thread(guild, thread_id)
+        if thread is None or thread.archived or thread.owner_id != guild.me.id:
+            return
+        await thread.edit(archived=True)
+    except discord.HTTPException as exc:
+        log.info("Could not archive thread %s in guild %s: %s", thread_id, guild.id, exc.text or exc.status)
+
+
+async def posted_in(thread: discord.Thread, me: int) -> bool:
+    """Whether the bot already posted in the thread (a retry after the post, before it was recorded)."""
+    async for message in thread.history(limit=10, oldest_first=True):
+        if message.author.id == me:
+            return True
+    return False
+
+
+async def tell(bot: KakehashiBot, guild: discord.Guild, user_id: int, text: Text) -> bool:
+    """A DM in the member's language; False when it could not be sent (closed DMs: logged, nothing else)."""
+    member = guild.get_member(user_id)
+    if member is None:
+        return False
+    settings = await bot.guild_config.settings(guild.id)
+    localize = await member_localizer(bot, guild, settings, user_id)
+    try:
+        await member.send(localize(text))
+    except discord.HTTPException as exc:
+        log.info("Could not DM member %s in guild %s (%s)", user_id, guild.id, exc.code)
+        return False
+    return True
+
+
+async def introduce(bot: KakehashiBot, guild: discord.Guild, thread: discord.Thread,
+                    members: list[discord.Member], *, seed: int, retry: bool) -> None:
+    """Open the thread with one message: the members' cards, and a question to start (once: a retry first
+    reads the thread for a message of the bot's, which a first attempt need not)."""
+    if retry and await posted_in(thread, guild.me.id):
+        return
+    settings = await bot.guild_config.settings(guild.id)
+    localize = server_localizer(bot, guild, settings)
+    embeds = []
+    for member in members:
+        profile = await bot.intros.profile(guild.id, member.id)
+        if profile is not None:
+            # Introduced people see each other's company, whoever else it is hidden from.
+            embeds.append(card_embed(localize, profile, viewer_id=None, introduced=True))
+    starter = bot.prompts.starter(localize.language, seed)
+    lines = [localize(Text("match.intro.hello", members=" ".join(m.mention for m in members)))]
+    if starter:
+        lines.append(localize(Text("match.intro.starter", question=starter)))
+    await thread.send("\n\n".join(lines), embeds=embeds[:10],
+                      allowed_mentions=discord.AllowedMentions(users=members))
