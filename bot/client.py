@@ -39,7 +39,8 @@ log = logging.getLogger(__name__)
 
 # Every feature's cog, in load order. Each cog's setup() registers its own
 # persistent (dynamic) buttons, so they work again right after a restart.
-EXTENSIONS: Final = ("cogs.config", "cogs.prompts", "cogs.intros", "cogs.matching", "cogs.rounds")
+EXTENSIONS: Final = ("cogs.config", "cogs.prompts", "cogs.intros", "cogs.welcomes", "cogs.matching",
+                     "cogs.rounds")
 
 # Exactly what the invite link asks for: what the channels' purposes need.
 REQUIRED_PERMISSIONS: Final = discord.Permissions(**dict.fromkeys(sorted(all_required_permissions()), True))

@@ -8,6 +8,7 @@ erases the job too.
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
@@ -76,6 +77,7 @@ class IntroService:
         self._clock = clock
         self.keep_left = timedelta(days=keep_left_days)
         self._watchers: list[Callable[[int, int | None], None]] = []
+        self._card_locks: dict[tuple[int, int], asyncio.Lock] = {}
 
     def watch(self, callback: Callable[[int, int | None], None]) -> None:
         """Call ``callback(guild_id, user_id)`` after a member's profile changes, appears or goes, and
@@ -135,6 +137,12 @@ class IntroService:
 
     async def set_open(self, guild_id: int, user_id: int, open_to_intros: bool) -> Profile:
         return await self._change(guild_id, user_id, {"open_to_intros": open_to_intros})
+
+    def card_lock(self, guild_id: int, user_id: int) -> asyncio.Lock:
+        """Held by the glue while the member's card is posted or edited (``bot/profile_form.py``) and while the
+        member is erased with it (``/intro delete``, erasure after leaving), so that a quick second change
+        cannot post a second card, nor a change post one for a member being erased."""
+        return self._card_locks.setdefault((guild_id, user_id), asyncio.Lock())
 
     async def set_card(self, guild_id: int, user_id: int, card: MessageRef | None) -> bool:
         return await self._store.set_card(guild_id, user_id, card)

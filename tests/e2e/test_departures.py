@@ -184,7 +184,7 @@ async def test_with_an_incomplete_member_list_nobody_is_taken_for_gone(
         return {**payload(viewer), "member_count": len(guild.members) + 1}
 
     guild.payload = short_payload  # type: ignore[method-assign]
-    caplog.set_level(logging.INFO, logger="cogs.intros")
+    caplog.set_level(logging.INFO, logger="cogs.welcomes")
     bot = await bot_runner.start()
 
     await discord_server.wait_until(bot.is_ready, 15, "the bot to be ready")  # after every server is available

@@ -144,6 +144,14 @@ async def test_choices(service: IntroService) -> None:
         await service.set_visibility(GUILD, AIKO, "nobody")
 
 
+def test_a_members_card_lock_is_theirs_alone(service: IntroService) -> None:
+    """The glue posts a card and erases a member under this lock: one per member and server, the same each
+    time it is asked for."""
+    lock = service.card_lock(GUILD, AIKO)
+    assert service.card_lock(GUILD, AIKO) is lock
+    assert service.card_lock(GUILD, BEN) is not lock and service.card_lock(OTHER_GUILD, AIKO) is not lock
+
+
 async def test_the_first_message_in_the_introductions_channel_counts_and_offers_once(service: IntroService) -> None:
     outcome = await service.intro_message(GUILD, BEN, INTRO_MESSAGE, "Hi!\n**Company:** Olympus\n役職：営業")
     assert outcome.counted and dict(outcome.offer or {}) == {"company": "Olympus", "role": "営業"}
