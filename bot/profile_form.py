@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from bot.errors import UserError
-from bot.guilds.model import Purpose
+from bot.guilds.model import GuildSettings, Purpose
 from bot.i18n import Text, permission_texts, shorten
 from bot.interactions import Localizer, bot_of, defer, localizer_for, send
 from bot.intros.model import PROFILE_LANGUAGES, About, MessageRef, More, Profile, Visibility
@@ -54,19 +54,21 @@ def _server(interaction: discord.Interaction[Any], guild_id: int) -> tuple[disco
 # ---------------------------------------------------------------- the card
 
 
-async def publish_card(bot: KakehashiBot, guild: discord.Guild, profile: Profile) -> Text | None:
+async def publish_card(bot: KakehashiBot, guild: discord.Guild, profile: Profile,
+                       settings: GuildSettings | None = None) -> Text | None:
     """Post the member's card in the introductions channel, or edit the one posted; what to tell the member
-    (None when there is no such channel)."""
+    (None when there is no such channel). Pass ``settings`` when they were read already."""
     async with bot.intros.card_lock(guild.id, profile.user_id):
         # Read again under the lock: a change a moment ago may have posted the card already.
         current = await bot.intros.profile(guild.id, profile.user_id)
         if current is None:
             return None
-        return await _publish(bot, guild, current)
+        if settings is None:
+            settings = await bot.guild_config.settings(guild.id)
+        return await _publish(bot, guild, current, settings)
 
 
-async def _publish(bot: KakehashiBot, guild: discord.Guild, profile: Profile) -> Text | None:
-    settings = await bot.guild_config.settings(guild.id)
+async def _publish(bot: KakehashiBot, guild: discord.Guild, profile: Profile, settings: GuildSettings) -> Text | None:
     channel_id = settings.channel(Purpose.INTRODUCTIONS)
     if channel_id is None:
         return None
@@ -204,8 +206,9 @@ async def open_about(interaction: discord.Interaction[Any], guild_id: int) -> No
 async def _answer_saved(interaction: discord.Interaction[Any], guild: discord.Guild, profile: Profile, *,
                         step: int) -> None:
     bot = bot_of(interaction)
-    card = await publish_card(bot, guild, profile)
-    localize = await localizer_for(interaction)
+    settings = await bot.guild_config.settings(guild.id)   # once, for the card and the answer
+    card = await publish_card(bot, guild, profile, settings)
+    localize = await localizer_for(interaction, settings)
     lines = [localize(Text("intros.edit.saved_about" if step == 1 else "intros.edit.saved_more"))]
     if card is not None:
         lines.append(localize(card))
@@ -354,10 +357,11 @@ class ChoiceSelect(RoutedItem, discord.ui.DynamicItem[discord.ui.Select[Any]],
 async def _update_editor(interaction: discord.Interaction[Any], guild: discord.Guild, profile: Profile) -> None:
     """Show the change on the private card at once; then bring the public card up to date."""
     bot = bot_of(interaction)
-    localize = await localizer_for(interaction)
+    settings = await bot.guild_config.settings(guild.id)   # once, for the answer and the card
+    localize = await localizer_for(interaction, settings)
     step = 2 if profile.has_more else 1
     await interaction.response.edit_message(embed=card_embed(localize, profile, viewer_id=profile.user_id),
                                             view=editor_view(localize, guild.id, profile, step=step))
-    card = await publish_card(bot, guild, profile)
+    card = await publish_card(bot, guild, profile, settings)
     if card is not None and card.key not in ("intros.card.updated", "intros.card.posted"):
         await send(interaction, localize(card))

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Final, Literal
 import discord
 
 from bot.errors import UserError
-from bot.guilds.model import Purpose
+from bot.guilds.model import GuildSettings, Purpose
 from bot.guilds.rules import REQUIRED_PERMISSIONS
 from bot.i18n import Text, permission_texts, shorten
 from bot.interactions import known_thread
@@ -34,10 +34,12 @@ LOOK_BACK: Final = 50
 ARCHIVE_MINUTES: Literal[1440] = 1440       # round and request threads archive after a day of silence
 
 
-async def matches_channel(bot: KakehashiBot, guild: discord.Guild) -> discord.TextChannel:
+async def matches_channel(bot: KakehashiBot, guild: discord.Guild,
+                          settings: GuildSettings | None = None) -> discord.TextChannel:
     """The channel where private threads for introductions are started, checked for everything the bot
-    does there (the same list ``/config show`` warns about)."""
-    settings = await bot.guild_config.settings(guild.id)
+    does there (the same list ``/config show`` warns about). Pass ``settings`` when they were read already."""
+    if settings is None:
+        settings = await bot.guild_config.settings(guild.id)
     channel_id = settings.channel(Purpose.MATCHES)
     channel = guild.get_channel(channel_id) if channel_id else None
     if not isinstance(channel, discord.TextChannel):
@@ -133,12 +135,15 @@ async def posted_in(thread: discord.Thread, me: int) -> bool:
     return False
 
 
-async def tell(bot: KakehashiBot, guild: discord.Guild, user_id: int, text: Text) -> bool:
-    """A DM in the member's language; False when it could not be sent (closed DMs: logged, nothing else)."""
+async def tell(bot: KakehashiBot, guild: discord.Guild, user_id: int, text: Text,
+               settings: GuildSettings | None = None) -> bool:
+    """A DM in the member's language; False when it could not be sent (closed DMs: logged, nothing else).
+    Pass ``settings`` when they were read already."""
     member = guild.get_member(user_id)
     if member is None:
         return False
-    settings = await bot.guild_config.settings(guild.id)
+    if settings is None:
+        settings = await bot.guild_config.settings(guild.id)
     localize = await member_localizer(bot, guild, settings, user_id)
     try:
         await member.send(localize(text))

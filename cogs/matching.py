@@ -162,14 +162,15 @@ class AnswerButton(RoutedItem, discord.ui.DynamicItem[discord.ui.Button[Any]],
         guild = bot.get_guild(request.guild_id)
         if guild is None:
             raise UserError("intros.server_gone")
-        localize = await localizer_for(interaction)
+        settings = await bot.guild_config.settings(guild.id)   # read once, for everything below
+        localize = await localizer_for(interaction, settings)
         if self.answer == "decline":
             request = await bot.matching.answer_request(self.request_id, interaction.user.id, False)
             await interaction.response.edit_message(content=localize(Text("match.request.declined_target")),
                                                     embed=None, view=None)
-            await tell(bot, guild, request.requester_id, Text("match.request.not_this_time"))
+            await tell(bot, guild, request.requester_id, Text("match.request.not_this_time"), settings)
             return
-        channel = await matches_channel(bot, guild)   # before answering: an accept must lead somewhere
+        channel = await matches_channel(bot, guild, settings)   # before answering: an accept must lead somewhere
         if guild.get_member(request.requester_id) is None:
             raise UserError("match.request.gone")
         # The thread is made by the outbox (exactly once, also across a crash); the answer is stored first.
@@ -219,7 +220,7 @@ class Matching(commands.Cog):
         found = await self.bot.matching.suggest(guild_id, interaction.user.id)
         localize = await localizer_for(interaction)
         if not found:
-            await send(interaction, Text("match.suggest.none"))
+            await send(interaction, localize(Text("match.suggest.none")))
             return
         embed = discord.Embed(title=localize(Text("match.suggest.title")), color=EMBED_COLOR)
         view = discord.ui.View(timeout=None)

@@ -177,7 +177,8 @@ class Rounds(commands.Cog):
         if guild is None:
             raise app_commands.NoPrivateMessage()
         await defer(interaction)
-        localize = await localizer_for(interaction)
+        settings = await self.bot.guild_config.settings(guild.id)
+        localize = await localizer_for(interaction, settings)
         replaced: Text | None = None
         round_id = 0
         names: Mapping[int, str] = {}
@@ -185,7 +186,7 @@ class Rounds(commands.Cog):
             preview = await self.bot.matching.preview(guild.id)
             plan, taking_part, names = preview.plan, preview.taking_part, preview.names
         else:
-            await matches_channel(self.bot, guild)
+            await matches_channel(self.bot, guild, settings)
             outcome = await self.bot.matching.run_round_now(guild.id)
             if outcome is None:
                 raise UserError("match.rounds.already")
@@ -254,7 +255,7 @@ class Rounds(commands.Cog):
             await send(interaction, text)
             return
         localize = await localizer_for(interaction)
-        await send(interaction, text, embed=delivery_embed(localize, stats.last, None))
+        await send(interaction, localize(text), embed=delivery_embed(localize, stats.last, None))
 
     # -- due work
 
