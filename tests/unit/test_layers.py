@@ -1,6 +1,7 @@
-"""The layers of docs/architecture.md hold: nothing in ``bot/`` imports ``cogs/``, and no feature package (nor the
-core modules beside them) imports discord. Every module of ``bot/`` is imported (it must import cleanly on its own),
-and its own import statements are read, so an import that happens to be satisfied elsewhere still counts."""
+"""The layers of docs/architecture.md hold: nothing in ``bot/`` imports ``cogs/``, no cog imports another cog, and
+no feature package (nor the core modules beside them) imports discord. Every module of ``bot/`` is imported (it must
+import cleanly on its own), and its own import statements are read, so an import that happens to be satisfied
+elsewhere still counts."""
 
 from __future__ import annotations
 
@@ -46,3 +47,19 @@ def test_a_module_of_bot_imports_on_its_own_and_keeps_to_its_layer(module: str) 
     assert "cogs" not in names, f"{module} imports cogs/: bot/ must not depend on the cogs"
     if module not in GLUE:
         assert "discord" not in names, f"{module} imports discord: only the glue may ({sorted(GLUE)})"
+
+
+COGS = BOT.parent / "cogs"
+
+
+@pytest.mark.parametrize("path", sorted(COGS.glob("*.py")), ids=lambda path: path.name)
+def test_a_cog_never_imports_another_cog(path: Path) -> None:
+    """What two cogs share is a glue module of bot/ (bot/threads.py, bot/profile_form.py), not one cog imported
+    by the other."""
+    cogs = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            cogs.update(alias.name for alias in node.names if alias.name.split(".")[0] == "cogs")
+        elif isinstance(node, ast.ImportFrom) and (node.level > 0 or (node.module or "").split(".")[0] == "cogs"):
+            cogs.add("." * node.level + (node.module or ""))
+    assert cogs == set(), f"{path.name} imports {sorted(cogs)}"
