@@ -30,9 +30,25 @@ class GuildConfig:
         self._store = store
         self._clock = clock
         self._languages: dict[tuple[int, int], str | None] = {}
+        # Each server's settings as last read, so an interaction (and the services it calls) reads them from
+        # the database once; every change goes through this object, which forgets what it changed. A read
+        # that overlapped a change (``_changes`` moved meanwhile) is not kept.
+        self._settings: dict[int, GuildSettings] = {}
+        self._changes: dict[int, int] = {}
 
     async def settings(self, guild_id: int) -> GuildSettings:
-        return await self._store.get(guild_id)
+        kept = self._settings.get(guild_id)
+        if kept is not None:
+            return kept
+        seen = self._changes.get(guild_id, 0)
+        settings = await self._store.get(guild_id)
+        if self._changes.get(guild_id, 0) == seen:
+            self._settings[guild_id] = settings
+        return settings
+
+    def _changing(self, guild_id: int) -> None:
+        self._changes[guild_id] = self._changes.get(guild_id, 0) + 1
+        self._settings.pop(guild_id, None)
 
     # -- a member's language
 
@@ -60,7 +76,7 @@ class GuildConfig:
     async def overview(self, guild_id: int, lookup: Callable[[int], ChannelRef | None]) -> Overview:
         """Every setting, each purpose's channel checked (``lookup`` finds a channel still there), and the
         latest changes."""
-        settings = await self._store.get(guild_id)
+        settings = await self.settings(guild_id)
         statuses = []
         for purpose in Purpose:
             channel_id = settings.channel(purpose)
@@ -79,19 +95,24 @@ class GuildConfig:
         if channel is not None:
             rules.check_channel_kind(chosen, channel.kind, channel.mention)
             missing = tuple(rules.missing_permissions(chosen, channel.bot_permissions))
-        change = await self._store.set_channel(
-            guild_id, chosen, None if channel is None else channel.id, actor_id=actor_id, now=self._clock.now()
-        )
+        self._changing(guild_id)
+        try:
+            change = await self._store.set_channel(
+                guild_id, chosen, None if channel is None else channel.id, actor_id=actor_id, now=self._clock.now()
+            )
+        finally:
+            self._changing(guild_id)
         return ChannelUpdate(chosen, change, missing)
 
     async def set_timezone(self, guild_id: int, name: str, *, actor_id: int) -> Change:
-        canonical = rules.parse_timezone(name)
-        return await self._store.set_value(
-            guild_id, Setting.TIMEZONE, canonical, actor_id=actor_id, now=self._clock.now()
-        )
+        return await self._set(guild_id, Setting.TIMEZONE, rules.parse_timezone(name), actor_id)
 
     async def set_language(self, guild_id: int, code: str, *, actor_id: int) -> Change:
-        language = rules.parse_language(code)
-        return await self._store.set_value(
-            guild_id, Setting.LANGUAGE, language, actor_id=actor_id, now=self._clock.now()
-        )
+        return await self._set(guild_id, Setting.LANGUAGE, rules.parse_language(code), actor_id)
+
+    async def _set(self, guild_id: int, setting: Setting, value: str, actor_id: int) -> Change:
+        self._changing(guild_id)
+        try:
+            return await self._store.set_value(guild_id, setting, value, actor_id=actor_id, now=self._clock.now())
+        finally:
+            self._changing(guild_id)

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.guilds.model import Purpose, Setting
+from bot.guilds.model import ChannelKind, ChannelRef, Purpose, Setting
 from bot.guilds.service import GuildConfig
 from bot.guilds.store import GuildSettingsStore, forget_actor
 from bot.storage import Storage
@@ -101,3 +101,17 @@ async def test_a_member_language_follows_their_last_interaction_per_server_and_g
     config.forget_language(1, 7)   # the erasure tells the service (IntroService.watch): the next one writes
     await config.remember_language(1, 7, "ja")
     assert await config.member_language(1, 7) == "ja"
+
+
+async def test_settings_are_read_once_and_a_change_is_seen_at_once(storage: Storage) -> None:
+    config = GuildConfig(GuildSettingsStore(storage), FakeClock(NOW))
+    first = await config.settings(1)
+    assert await config.settings(1) is first   # kept: the services an interaction calls read no more
+    await config.set_timezone(1, "Asia/Tokyo", actor_id=7)
+    assert (await config.settings(1)).timezone == "Asia/Tokyo"
+    forum = ChannelRef(30, ChannelKind.FORUM, "<#30>")
+    await config.set_channel(1, "prompts", forum, actor_id=7)
+    await config.set_language(1, "ja", actor_id=7)
+    settings = await config.settings(1)
+    assert (settings.channel(Purpose.PROMPTS), settings.language) == (30, "ja")
+    assert (await GuildSettingsStore(storage).get(1)) == settings
