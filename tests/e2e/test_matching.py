@@ -40,6 +40,19 @@ async def profile(server: FakeDiscord, member: Member, company: str, *,
     await _settle()
 
 
+async def joined_pair(server: FakeDiscord, world: World, bot_runner: BotRunner,
+                      names: tuple[str, str]) -> tuple[list[Member], Channel]:
+    """Two members of two companies in the rounds of a running bot, and the matches channel; they may be pinged."""
+    pair = [server.add_member(world.guild, name) for name in names]
+    await bot_runner.start()
+    matches = await use_channel(server, world, "matches", "matches")
+    for n, member in enumerate(pair):
+        await profile(server, member, f"Company {n}")
+        await ask(server, member, "match join")
+    server.expected_pings.update(m.id for m in pair)
+    return pair, matches
+
+
 def threads_in(server: FakeDiscord, channel: Channel) -> list[Channel]:
     return [t for t in server.threads(channel) if t.type == ChannelType.PRIVATE_THREAD]
 
@@ -352,13 +365,7 @@ async def test_a_bot_killed_after_two_of_three_threads_finishes_with_exactly_thr
 
 async def test_a_follow_up_cut_short_after_discord_posted_it_is_not_posted_again(
         discord_server: FakeDiscord, world: World, bot_runner: BotRunner, clock: FakeClock) -> None:
-    pair = [discord_server.add_member(world.guild, name) for name in ("m0", "m1")]
-    await bot_runner.start()
-    matches = await use_channel(discord_server, world, "matches", "matches")
-    for n, member in enumerate(pair):
-        await profile(discord_server, member, f"Company {n}")
-        await ask(discord_server, member, "match join")
-    discord_server.expected_pings.update(m.id for m in pair)
+    _, matches = await joined_pair(discord_server, world, bot_runner, ("m0", "m1"))
     await ask(discord_server, world.admin, "rounds run")
     await discord_server.wait_until(lambda: any(bot_posts(discord_server, t) for t in threads_in(discord_server,
                                                                                                   matches)),

@@ -11,7 +11,7 @@ from bot.client import KakehashiBot
 from playground.clock import FakeClock
 from playground.fakediscord import Channel, FakeDiscord, Member, Message
 from tests.e2e.conftest import BotRunner, World, ask, use_channel
-from tests.e2e.test_matching import bot_posts, humans_in, profile, threads_in
+from tests.e2e.test_matching import bot_posts, humans_in, joined_pair, profile, threads_in
 from tests.e2e.test_prompts import wait_for_threads, wait_until_posted
 
 NOBODY_ELIGIBLE = "This match round, nobody was eligible to meet you"
@@ -50,14 +50,9 @@ async def next_round(server: FakeDiscord, world: World, clock: FakeClock) -> str
 
 async def test_a_pair_is_kept_apart_for_no_repeat_rounds_and_paired_again_after(
         discord_server: FakeDiscord, world: World, bot_runner: BotRunner, clock: FakeClock) -> None:
-    rin, sho = pair = [discord_server.add_member(world.guild, name) for name in ("rin", "sho")]
-    await bot_runner.start()
-    matches = await use_channel(discord_server, world, "matches", "matches")
-    for n, member in enumerate(pair):
-        await profile(discord_server, member, f"Company {n}")
-        await ask(discord_server, member, "match join")
+    pair, matches = await joined_pair(discord_server, world, bot_runner, ("rin", "sho"))
+    rin, sho = pair
     await ask(discord_server, world.admin, "config rounds", no_repeat_rounds=2)
-    discord_server.expected_pings.update(m.id for m in pair)
     await ready(discord_server, bot_runner)
 
     # They are each other's only possible partner.
@@ -84,13 +79,7 @@ async def test_a_pair_is_kept_apart_for_no_repeat_rounds_and_paired_again_after(
 
 async def test_a_request_within_the_no_repeat_window_is_refused_as_met_recently(
         discord_server: FakeDiscord, world: World, bot_runner: BotRunner) -> None:
-    rin, sho = pair = [discord_server.add_member(world.guild, name) for name in ("rin", "sho")]
-    await bot_runner.start()
-    matches = await use_channel(discord_server, world, "matches", "matches")
-    for n, member in enumerate(pair):
-        await profile(discord_server, member, f"Company {n}")
-        await ask(discord_server, member, "match join")
-    discord_server.expected_pings.update(m.id for m in pair)
+    (rin, sho), matches = await joined_pair(discord_server, world, bot_runner, ("rin", "sho"))
     await ready(discord_server, bot_runner)
     await ask(discord_server, world.admin, "rounds run")
     await introduced_groups(discord_server, matches, 1)
