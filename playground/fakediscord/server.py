@@ -470,6 +470,8 @@ class FakeDiscord:
         self.identify_count = 0
         self.resume_count = 0
         self._changed: asyncio.Condition | None = None
+        # Called (synchronously) after every change the fake serves: the playground's page listens here.
+        self.listeners: list[Callable[[], None]] = []
         self._runner: web.AppRunner | None = None
         self._sockets: set[web.WebSocketResponse] = set()
         self.port = 0
@@ -637,6 +639,8 @@ class FakeDiscord:
         assert self._changed is not None
         async with self._changed:
             self._changed.notify_all()
+        for listener in self.listeners:
+            listener()
 
     async def wait_until(self, predicate: Callable[[], bool], timeout: float = 5.0, what: str = "a condition") -> None:
         """Wait until ``predicate()`` holds: woken by every call the fake serves, and every 20 ms for
