@@ -1,4 +1,5 @@
-"""``python -m bot``: run the bot; ``python -m bot invite --client-id ID``: print its invite link.
+"""``python -m bot``: run the bot; ``python -m bot invite --client-id ID``: print its invite link;
+``python -m bot demo``: the playground (playground/demo.py), the bot on a local Discord with a page to try it.
 
 Exit status: 0 after a clean shutdown (SIGINT or SIGTERM), 1 when Discord
 refuses the bot (a rejected token, intents not enabled) or cannot be reached, 2 when a setting
@@ -44,18 +45,30 @@ def _fail(message: str, status: int) -> int:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bot", description="Kakehashi, the Discord bot.")
-    commands = parser.add_subparsers(dest="command", metavar="{run,invite}")
+    commands = parser.add_subparsers(dest="command", metavar="{run,invite,demo}")
     run_command = commands.add_parser("run", help="run the bot (the default)")
     run_command.add_argument("--sync", action="store_true",
                              help="sync commands to Discord even if they have not changed since the last sync")
     invite = commands.add_parser("invite", help="print the link that adds the bot to a server")
     invite.add_argument("--client-id", required=True,
                         help="the application id (Developer Portal → your application → General Information)")
+    # The entry point reaches the playground; nothing else in bot/ does.
+    from playground import demo
+
+    demo.add_arguments(commands.add_parser(
+        "demo", help="try Kakehashi without Discord: a local Discord, a seeded community and a page on 127.0.0.1"))
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.command == "demo":
+        from playground import demo
+
+        if not (DATA_DIR / "locales").is_dir():
+            return _fail(f"bundled data not found in {DATA_DIR}: install from a checkout with "
+                         "`pip install -e .` (see README).", EXIT_CONFIG)
+        return demo.main(args)
     if args.command == "invite":
         try:
             client_id = parse_snowflake(args.client_id, "--client-id")
