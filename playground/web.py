@@ -434,7 +434,8 @@ class PlaygroundPage:
         if thread is not None and thread.is_thread and thread.id != message.channel.id and self._sees(member, thread):
             data["thread"] = {"id": str(thread.id), "name": thread.name, "count": thread.message_count}
         interaction = self.discord.interactions.get(message.interaction_id or 0)
-        if interaction is not None and interaction.type == 2 and not message.ephemeral:
+        if interaction is not None and interaction.type == 2 and interaction.original is message:
+            # The command's answer, ephemeral or not, says who used which command (a follow-up does not).
             command = interaction.payload["data"]
             path = [command["name"]]
             options = command.get("options", [])
