@@ -184,7 +184,7 @@ class PlaygroundPage:
                     await asyncio.wait_for(tick.wait(), KEEPALIVE)
                 except TimeoutError:
                     await response.write(b": still here\n\n")
-        except (ConnectionError, asyncio.CancelledError):
+        except ConnectionError:   # the page went away
             pass
         return response
 
@@ -298,6 +298,8 @@ class PlaygroundPage:
             "channels": channels, "dm": {"count": dm_count},
             "channel": None, "messages": [], "posts": [],
         }
+        if channel is None and wanted == "dm":   # no DMs yet: an empty conversation with the bot
+            data["channel"] = self._dm_info()
         if channel is not None:
             data["channel"] = self._channel_info(member, channel)
             if channel.type in (ChannelType.FORUM, ChannelType.MEDIA):
@@ -343,8 +345,7 @@ class PlaygroundPage:
     def _channel_info(self, member: Member, channel: Channel) -> dict[str, Any]:
         kind = self._kind(channel)
         if kind == "dm":
-            return {"id": "dm", "name": self._name(self.discord.bot_user), "kind": kind, "parent": None,
-                    "canWrite": False, "canCommand": False, "tags": []}
+            return self._dm_info()
         granted = self.guild.permissions_in(member, channel)
         needed = Perm.SEND_MESSAGES_IN_THREADS if channel.is_thread else Perm.SEND_MESSAGES
         parent = self.guild.channels.get(channel.parent_id or 0)
@@ -357,6 +358,11 @@ class PlaygroundPage:
             "canCommand": kind != "forum", "archived": channel.archived,
             "tags": [tags[t] for t in channel.applied_tags if t in tags],
         }
+
+    def _dm_info(self) -> dict[str, Any]:
+        """A member's DMs with the bot: they read and press buttons there; the commands are the server's."""
+        return {"id": "dm", "name": self._name(self.discord.bot_user), "kind": "dm", "parent": None,
+                "canWrite": False, "canCommand": False, "tags": []}
 
     def _post(self, member: Member, thread: Channel) -> dict[str, Any]:
         starter = self.discord.messages.get(thread.id)
