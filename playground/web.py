@@ -431,7 +431,7 @@ class PlaygroundPage:
                              "image": (f.content_type or "").split(";")[0] in INLINE_TYPES} for f in message.files],
             "ephemeral": message.ephemeral,
             "loading": bool(message.flags & Message.LOADING),
-            "edited": message.edited,
+            "edited": message.edited and not self._completes_defer(message),
             "reactions": [{"emoji": key if ":" not in key else f":{key.split(':')[0]}:", "count": len(users),
                            "me": member.id in users} for key, users in message.reactions.items()],
             "thread": None, "used": None, "reply": None,
@@ -456,6 +456,12 @@ class PlaygroundPage:
                              "excerpt": "" if replied.deleted else replied.content[:100]}
         data["rev"] = hashlib.sha1(json.dumps(data, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16]
         return data
+
+    def _completes_defer(self, message: Message) -> bool:
+        """The answer to a deferred interaction ("thinking…"), which the bot's follow-up filled in: Discord shows
+        it as the answer, not as an edit (a later edit of it cannot be told apart, and shows no mark either)."""
+        interaction = self.discord.interactions.get(message.interaction_id or 0)
+        return interaction is not None and interaction.original is message and interaction.callback_type == 5
 
     async def _attachment(self, request: web.Request) -> web.StreamResponse:
         member, _ = self._asker(dict(request.query))

@@ -203,6 +203,23 @@ def test_a_member_s_context_menu_runs_the_bot_s_user_commands(page: Page, live: 
     assert "Anna Schmidt" in card.text
 
 
+def test_intro_export_attaches_the_member_s_file_for_them_and_nobody_else(page: Page, live: LivePlayground) -> None:
+    page.act_as("Anna Schmidt")
+    page.channel("welcome")
+    page.command("intro export")
+    reply = page.message_with("", "a.attachment")
+    link = page.find("a.attachment", reply)
+    assert link.text.startswith("kakehashi-") and ".json" in link.text
+    href = str(link.get_attribute("href"))
+    fetch = """const [url, done] = arguments;
+        fetch(url).then(async (r) => done([r.status, await r.text()]));"""
+    status, body = page.driver.execute_async_script(fetch, href)
+    assert status == 200 and "Minato Bank Europe" in body
+    emily = live.call(lambda: live.playground.discord.member(live.playground.community.guild, "Emily Chen").id)
+    status, _ = page.driver.execute_async_script(fetch, href.replace(href.split("as=")[1], str(emily)))
+    assert status == 404
+
+
 def test_a_member_named_like_html_is_shown_as_text_and_no_script_runs(page: Page, live: LivePlayground) -> None:
     name = "<img src=x onerror=alert(1)>"
     playground = live.playground
