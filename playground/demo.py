@@ -148,6 +148,8 @@ def main(args: argparse.Namespace) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         asyncio.run(serve(sock, host, database, open_browser=not args.no_browser))
+    except KeyboardInterrupt:   # where the loop cannot take signals (Windows), Ctrl-C arrives as this
+        print("Stopped.", flush=True)
     finally:
         sock.close()
     return EXIT_OK
