@@ -907,6 +907,7 @@ async function sendMessage(event) {
   if (text.startsWith("/")) {
     const [first] = matchingCommands(text);
     if (first) openCommandForm(first);
+    else toast(t("noCommands"), "error");
     return;
   }
   if (!text.trim()) return;
