@@ -129,6 +129,16 @@ def build(discord: FakeDiscord) -> Community:
     return community
 
 
+def found(discord: FakeDiscord) -> Community:
+    """The community of a world a playground kept (``FakeDiscord.restore``), as ``build`` made it."""
+    guild = next(g for g in discord.guilds.values() if g.name == SERVER)
+    people = Community(guild, guild.members[guild.owner_id])
+    people.members.update((m.user.username, m) for m in guild.members.values() if not m.user.bot)
+    people.channels.update((c.name, c) for c in guild.channels.values()
+                           if c.type in (ChannelType.TEXT, ChannelType.FORUM) and c.parent_id is None)
+    return people
+
+
 async def configure(discord: FakeDiscord, community: Community) -> None:
     """With the bot connected: the admin's settings, the introduced members' profiles and choices, then the
     newcomers' arrival."""

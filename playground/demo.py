@@ -1,8 +1,9 @@
 """``python -m bot demo``: the playground. The local Discord, the real bot on it with the seeded community, and
 the page to act in, all in this process on 127.0.0.1; no token, no network, no ``.env``.
 
-The local Discord lives in memory, so every start builds the community afresh, on a new database of its own
-(in the user's data folder, never ``DATABASE_PATH``). Exit status: 0 after Ctrl-C (or SIGTERM), 2 when it
+The playground goes on where it was stopped: its database (in the user's data folder, never
+``DATABASE_PATH``) and the local Discord's world, kept beside it when it stops. ``--fresh`` (or a first start)
+builds the community afresh on a new database. Exit status: 0 after Ctrl-C (or SIGTERM), 2 when it
 cannot start (the port is taken, a host other than loopback without ``--allow-remote``); those print one line.
 """
 
@@ -29,6 +30,7 @@ from dotenv import dotenv_values
 DEFAULT_HOST: Final = "127.0.0.1"
 DEFAULT_PORT: Final = 8765
 DATABASE_NAME: Final = "kakehashi-playground.db"
+WORLD_NAME: Final = "kakehashi-playground.world"   # the local Discord's world and clock, between runs
 EXIT_OK: Final = 0
 EXIT_CANNOT_START: Final = 2
 
@@ -46,7 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="serve on a --host other than loopback: anyone who reaches it can act as any member")
     parser.add_argument("--no-browser", action="store_true", help="do not open the page in the default browser")
     parser.add_argument("--fresh", action="store_true",
-                        help="start from a new database (for now every start does: the local Discord lives in memory)")
+                        help="start afresh: a new database and the community built again (else it goes on where "
+                             "it was stopped)")
     parser.add_argument("--verbose", action="store_true", help="log what the bot does (INFO)")
 
 
@@ -97,21 +100,27 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def database_path() -> Path:
-    """The playground's own database, started anew; refused if DATABASE_PATH (the environment's or .env's)
-    names the same file, which this would erase."""
+def database_path(*, fresh: bool) -> tuple[Path, bool]:
+    """The playground's own database, and whether it goes on where it stopped (its world kept beside it);
+    else, or when ``fresh``, it is erased. Refused if DATABASE_PATH (the environment's or .env's) names the
+    same file."""
+    from playground.session import load
+
     path = data_dir() / DATABASE_NAME
     configured = os.environ.get("DATABASE_PATH") or dotenv_values(Path.cwd() / ".env").get("DATABASE_PATH")
     if configured and Path(configured).expanduser().resolve() == path.resolve():
-        raise CannotStart(f"DATABASE_PATH is {path}, the playground's own database, which every start erases: "
+        raise CannotStart(f"DATABASE_PATH is {path}, the playground's own database, which --fresh erases: "
                           "point DATABASE_PATH elsewhere.")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        for old in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
-            old.unlink(missing_ok=True)
+        going_on = not fresh and load(path.with_name(WORLD_NAME), path) is not None
+        if not going_on:
+            for old in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm"),
+                        path.with_name(WORLD_NAME)):
+                old.unlink(missing_ok=True)
     except OSError as exc:
         raise CannotStart(f"cannot prepare {path}: {exc.strerror or exc}.") from None
-    return path
+    return path, going_on
 
 
 def page_url(sock: socket.socket, host: str) -> str:
@@ -137,7 +146,7 @@ def main(args: argparse.Namespace) -> int:
         return EXIT_CANNOT_START
     try:
         sock = bind(host, args.port)
-        database = database_path()
+        database, going_on = database_path(fresh=args.fresh)
     except CannotStart as exc:
         print(f"kakehashi: {exc}", file=sys.stderr)
         return EXIT_CANNOT_START
@@ -147,7 +156,7 @@ def main(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        asyncio.run(serve(sock, host, database, open_browser=not args.no_browser))
+        asyncio.run(serve(sock, host, database, going_on=going_on, open_browser=not args.no_browser))
     except KeyboardInterrupt:   # where the loop cannot take signals (Windows), Ctrl-C arrives as this
         print("Stopped.", flush=True)
     finally:
@@ -155,7 +164,7 @@ def main(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def serve(sock: socket.socket, host: str, database: Path, *, open_browser: bool) -> None:
+async def serve(sock: socket.socket, host: str, database: Path, *, going_on: bool, open_browser: bool) -> None:
     from aiohttp import web
 
     from playground.session import Playground
@@ -167,9 +176,11 @@ async def serve(sock: socket.socket, host: str, database: Path, *, open_browser:
     for signum in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):   # Windows: Ctrl-C raises KeyboardInterrupt instead
             loop.add_signal_handler(signum, stop.set)
-    print(f"Kakehashi playground: building the community on a new database ({database}); the local Discord "
-          "lives in memory, so every start begins afresh…", flush=True)
-    playground = await Playground.start(database)
+    if going_on:
+        print(f"Kakehashi playground: going on where it stopped ({database}; --fresh starts afresh)…", flush=True)
+    else:
+        print(f"Kakehashi playground: building the community on a new database ({database})…", flush=True)
+    playground = await Playground.start(database, kept=database.with_name(WORLD_NAME))
     port = sock.getsockname()[1]
     hosts = None if not is_loopback(host) else {f"{name}:{port}" for name in ("127.0.0.1", "localhost", "[::1]")}
     page = PlaygroundPage(playground, allowed_hosts=hosts)

@@ -44,7 +44,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Final, Literal
 from urllib.parse import quote
 
 import yarl
@@ -490,6 +490,22 @@ class FakeDiscord:
         # as the fake always was: anyone who may write there adds; on: 403/50013 without MANAGE_THREADS.
         self.strict_invitable = False
         self._register_routes()
+
+    # ------------------------------------------------------------------ keeping the world
+
+    # What a snapshot holds: who and what exists, what was said, the commands the bot synced. Not kept: calls,
+    # interactions (their tokens expire anyway), rate limits, faults and the gateway session.
+    _WORLD: Final = ("bot_user", "application_id", "owner", "users", "guilds", "channels", "messages",
+                     "global_commands", "guild_commands", "command_permissions")
+
+    def snapshot(self) -> dict[str, Any]:
+        """The world as plain objects (dataclasses, lists, dicts), for ``restore`` in a later run."""
+        return {name: getattr(self, name) for name in self._WORLD}
+
+    def restore(self, world: dict[str, Any]) -> None:
+        """Take back a world ``snapshot`` gave, before the bot connects."""
+        for name in self._WORLD:
+            setattr(self, name, world[name])
 
     # ------------------------------------------------------------------ the world
 

@@ -8,6 +8,7 @@ import signal
 import socket
 import sys
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import aiohttp
@@ -85,9 +86,35 @@ async def test_the_demo_serves_the_page_without_a_token_and_stops_cleanly_on_ctr
     finally:
         stdout, stderr = await stop_demo(process, signal.SIGINT)
     assert "Traceback" not in stderr and stderr.strip() == "", stderr
-    assert "new database" in printed and "afresh" in printed and stdout.rstrip().endswith("Stopped.")
-    assert old.read_bytes() != b"what an earlier start left"   # every start begins on a new database
-    assert not (tmp_path / "kakehashi.db").exists()             # and never on the bot's own
+    assert "new database" in printed and stdout.rstrip().endswith("Stopped.")
+    assert old.read_bytes() != b"what an earlier start left"   # without a kept world: a new database
+    assert not (tmp_path / "kakehashi.db").exists()             # and never the bot's own
+
+
+async def test_the_demo_goes_on_where_it_stopped_and_fresh_starts_afresh(tmp_path: Path) -> None:
+    async def run(*options: str) -> tuple[str, object, datetime]:
+        process, url, _, printed = await start_demo(tmp_path, *options)
+        try:
+            async with aiohttp.ClientSession() as http:
+                async with http.get(url + "api/world") as world:
+                    people = (await world.json())["people"]
+                async with http.post(url + "api/clock", json={"to": "day"}) as moved:
+                    now = datetime.fromisoformat((await moved.json())["now"])
+        finally:
+            await stop_demo(process, signal.SIGINT)
+        return printed, people, now
+
+    first_printed, first, first_now = await run()
+    again_printed, again, again_now = await run()
+    assert "new database" in first_printed and "going on where it stopped" in again_printed
+    assert again == first and again_now == first_now + timedelta(days=1)   # the world and its clock kept
+    fresh_printed, _, _ = await run("--fresh")
+    assert "new database" in fresh_printed
+    world = tmp_path / "data" / "kakehashi" / "playground" / "kakehashi-playground.world"
+    world.write_bytes(b"not a world this version wrote")
+    unreadable_printed, people, _ = await run()
+    assert "new database" in unreadable_printed   # built afresh, as on a first start: new people (new ids)
+    assert [p["name"] for p in people] == [p["name"] for p in first] and people != first
 
 
 async def test_allow_remote_serves_on_another_host_with_a_warning(tmp_path: Path) -> None:
