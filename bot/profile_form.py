@@ -138,18 +138,18 @@ def _text_input(localize: Localizer, name: str, value: str | None, *, required: 
     )
 
 
-class AboutModal(Modal):
-    """Step 1: name, company, role, industry, location."""
+class _StepModal(Modal):
+    """One step of the profile form: its five fields, and what a submit saves."""
 
-    def __init__(self, guild_id: int, user_id: int, localize: Localizer, values: Mapping[str, str]) -> None:
+    step: int
+
+    def __init__(self, guild_id: int, localize: Localizer, title: Text, custom_id: str, values: Mapping[str, str],
+                 names: tuple[str, ...], *, required: tuple[str, ...] = (), paragraphs: tuple[str, ...] = ()) -> None:
         # discord.py keeps open modals by custom id alone: one id per member, or members would swap forms.
-        super().__init__(title=localize(Text("intros.edit.title_about")), timeout=30 * 60,
-                         custom_id=f"intro:about:{guild_id}:{user_id}")
+        super().__init__(title=localize(title), timeout=30 * 60, custom_id=custom_id)
         self.guild_id = guild_id
-        self.fields = {
-            name: _text_input(localize, name, values.get(name), required=name in ("display_name", "company"))
-            for name in ("display_name", "company", "role", "industry", "location")
-        }
+        self.fields = {name: _text_input(localize, name, values.get(name), required=name in required,
+                                         paragraph=name in paragraphs) for name in names}
         for item in self.fields.values():
             self.add_item(item)
 
@@ -158,35 +158,45 @@ class AboutModal(Modal):
         guild, member = _server(interaction, self.guild_id)
         values = {name: item.value for name, item in self.fields.items()}
         await defer(interaction)
-        profile = await bot.intros.save_about(guild.id, member.id, About(**values), locale=interaction.locale.value)
-        await _answer_saved(interaction, guild, profile, step=1)
+        profile = await self.save(bot, guild.id, member.id, values, interaction.locale.value)
+        await _answer_saved(interaction, guild, profile, step=self.step)
+
+    async def save(self, bot: KakehashiBot, guild_id: int, user_id: int, values: dict[str, str],
+                   locale: str) -> Profile:
+        raise NotImplementedError
 
 
-class MoreModal(Modal):
+class AboutModal(_StepModal):
+    """Step 1: name, company, role, industry, location."""
+
+    step = 1
+
+    def __init__(self, guild_id: int, user_id: int, localize: Localizer, values: Mapping[str, str]) -> None:
+        super().__init__(guild_id, localize, Text("intros.edit.title_about"), f"intro:about:{guild_id}:{user_id}",
+                         values, ("display_name", "company", "role", "industry", "location"),
+                         required=("display_name", "company"))
+
+    async def save(self, bot: KakehashiBot, guild_id: int, user_id: int, values: dict[str, str],
+                   locale: str) -> Profile:
+        return await bot.intros.save_about(guild_id, user_id, About(**values), locale=locale)
+
+
+class MoreModal(_StepModal):
     """Step 2: time zone, interests, what they offer and seek, a short bio."""
 
+    step = 2
+
     def __init__(self, guild_id: int, localize: Localizer, profile: Profile, draft: Mapping[str, str]) -> None:
-        super().__init__(title=localize(Text("intros.edit.title_more")), timeout=30 * 60,
-                         custom_id=f"intro:more:{guild_id}:{profile.user_id}")
-        self.guild_id = guild_id
         saved = {"timezone": profile.timezone or "", "interests": ", ".join(profile.interests),
                  "offer": profile.offer, "seek": profile.seek, "bio": profile.bio}
         # What the member's free-form introduction said fills what the profile does not have yet.
         values = {name: value or draft.get(name, "") for name, value in saved.items()}
-        self.fields = {
-            name: _text_input(localize, name, values.get(name), paragraph=name in ("offer", "seek", "bio"))
-            for name in ("timezone", "interests", "offer", "seek", "bio")
-        }
-        for item in self.fields.values():
-            self.add_item(item)
+        super().__init__(guild_id, localize, Text("intros.edit.title_more"), f"intro:more:{guild_id}:{profile.user_id}",
+                         values, tuple(saved), paragraphs=("offer", "seek", "bio"))
 
-    async def on_submit(self, interaction: discord.Interaction[Any], /) -> None:
-        bot = bot_of(interaction)
-        guild, member = _server(interaction, self.guild_id)
-        values = {name: item.value for name, item in self.fields.items()}
-        await defer(interaction)
-        profile = await bot.intros.save_more(guild.id, member.id, More(**values))
-        await _answer_saved(interaction, guild, profile, step=2)
+    async def save(self, bot: KakehashiBot, guild_id: int, user_id: int, values: dict[str, str],
+                   locale: str) -> Profile:
+        return await bot.intros.save_more(guild_id, user_id, More(**values))
 
 
 async def open_about(interaction: discord.Interaction[Any], guild_id: int) -> None:

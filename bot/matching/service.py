@@ -500,11 +500,8 @@ class MatchService:
             del self._refreshing[guild_id]
 
     def history_changed(self, guild_id: int) -> None:
-        """Something the history holds changed outside rounds and requests (a reply in a prompt thread)."""
-        self._history_changed(guild_id)
-
-    def _history_changed(self, guild_id: int) -> None:
-        """Rounds and answered requests change who has met whom: the next use reads the history again."""
+        """Rounds, answered requests and a new participant in a prompt thread change the history (who met,
+        declined or replied alongside whom): the next use reads it again."""
         if guild_id in self._indexes:
             self._history_stale.add(guild_id)
 
@@ -608,7 +605,7 @@ class MatchService:
                 # stops right after this answer is stored.
                 await OutboxStore.enqueue(tx, INTRODUCE_JOB, request.guild_id, f"{INTRODUCE_JOB}:{request.id}",
                                           {"request": request.id}, due_at=now, now=now)
-        self._history_changed(request.guild_id)
+        self.history_changed(request.guild_id)
         return request
 
     async def withdraw(self, request_id: int) -> None:
@@ -836,7 +833,7 @@ class MatchService:
             self._planning -= 1
         if outcome is None:
             return None
-        self._history_changed(guild_id)
+        self.history_changed(guild_id)
         for user_id in outcome.paused:
             self.changed(guild_id, user_id)
         log.info("Round %s of guild %s: %d members, %d groups; pool read in %.1f s, planned in %.1f s, "
@@ -939,7 +936,7 @@ class MatchService:
                                   frozenset(present), active_threads)
             started = await self._worker.run(begin_delivery, order)
         if started is not None and (started.moved or started.left):
-            self._history_changed(guild_id)
+            self.history_changed(guild_id)
         return started
 
     async def _begin_delivery(self, guild_id: int, round_id: int, present: Collection[int],
@@ -1034,7 +1031,7 @@ class MatchService:
                 await MatchStore.cancel_group(tx, group.id, ended or Ended.UNREACHED)
             await self._finish_if_done(tx, group.guild_id, group.round_id, now)
         if state is not GroupState.DELIVERED:
-            self._history_changed(group.guild_id)
+            self.history_changed(group.guild_id)
 
     async def progress(self, round_id: int) -> Progress:
         return await self.store.progress(round_id)

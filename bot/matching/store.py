@@ -600,10 +600,12 @@ class MatchStore:
             companies: dict[int, set[str]] = {}
             for row in await tx.fetch_all(SELECT_GROUP_COMPANIES, (guild_id,)):
                 companies.setdefault(row[0], set()).add(row[1])
-            bridged = {bytes(row[0]) for row in await tx.fetch_all(SELECT_KEPT_BRIDGES, (guild_id,))}
-        bridged.update(_bridge(guild_id, a, b) for keys in companies.values() for a, b in combinations(keys, 2))
+            kept = {bytes(row[0]) for row in await tx.fetch_all(SELECT_KEPT_BRIDGES, (guild_id,))}
+        live = {pair for keys in companies.values() for pair in combinations(sorted(keys), 2)}
+        # Only pairs kept from erased members are digests; the live ones are digested only to be told apart.
+        bridged = len(live) if not kept else len(kept | {_bridge(guild_id, a, b) for a, b in live})
         assert rounds is not None and groups is not None and meetings is not None
-        return RoundStats(int(rounds[0]), int(groups[0]), int(meetings[0]), len(bridged))
+        return RoundStats(int(rounds[0]), int(groups[0]), int(meetings[0]), bridged)
 
     # -- erasing a member
 
