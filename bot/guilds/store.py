@@ -45,7 +45,7 @@ SELECT_MEMBER_LANGUAGE = "SELECT language FROM member_languages WHERE guild_id =
 UPSERT_MEMBER_LANGUAGE = """
 INSERT INTO member_languages (guild_id, user_id, language, updated_at) VALUES (?, ?, ?, ?)
 ON CONFLICT (guild_id, user_id) DO UPDATE SET language = excluded.language, updated_at = excluded.updated_at
-WHERE language <> excluded.language
+WHERE member_languages.language <> excluded.language
 """
 DELETE_MEMBER_LANGUAGE = "DELETE FROM member_languages WHERE guild_id = ? AND user_id = ?"
 

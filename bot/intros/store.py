@@ -63,10 +63,12 @@ MEMBER_LEFT = "UPDATE intro_members SET left_at = ? WHERE guild_id = ? AND user_
 # is active, ``gone`` when their row is marked left (both, when a profile was saved after leaving).
 SELECT_PRESENCE = """
 SELECT user_id, MAX(here) AS here, MAX(gone) AS gone FROM (
-    SELECT user_id, left_at IS NULL AS here, left_at IS NOT NULL AS gone FROM intro_members WHERE guild_id = ?
+    SELECT user_id, CASE WHEN left_at IS NULL THEN 1 ELSE 0 END AS here,
+           CASE WHEN left_at IS NULL THEN 0 ELSE 1 END AS gone
+    FROM intro_members WHERE guild_id = ?
     UNION ALL
     SELECT user_id, 1, 0 FROM intro_profiles WHERE guild_id = ? AND active = 1
-) GROUP BY user_id
+) AS seen GROUP BY user_id
 """
 MARK_INTRODUCED = """
 UPDATE intro_members SET introduced_at = ? WHERE guild_id = ? AND user_id = ? AND introduced_at IS NULL

@@ -191,7 +191,7 @@ class Preview:
 class PreviewOrder:
     """A round's preview to make in the round worker's process (``preview_round``)."""
 
-    database: Path
+    database: str | Path   # Storage.target: a file, or a PostgreSQL URL
     guild_id: int
     now: datetime
 
@@ -200,7 +200,7 @@ class PreviewOrder:
 class RoundOrder:
     """A round to make in the round worker's process (``make_round``): what it needs from the bot."""
 
-    database: Path
+    database: str | Path   # Storage.target: a file, or a PostgreSQL URL
     guild_id: int
     slot: datetime
     now: datetime
@@ -211,7 +211,7 @@ class RoundOrder:
 class DeliveryOrder:
     """A round's delivery to begin in the round worker's process (``begin_delivery``)."""
 
-    database: Path
+    database: str | Path   # Storage.target: a file, or a PostgreSQL URL
     guild_id: int
     round_id: int
     now: datetime
@@ -245,7 +245,7 @@ async def begin_delivery(order: DeliveryOrder) -> DeliveryStart | None:
 
 
 @asynccontextmanager
-async def _working(database: Path, now: datetime) -> AsyncIterator[MatchService]:
+async def _working(database: str | Path, now: datetime) -> AsyncIterator[MatchService]:
     storage = await Storage.open(database)
     try:
         clock = FixedClock(now)
@@ -780,7 +780,7 @@ class MatchService:
             return await self._preview(guild_id)
         self._planning += 1
         try:
-            return await self._worker.run(preview_round, PreviewOrder(self.store.storage.path, guild_id,
+            return await self._worker.run(preview_round, PreviewOrder(self.store.storage.target, guild_id,
                                                                       self._clock.now()))
         finally:
             self._planning -= 1
@@ -827,7 +827,7 @@ class MatchService:
             if self._worker is None:
                 outcome = await self._make_round(guild_id, slot, scheduled=scheduled)
             else:
-                order = RoundOrder(self.store.storage.path, guild_id, slot, self._clock.now(), scheduled)
+                order = RoundOrder(self.store.storage.target, guild_id, slot, self._clock.now(), scheduled)
                 outcome = await self._worker.run(make_round, order)
         finally:
             self._planning -= 1
@@ -932,7 +932,7 @@ class MatchService:
         if self._worker is None:
             started = await self._begin_delivery(guild_id, round_id, present, active_threads)
         else:
-            order = DeliveryOrder(self.store.storage.path, guild_id, round_id, self._clock.now(),
+            order = DeliveryOrder(self.store.storage.target, guild_id, round_id, self._clock.now(),
                                   frozenset(present), active_threads)
             started = await self._worker.run(begin_delivery, order)
         if started is not None and (started.moved or started.left):

@@ -115,12 +115,14 @@ SELECT_LATEST_ROUND = "SELECT id, created_at FROM match_rounds WHERE guild_id = 
 INSERT_GROUP = "INSERT INTO match_groups (round_id, guild_id, score) VALUES (?, ?, ?)"
 SELECT_ROUND_GROUP_IDS = "SELECT id FROM match_groups WHERE round_id = ? ORDER BY id"
 INSERT_GROUP_MEMBER = """
-INSERT INTO match_group_members (group_id, guild_id, user_id, company_key) VALUES (?, ?, ?, ?)
+INSERT INTO match_group_members (group_id, guild_id, user_id, company_key, position) VALUES (?, ?, ?, ?, ?)
 """
 _GROUP_COLUMNS = """g.id, g.round_id, g.guild_id, g.score, g.channel_id, g.thread_id, g.followed_up_at, g.way,
 g.state, g.ended"""
 SELECT_GROUP = f"SELECT {_GROUP_COLUMNS} FROM match_groups AS g WHERE g.id = ?"
-SELECT_GROUP_MEMBERS = "SELECT user_id, reached, unreached FROM match_group_members WHERE group_id = ? ORDER BY rowid"
+SELECT_GROUP_MEMBERS = """
+SELECT user_id, reached, unreached FROM match_group_members WHERE group_id = ? ORDER BY position
+"""
 SET_GROUP_CHANNEL = "UPDATE match_groups SET channel_id = ? WHERE id = ? AND channel_id IS NULL"
 SET_GROUP_THREAD = "UPDATE match_groups SET thread_id = ? WHERE id = ?"
 MARK_FOLLOWED_UP = "UPDATE match_groups SET followed_up_at = ? WHERE id = ? AND followed_up_at IS NULL"
@@ -207,7 +209,7 @@ SELECT COUNT(*) FROM match_group_members WHERE group_id = ? AND answer IS NULL A
 SELECT_PLANNED_GROUPS = """
 SELECT g.id, gm.user_id FROM match_groups AS g
 LEFT JOIN match_group_members AS gm ON gm.group_id = g.id AND gm.unreached IS NULL
-WHERE g.round_id = ? AND g.state = 'planned' ORDER BY g.id, gm.rowid
+WHERE g.round_id = ? AND g.state = 'planned' ORDER BY g.id, gm.position
 """
 # Delivery begins once per round: whoever sets delivery_started_at chose the ways.
 START_DELIVERY = """
@@ -226,9 +228,12 @@ CANCEL_GROUP = "UPDATE match_groups SET state = 'cancelled', ended = ? WHERE id 
 DELIVER_GROUP = """
 UPDATE match_groups SET state = 'delivered', way = ?, delivered_at = ? WHERE id = ? AND state = 'planned'
 """
+# The member moved joins the end of their new group.
 MOVE_GROUP_MEMBER = """
-INSERT INTO match_group_members (group_id, guild_id, user_id, company_key)
-SELECT ?, guild_id, user_id, company_key FROM match_group_members WHERE group_id = ? AND user_id = ?
+INSERT INTO match_group_members (group_id, guild_id, user_id, company_key, position)
+SELECT ?, guild_id, user_id, company_key,
+       (SELECT COALESCE(MAX(position), 0) + 1 FROM match_group_members WHERE group_id = ?)
+FROM match_group_members WHERE group_id = ? AND user_id = ?
 ON CONFLICT (group_id, user_id) DO NOTHING
 """
 # Moved to another group of the round: not counted as met through the group they were planned in.
@@ -435,8 +440,9 @@ class MatchStore:
         # The groups' ids, in the order they were inserted (ids grow: this transaction holds the only writer).
         group_ids = [int(row[0]) for row in await tx.fetch_all(SELECT_ROUND_GROUP_IDS, (round_id,))]
         await tx.execute_many(INSERT_GROUP_MEMBER, (
-            (group_id, guild_id, user_id, companies[user_id])
-            for group_id, group in zip(group_ids, plan.groups, strict=True) for user_id in group.members))
+            (group_id, guild_id, user_id, companies[user_id], position)
+            for group_id, group in zip(group_ids, plan.groups, strict=True)
+            for position, user_id in enumerate(group.members, start=1)))
         return round_id, group_ids
 
     async def group(self, group_id: int) -> GroupRecord | None:
@@ -484,7 +490,7 @@ class MatchStore:
 
     @staticmethod
     async def move_member(tx: Transaction, user_id: int, from_group: int, to_group: int) -> None:
-        await tx.execute(MOVE_GROUP_MEMBER, (to_group, from_group, user_id))
+        await tx.execute(MOVE_GROUP_MEMBER, (to_group, to_group, from_group, user_id))
         await tx.execute(MARK_MOVED, (from_group, user_id))
 
     @staticmethod

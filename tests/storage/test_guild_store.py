@@ -12,6 +12,7 @@ from bot.guilds.store import GuildSettingsStore, forget_actor
 from bot.storage import Storage
 from bot.sync.store import CommandSyncStore
 from playground.clock import FakeClock
+from tests.postgres import INTEGRITY_ERRORS
 
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
@@ -68,9 +69,8 @@ async def test_servers_do_not_see_each_others_settings(storage: Storage) -> None
 
 
 async def test_the_schema_refuses_a_language_it_does_not_know(storage: Storage) -> None:
-    import sqlite3
 
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(INTEGRITY_ERRORS):
         await GuildSettingsStore(storage).set_value(1, Setting.LANGUAGE, "fr", actor_id=7, now=NOW)
     assert await GuildSettingsStore(storage).recent_changes(1) == []
 

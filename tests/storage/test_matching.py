@@ -459,7 +459,7 @@ async def test_two_rounds_planned_from_the_same_state_are_not_both_stored(
     """As two processes sharing the database would (no asyncio lock in common): the database refuses the
     round that was planned without seeing the other, so nobody is in two groups."""
     await seven_members(intros, matching)
-    other_storage = await Storage.open(storage.path)
+    other_storage = await Storage.open(storage.target)
     try:
         other_intros = IntroService(IntroStore(other_storage), clock)
         both_planning = asyncio.Barrier(2)

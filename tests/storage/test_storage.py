@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.storage import MIGRATIONS_DIR, Migration, Storage, StorageError, load_migrations
+from tests.postgres import READ_ONLY_ERRORS
 
 MIGRATIONS = load_migrations()
 
@@ -128,15 +129,22 @@ async def test_foreign_keys_are_enforced(tmp_path: Path) -> None:
 
 
 def test_shipped_migrations_are_numbered_without_gaps_and_named_plainly() -> None:
-    names = sorted(path.name for path in MIGRATIONS_DIR.glob("*.sql"))
+    names = sorted(path.name for path in MIGRATIONS_DIR.glob("*.sql") if not path.name.endswith(".postgresql.sql"))
     assert [m.version for m in MIGRATIONS] == list(range(1, len(names) + 1))
     assert [f"{m.version:04d}_{m.name}.sql" for m in MIGRATIONS] == names
+    # A migration PostgreSQL runs in its own words is a second file of the same number and name.
+    own = sorted(path.name for path in MIGRATIONS_DIR.glob("*.postgresql.sql"))
+    assert [f"{m.version:04d}_{m.name}.postgresql.sql" for m in MIGRATIONS if m.postgresql is not None] == own
+    assert own, "0013_group_member_order has one"
 
 
 def test_misnumbered_migrations_are_refused(tmp_path: Path) -> None:
     (tmp_path / "0001_first.sql").write_text("SELECT 1;")
     (tmp_path / "0003_third.sql").write_text("SELECT 1;")
     with pytest.raises(StorageError, match="without gaps"):
+        load_migrations(tmp_path)
+    (tmp_path / "0002_second.postgresql.sql").write_text("SELECT 1;")
+    with pytest.raises(StorageError, match=r"no NNNN_name\.sql"):
         load_migrations(tmp_path)
     (tmp_path / "0002 second.sql").write_text("SELECT 1;")
     with pytest.raises(StorageError, match=r"not named NNNN_name\.sql"):
@@ -176,9 +184,9 @@ async def test_reads_wait_for_no_writer_and_see_the_last_commit(tmp_path: Path) 
 
 
 async def test_the_reading_connection_refuses_to_write(storage: Storage) -> None:
-    with pytest.raises(sqlite3.OperationalError):
+    with pytest.raises(READ_ONLY_ERRORS):
         await storage.fetch_all("DELETE FROM guild_settings")
-    with pytest.raises(sqlite3.OperationalError):
+    with pytest.raises(READ_ONLY_ERRORS):
         async with storage.read() as tx:
             await tx.execute("DELETE FROM guild_settings")
     async with storage.read() as tx:   # the failed read left the connection usable

@@ -1,6 +1,5 @@
-"""The database: one aiosqlite connection that writes and ``READERS`` that read, and the migrations.
+"""SQLite: one aiosqlite connection that writes and ``READERS`` that read.
 
-Stores (``bot/<feature>/store.py``) hold the SQL; this module only runs it.
 Writes (every transaction) go through one connection and one lock, because a
 single SQLite connection shares one transaction between every coroutine that
 uses it: without the lock, a statement from one handler could land inside
@@ -16,78 +15,41 @@ writer's lock for as long as the write lasts; with only one, behind a long
 read (a server's whole history, tens of thousands of rows, read again after a
 round).
 
-Migrations are ``bot/migrations/NNNN_name.sql``, applied in order, each in its
-own transaction together with the ``PRAGMA user_version`` that records it, so
-a failed migration leaves the database exactly as it was.
+The schema version is ``PRAGMA user_version``, set in the same transaction as the migration it records.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import aiosqlite
 
+from bot.storage import Migration, Params, Row, Storage, StorageError, Transaction, load_migrations
+
 log = logging.getLogger(__name__)
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 BUSY_TIMEOUT_MS = 5000
 READERS = 2   # read-only connections: a long read leaves one for the interactions
 FLUSH_ATTEMPTS = 3    # checkpoints tried after an erasure while another process reads
 FLUSH_PAUSE = 0.5     # seconds before the second try (then twice that, and so on)
-_MIGRATION_NAME = re.compile(r"(?P<version>[0-9]{4})_(?P<name>[a-z0-9_]+)\.sql")
-
-Row = sqlite3.Row
-Params = Sequence[Any]
 
 
-class StorageError(Exception):
-    """The database cannot be used; the message says what to do."""
-
-
-@dataclass(frozen=True)
-class Migration:
-    version: int
-    name: str
-    sql: str
-
-
-def load_migrations(folder: Path = MIGRATIONS_DIR) -> list[Migration]:
-    """Every migration in ``folder``, checked to be numbered 1, 2, 3… without gaps."""
-    found: list[Migration] = []
-    for path in sorted(folder.glob("*.sql")):
-        match = _MIGRATION_NAME.fullmatch(path.name)
-        if match is None:
-            raise StorageError(f"migration file {path.name} is not named NNNN_name.sql")
-        found.append(Migration(int(match["version"]), match["name"], path.read_text(encoding="utf-8")))
-    for expected, migration in enumerate(found, start=1):
-        if migration.version != expected:
-            raise StorageError(f"migrations must be numbered without gaps: expected {expected:04d}, "
-                               f"found {migration.version:04d}_{migration.name}")
-    return found
-
-
-class Transaction:
-    """Statements inside one BEGIN IMMEDIATE … COMMIT."""
+class SqliteTransaction(Transaction):
+    """Statements inside one BEGIN IMMEDIATE … COMMIT (or reads inside one BEGIN … COMMIT)."""
 
     def __init__(self, conn: aiosqlite.Connection) -> None:
         self._conn = conn
 
     async def execute(self, sql: str, params: Params = ()) -> int:
-        """Run one statement; the number of rows it changed."""
         async with self._conn.execute(sql, params) as cursor:
             return cursor.rowcount
 
     async def execute_many(self, sql: str, rows: Iterable[Params]) -> None:
-        """One statement run for each of ``rows``, in one call (one trip to the database's thread, not one
-        a row: a round of 100,000 members writes some 200,000 rows)."""
         await self._conn.executemany(sql, rows)
 
     async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
@@ -100,7 +62,9 @@ class Transaction:
             return list(await cursor.fetchall())
 
 
-class Storage:
+class SqliteStorage(Storage):
+    dialect = "sqlite"
+
     def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
         self._conn = conn
         self._lock = asyncio.Lock()
@@ -108,14 +72,18 @@ class Storage:
         self._opened_readers: list[aiosqlite.Connection] = []   # opened once the schema is current
         self.path = path
 
+    @property
+    def target(self) -> Path:
+        return self.path
+
+    @property
+    def where(self) -> str:
+        return str(self.path)
+
     @classmethod
-    async def open(
-        cls,
-        path: Path,
-        *,
-        migrations: Iterable[Migration] | None = None,
-    ) -> Storage:
-        """Open (or create) the database and bring it up to the newest migration."""
+    async def open(cls, target: str | Path, *, migrations: Iterable[Migration] | None = None) -> SqliteStorage:
+        """Open (or create) the database file and bring it up to the newest migration."""
+        path = Path(target)
         steps = list(migrations) if migrations is not None else load_migrations()
         try:
             conn = await aiosqlite.connect(path, isolation_level=None)
@@ -191,11 +159,10 @@ class Storage:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
-        """Several statements that succeed or fail together."""
         async with self._lock:
             await self._conn.execute("BEGIN IMMEDIATE")
             try:
-                yield Transaction(self._conn)
+                yield SqliteTransaction(self._conn)
             except BaseException:
                 await self._conn.execute("ROLLBACK")
                 raise
@@ -204,26 +171,23 @@ class Storage:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Transaction]:
-        """Several reads that see one state of the database (the last commit when the first of them
-        runs), on a read-only connection: they wait for no writer. A statement that writes raises
-        ``sqlite3.OperationalError``."""
+        """On a read-only connection, from the last commit when the first read runs; a statement that
+        writes raises ``sqlite3.OperationalError``."""
         async with self._reader() as reader:
             try:
                 await reader.execute("BEGIN")
-                yield Transaction(reader)
+                yield SqliteTransaction(reader)
             finally:
                 if reader.in_transaction:
                     await reader.execute("COMMIT")
 
     async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
-        """One read, on a read-only connection (it waits for no writer)."""
         async with self._reader() as reader:
-            return await Transaction(reader).fetch_one(sql, params)
+            return await SqliteTransaction(reader).fetch_one(sql, params)
 
     async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
-        """One read, on a read-only connection (it waits for no writer)."""
         async with self._reader() as reader:
-            return await Transaction(reader).fetch_all(sql, params)
+            return await SqliteTransaction(reader).fetch_all(sql, params)
 
     @asynccontextmanager
     async def _reader(self) -> AsyncIterator[aiosqlite.Connection]:
