@@ -15,6 +15,16 @@ tickers run again if the pass is long.
 
 A handler that raises :class:`RetryLater` (or fails unexpectedly) leaves its
 job pending with a growing delay; nothing is dropped.
+
+Several processes may share one database (PostgreSQL, one process per range
+of shards): each claims only the jobs of its own servers (``shards``), under
+its own name (host and process id), with a lease it renews every third of
+``lease_seconds`` while the job runs. A process that dies stops renewing; once
+the lease has run out, the process that owns the server (the same one started
+again, or another given its shards) claims the job again, and the handler
+finds on Discord what the first attempt already did, as after any crash. A
+process alone on its database (SQLite) need not wait: it takes back at start
+whatever was left running.
 """
 
 from __future__ import annotations
@@ -23,13 +33,16 @@ import asyncio
 import contextlib
 import logging
 import math
+import os
+import socket
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from bot.clock import Clock
+from bot.clock import Clock, SystemClock
 from bot.outbox.model import Failure, Job, RetryLater
 from bot.outbox.store import OutboxStore
+from bot.shards import EVERY, Shards
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +53,12 @@ Ticker = Callable[[datetime], Awaitable[None]]
 FIRST_RETRY = timedelta(minutes=1)
 MAX_RETRY = timedelta(hours=6)
 UNEXPECTED = "outbox.unexpected"
+LEASE_SECONDS = 60.0
+
+
+def process_name() -> str:
+    """This process among every process that may share the database: its host and process id."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -59,13 +78,22 @@ class _Kind:
 
 
 class Outbox:
-    def __init__(self, clock: Clock, *, owner: str = "main", poll_seconds: float = 30.0, lanes: int = 4) -> None:
-        """``lanes``: how many jobs (of as many servers) may run at once."""
+    def __init__(self, clock: Clock, *, owner: str | None = None, poll_seconds: float = 30.0, lanes: int = 4,
+                 shards: Shards = EVERY, lease_seconds: float = LEASE_SECONDS, lease_clock: Clock | None = None
+                 ) -> None:
+        """``lanes``: how many jobs (of as many servers) may run at once; ``shards``: whose servers' jobs
+        this process runs; ``lease_clock``: real time, for leases (``clock`` says when jobs are due)."""
         if lanes < 1:
             raise ValueError(f"the outbox needs at least one lane, not {lanes}")
+        if lease_seconds <= 0:
+            raise ValueError(f"a lease must last some time, not {lease_seconds} s")
         self._store: OutboxStore | None = None
         self._clock = clock
-        self._owner = owner
+        self._owner = owner or process_name()
+        self._shards = shards
+        self._lease = timedelta(seconds=lease_seconds)
+        self._lease_clock = lease_clock or SystemClock()
+        self._held: dict[int, asyncio.Task[None]] = {}   # this owner's running jobs, by id
         self._poll_seconds = poll_seconds
         self._lanes = lanes
         self._kinds: dict[str, _Kind] = {}
@@ -95,12 +123,25 @@ class Outbox:
             raise RuntimeError("the outbox has no database before start()")
         return self._store
 
+    @property
+    def owner(self) -> str:
+        return self._owner
+
+    @property
+    def shards(self) -> Shards:
+        return self._shards
+
+    def use_shards(self, shards: Shards) -> None:
+        """Run the jobs of these shards' servers from now on (known once the bot knows its shard count)."""
+        self._shards = shards
+
     async def start(self, store: OutboxStore) -> None:
-        """Use ``store``, and take back the jobs this owner held when it last stopped (a crash mid-job, or a
-        shutdown that cancelled them): they run again, and their handlers reconcile with what Discord
-        already has."""
+        """Use ``store``. Alone on the database, take back the jobs left running when the bot last stopped
+        (a crash mid-job, or a shutdown that cancelled them): they run again, and their handlers reconcile
+        with what Discord already has. Sharing it, take back only this owner's; another process's are
+        taken once their lease runs out."""
         self._store = store
-        released = await self.store.release(self._owner)
+        released = await (self.store.release(self._owner) if store.shared else self.store.release_all())
         if released:
             log.info("Resuming %d job(s) interrupted by the last shutdown", released)
 
@@ -119,9 +160,13 @@ class Outbox:
 
     async def _sleep(self) -> None:
         delay = self._poll_seconds
-        next_due = await self.store.next_due()
+        next_due = await self.store.next_due(shards=self._shards)
         if next_due is not None:
             delay = max(0.0, min(delay, (next_due - self._clock.now()).total_seconds()))
+        if self.store.shared:
+            lapse = await self.store.next_lapse(self._owner, shards=self._shards)
+            if lapse is not None:
+                delay = max(0.0, min(delay, (lapse - self._lease_clock.now()).total_seconds() + 0.05))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), delay)
 
@@ -137,6 +182,7 @@ class Outbox:
         waiting: dict[int, None] = {}  # servers with due work, in turn (a dict as an ordered set)
         ran = 0
         ticked = -math.inf
+        keeper = asyncio.create_task(self._keep_leases(), name="outbox leases")
         try:
             while True:
                 self._wake.clear()
@@ -147,7 +193,8 @@ class Outbox:
                     await self._tick()
                     ticked = loop.time()
                 now = self._clock.now()
-                for guild_id in await self.store.due_guilds(now):
+                for guild_id in await self.store.due_guilds(now, shards=self._shards,
+                                                            expired=self._lease_clock.now()):
                     if guild_id not in running:
                         waiting.setdefault(guild_id, None)
                 for guild_id in [guild_id for guild_id, task in running.items() if task.done()]:
@@ -157,14 +204,18 @@ class Outbox:
                 while waiting and len(running) < self._lanes:
                     guild_id = next(iter(waiting))
                     del waiting[guild_id]
-                    job = await self.store.claim_next(self._owner, self._clock.now(), guild_id)
+                    real = self._lease_clock.now()
+                    job = await self.store.claim_next(self._owner, self._clock.now(), guild_id,
+                                                      lease=real + self._lease, expired=real)
                     if job is not None:
-                        running[guild_id] = asyncio.create_task(self._lane(job), name=f"outbox job {job.id}")
+                        task = asyncio.create_task(self._lane(job), name=f"outbox job {job.id}")
+                        running[guild_id] = self._held[job.id] = task
+                        task.add_done_callback(lambda _, job_id=job.id: self._held.pop(job_id, None))
                         ran += 1
                 if not running:
                     return ran
                 timeout = ticked + self._poll_seconds - loop.time()
-                next_due = await self.store.next_due(after=now)
+                next_due = await self.store.next_due(after=now, shards=self._shards)
                 if next_due is not None:
                     timeout = min(timeout, (next_due - now).total_seconds())
                 await self._wait_for_change(running.values(), max(0.0, timeout))
@@ -176,6 +227,27 @@ class Outbox:
             # Otherwise the jobs under way finish, and record how they went, before the pass gives up.
             await asyncio.gather(*running.values(), return_exceptions=True)
             raise
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
+
+    async def _keep_leases(self) -> None:
+        """Every third of a lease, renew this owner's running jobs' leases. A job no longer held (this
+        process stalled longer than a lease, and another took the job) is stopped here: it runs elsewhere."""
+        while True:
+            await asyncio.sleep(self._lease.total_seconds() / 3)
+            held = dict(self._held)
+            if not held:
+                continue
+            try:
+                kept = await self.store.renew(self._owner, held, self._lease_clock.now() + self._lease)
+            except Exception:
+                log.exception("Could not renew the leases of %d job(s); trying again", len(held))
+                continue
+            for job_id in held.keys() - kept:
+                log.warning("Job %s was taken by another process after its lease ran out; stopping it here", job_id)
+                held[job_id].cancel()
 
     async def _wait_for_change(self, running: Iterable[asyncio.Task[None]], seconds: float) -> None:
         """Until a job finishes, new work is announced (:meth:`kick`), or ``seconds`` have passed."""
@@ -219,15 +291,18 @@ class Outbox:
                 failure = Failure(UNEXPECTED)
         now = self._clock.now()
         if failure is None:
-            await self.store.complete(job.id, now)
+            recorded = await self.store.complete(job.id, now, self._owner)
         else:
             next_try = now + retry_delay(job.attempts)
-            await self.store.retry(job.id, next_try, failure)
-            if kind is not None and kind.on_failure is not None:
-                try:
-                    await kind.on_failure(job, failure, next_try)
-                except Exception:
-                    log.exception("Could not report the failure of job %s", job.id)
+            recorded = await self.store.retry(job.id, next_try, failure, self._owner)
+        if not recorded:
+            log.warning("Job %s (%s, guild %s) was taken by another process after its lease ran out; how it went "
+                        "here is not recorded", job.id, job.kind, job.guild_id)
+        elif failure is not None and kind is not None and kind.on_failure is not None:
+            try:
+                await kind.on_failure(job, failure, next_try)
+            except Exception:
+                log.exception("Could not report the failure of job %s", job.id)
         async with self._finished:
             self._finished.notify_all()
 

@@ -1,10 +1,17 @@
 """The SQL of the outbox; nothing else runs it.
 
-A job is claimed by one owner in one statement (``UPDATE … RETURNING``), so two
-processes sharing a database never run the same job. Claims are made server by
-server (:meth:`OutboxStore.due_guilds`, then :meth:`OutboxStore.claim_next` for
-one of them), so the runner can take turns between servers. An owner that
-restarts takes back what it held when it stopped (:meth:`OutboxStore.release`).
+A job is claimed by one owner in one statement (``UPDATE … RETURNING``), with a lease: the owner (a host and a
+process) renews it while the job runs (:meth:`OutboxStore.renew`), and a job still running after its lease
+ran out belongs to a process that died, so it is claimed again like a due one. On PostgreSQL the row is
+picked ``FOR UPDATE SKIP LOCKED``, so processes claiming at once take different jobs instead of waiting for
+each other; a job is never held by two owners, and an owner whose lease was taken can no longer record the
+job's outcome. Claims are made server by server (:meth:`OutboxStore.due_guilds`, then
+:meth:`OutboxStore.claim_next` for one of them), among the servers of the process's shards, so the runner
+can take turns between servers. A process alone on its database (SQLite) takes back at start whatever was
+left running (:meth:`OutboxStore.release_all`).
+
+Two clocks: a job's due time is the bot's clock (the one tests and the playground move); a lease's expiry is
+the processes' real time, since it is about whether a process is alive.
 """
 
 from __future__ import annotations
@@ -17,7 +24,11 @@ from typing import Any
 
 from bot.clock import from_text, to_text
 from bot.outbox.model import Failure, Job, JobState, NewJob
+from bot.shards import EVERY, Shards
 from bot.storage import Row, Storage, Transaction
+
+# A lease no job has run out of yet: without a real time to compare with, no running job is claimed again.
+_NEVER = ""
 
 _COLUMNS = "id, kind, guild_id, dedupe_key, payload, state, due_at, attempts, last_error, created_at"
 INSERT_JOB = """
@@ -26,22 +37,41 @@ ON CONFLICT (dedupe_key) DO NOTHING
 """
 SELECT_BY_KEY = f"SELECT {_COLUMNS} FROM outbox WHERE dedupe_key = ?"
 SELECT_BY_ID = f"SELECT {_COLUMNS} FROM outbox WHERE id = ?"
+# Each branch reads its own index: due and waiting (outbox_guild_due), running with a lease run out (outbox_leases).
 DUE_GUILDS = """
-SELECT guild_id FROM outbox WHERE state = 'pending' AND due_at <= ?
-GROUP BY guild_id ORDER BY MIN(due_at), guild_id
+SELECT guild_id FROM (
+    SELECT guild_id, due_at FROM outbox WHERE state = 'pending' AND due_at <= ?{shards}
+    UNION ALL
+    SELECT guild_id, due_at FROM outbox WHERE state = 'running' AND lease_until < ?{shards}
+) AS due GROUP BY guild_id ORDER BY MIN(due_at), guild_id
 """
+_CLAIMABLE = "((state = 'pending' AND due_at <= ?) OR (state = 'running' AND lease_until < ?))"
 CLAIM_NEXT = f"""
-UPDATE outbox SET state = 'running', claimed_by = ?, attempts = attempts + 1
-WHERE id = (SELECT id FROM outbox WHERE state = 'pending' AND guild_id = ? AND due_at <= ?
-            ORDER BY due_at, id LIMIT 1)
-  AND state = 'pending'
+UPDATE outbox SET state = 'running', claimed_by = ?, lease_until = ?, attempts = attempts + 1
+WHERE id = (SELECT id FROM outbox WHERE guild_id = ? AND {_CLAIMABLE}
+            ORDER BY due_at, id LIMIT 1{{skip_locked}})
+  AND {_CLAIMABLE}
 RETURNING {_COLUMNS}
 """
-COMPLETE = "UPDATE outbox SET state = 'done', claimed_by = NULL, finished_at = ?, last_error = NULL WHERE id = ?"
-RETRY = "UPDATE outbox SET state = 'pending', claimed_by = NULL, due_at = ?, last_error = ? WHERE id = ?"
-RELEASE = "UPDATE outbox SET state = 'pending', claimed_by = NULL WHERE state = 'running' AND claimed_by = ?"
-NEXT_DUE = "SELECT MIN(due_at) FROM outbox WHERE state = 'pending'"
-NEXT_DUE_AFTER = "SELECT MIN(due_at) FROM outbox WHERE state = 'pending' AND due_at > ?"
+RENEW = """
+UPDATE outbox SET lease_until = ? WHERE state = 'running' AND claimed_by = ? AND id IN ({ids}) RETURNING id
+"""
+_HELD = "id = ? AND state = 'running' AND claimed_by = ?"
+COMPLETE = f"""
+UPDATE outbox SET state = 'done', claimed_by = NULL, lease_until = NULL, finished_at = ?, last_error = NULL
+WHERE {_HELD}
+"""
+RETRY = f"""
+UPDATE outbox SET state = 'pending', claimed_by = NULL, lease_until = NULL, due_at = ?, last_error = ?
+WHERE {_HELD}
+"""
+RELEASE = """
+UPDATE outbox SET state = 'pending', claimed_by = NULL, lease_until = NULL WHERE state = 'running' AND claimed_by = ?
+"""
+RELEASE_ALL = "UPDATE outbox SET state = 'pending', claimed_by = NULL, lease_until = NULL WHERE state = 'running'"
+NEXT_DUE = "SELECT MIN(due_at) FROM outbox WHERE state = 'pending'{shards}"
+NEXT_DUE_AFTER = "SELECT MIN(due_at) FROM outbox WHERE state = 'pending' AND due_at > ?{shards}"
+NEXT_LAPSE = "SELECT MIN(lease_until) FROM outbox WHERE state = 'running' AND claimed_by <> ?{shards}"
 SELECT_MEMBER = f"SELECT {_COLUMNS} FROM outbox WHERE guild_id = ? AND member_id = ? ORDER BY id"
 DELETE_MEMBER = "DELETE FROM outbox WHERE guild_id = ? AND member_id = ?"
 SELECT_OPEN = f"""
@@ -52,6 +82,12 @@ SELECT {_COLUMNS} FROM outbox WHERE guild_id = ? AND kind = ? AND state <> 'done
 class OutboxStore:
     def __init__(self, storage: Storage) -> None:
         self._storage = storage
+        self._claim = CLAIM_NEXT.format(skip_locked=storage.skip_locked)
+
+    @property
+    def shared(self) -> bool:
+        """Whether other bot processes may claim jobs in this database."""
+        return self._storage.shared
 
     @staticmethod
     async def enqueue(tx: Transaction, kind: str, guild_id: int, dedupe_key: str, payload: dict[str, Any],
@@ -89,36 +125,73 @@ class OutboxStore:
         row = await self._storage.fetch_one(SELECT_BY_ID, (job_id,))
         return None if row is None else _job(row)
 
-    async def due_guilds(self, now: datetime) -> list[int]:
-        """The servers with a job due and waiting, the one whose oldest such job has waited longest first."""
-        return [int(row[0]) for row in await self._storage.fetch_all(DUE_GUILDS, (to_text(now),))]
+    async def due_guilds(self, now: datetime, *, shards: Shards = EVERY, expired: datetime | None = None) -> list[int]:
+        """The servers of ``shards`` with a job due and waiting, or running with a lease that ran out before
+        ``expired`` (real time); the one whose oldest such job has waited longest first."""
+        where, params = shards.where()
+        lapsed = to_text(expired) if expired is not None else _NEVER
+        rows = await self._storage.fetch_all(DUE_GUILDS.format(shards=where),
+                                             (to_text(now), *params, lapsed, *params))
+        return [int(row[0]) for row in rows]
 
-    async def claim_next(self, owner: str, now: datetime, guild_id: int) -> Job | None:
-        """A server's earliest due job (by due time, then id), now held by ``owner``; None when none is due."""
+    async def claim_next(self, owner: str, now: datetime, guild_id: int, *, lease: datetime | None = None,
+                         expired: datetime | None = None) -> Job | None:
+        """A server's earliest claimable job (by due time, then id): due and waiting, or running with a lease
+        that ran out before ``expired`` (real time). Now held by ``owner`` until ``lease``; None when there is
+        none."""
+        lapsed = to_text(expired) if expired is not None else _NEVER
+        until = to_text(lease) if lease is not None else None
         async with self._storage.transaction() as tx:
-            row = await tx.fetch_one(CLAIM_NEXT, (owner, guild_id, to_text(now)))
+            row = await tx.fetch_one(self._claim, (owner, until, guild_id, to_text(now), lapsed, to_text(now), lapsed))
         return None if row is None else _job(row)
 
-    async def complete(self, job_id: int, now: datetime) -> None:
+    async def renew(self, owner: str, job_ids: Iterable[int], lease: datetime) -> set[int]:
+        """Hold ``owner``'s running jobs until ``lease``; the ids it still holds (one missing was taken by
+        another process after its lease ran out)."""
+        ids = sorted(job_ids)
+        if not ids:
+            return set()
+        sql = RENEW.format(ids=", ".join("?" for _ in ids))
         async with self._storage.transaction() as tx:
-            await tx.execute(COMPLETE, (to_text(now), job_id))
+            rows = await tx.fetch_all(sql, (to_text(lease), owner, *ids))
+        return {int(row[0]) for row in rows}
 
-    async def retry(self, job_id: int, due_at: datetime, failure: Failure) -> None:
+    async def complete(self, job_id: int, now: datetime, owner: str) -> bool:
+        """Record the job done; False when ``owner`` no longer held it (taken again after its lease ran out)."""
+        async with self._storage.transaction() as tx:
+            return await tx.execute(COMPLETE, (to_text(now), job_id, owner)) > 0
+
+    async def retry(self, job_id: int, due_at: datetime, failure: Failure, owner: str) -> bool:
+        """Put the job back to wait until ``due_at``; False when ``owner`` no longer held it."""
         error = json.dumps({"key": failure.key, "params": dict(failure.params)}, ensure_ascii=False)
         async with self._storage.transaction() as tx:
-            await tx.execute(RETRY, (to_text(due_at), error, job_id))
+            return await tx.execute(RETRY, (to_text(due_at), error, job_id, owner)) > 0
 
     async def release(self, owner: str) -> int:
-        """Give back the jobs ``owner`` held when it stopped (it is starting again, so it holds none)."""
+        """Give back the jobs ``owner`` held (it is stopping, or starting again under the same name)."""
         async with self._storage.transaction() as tx:
             return await tx.execute(RELEASE, (owner,))
 
-    async def next_due(self, after: datetime | None = None) -> datetime | None:
-        """When the earliest waiting job is due (only among those due later than ``after``, if given)."""
+    async def release_all(self) -> int:
+        """Give back every running job: only for a process alone on its database, starting."""
+        async with self._storage.transaction() as tx:
+            return await tx.execute(RELEASE_ALL)
+
+    async def next_due(self, after: datetime | None = None, *, shards: Shards = EVERY) -> datetime | None:
+        """When the earliest waiting job of ``shards``' servers is due (only among those due later than
+        ``after``, if given)."""
+        where, params = shards.where()
         if after is None:
-            row = await self._storage.fetch_one(NEXT_DUE)
+            row = await self._storage.fetch_one(NEXT_DUE.format(shards=where), params)
         else:
-            row = await self._storage.fetch_one(NEXT_DUE_AFTER, (to_text(after),))
+            row = await self._storage.fetch_one(NEXT_DUE_AFTER.format(shards=where), (to_text(after), *params))
+        return None if row is None or row[0] is None else from_text(row[0])
+
+    async def next_lapse(self, owner: str, *, shards: Shards = EVERY) -> datetime | None:
+        """When the earliest lease of a job of ``shards``' servers held by another owner runs out (real time):
+        if that owner died, the job is this process's to take then."""
+        where, params = shards.where()
+        row = await self._storage.fetch_one(NEXT_LAPSE.format(shards=where), (owner, *params))
         return None if row is None or row[0] is None else from_text(row[0])
 
     async def open_jobs(self, guild_id: int, kind: str) -> list[Job]:

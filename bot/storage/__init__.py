@@ -106,8 +106,16 @@ class Transaction(ABC):
 
 
 class Storage(ABC):
-    # "sqlite" or "postgresql": for the rare store that must know (none should need to).
+    # "sqlite" or "postgresql", for a log line; a store that must write something differently asks one of the
+    # two below instead.
     dialect: str
+    # Whether several bot processes may share this database (PostgreSQL), or only one may use it (SQLite: the
+    # round worker is the one other process, and it does only what the bot asks).
+    shared: bool
+    # What a SELECT of rows about to be claimed ends with, so that processes claiming at once take different
+    # rows instead of waiting for each other: PostgreSQL's FOR UPDATE SKIP LOCKED; nothing on SQLite, where a
+    # writer holds the whole database.
+    skip_locked: str
 
     @property
     @abstractmethod

@@ -158,6 +158,8 @@ class PostgresTransaction(Transaction):
 
 class PostgresStorage(Storage):
     dialect = "postgresql"
+    shared = True
+    skip_locked = " FOR UPDATE SKIP LOCKED"
 
     def __init__(self, writers: asyncpg.Pool, readers: asyncpg.Pool, url: str) -> None:
         self._writers = writers

@@ -64,6 +64,8 @@ class SqliteTransaction(Transaction):
 
 class SqliteStorage(Storage):
     dialect = "sqlite"
+    shared = False
+    skip_locked = ""
 
     def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
         self._conn = conn

@@ -1,13 +1,17 @@
-"""The outbox on a real SQLite file: one owner a job, nothing lost, failures kept and retried later."""
+"""The outbox on both backends: one owner a job, leases, shards, nothing lost, failures kept and retried later."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bot.outbox.model import Failure, Job, JobState, RetryLater
 from bot.outbox.runner import Outbox, retry_delay
+from bot.clock import to_text
 from bot.outbox.store import OutboxStore
+from bot.shards import Shards
 from bot.storage import Storage
 from playground.clock import FakeClock
 
@@ -61,13 +65,13 @@ async def test_the_servers_with_due_work_longest_waiting_first(storage: Storage)
     assert await store.claim_next("main", NOW, 5) is not None
     assert await store.due_guilds(NOW) == [2, 1, 4]  # oldest due first, then by id; none held or not due
     assert await store.due_guilds(NOW + timedelta(minutes=5)) == [2, 1, 4, 3]
-    await store.retry(held.id, NOW + timedelta(minutes=2), Failure("x"))
+    assert await store.retry(held.id, NOW + timedelta(minutes=2), Failure("x"), "main")
     assert await store.next_due() == NOW - timedelta(minutes=5)
     assert await store.next_due(after=NOW) == NOW + timedelta(minutes=2)
     assert await store.next_due(after=NOW + timedelta(minutes=5)) is None
 
 
-async def test_jobs_held_by_a_stopped_owner_are_released_to_it_on_restart(tmp_path: Path) -> None:
+async def test_jobs_held_by_a_stopped_owner_are_released_on_restart(tmp_path: Path) -> None:
     storage = await Storage.open(tmp_path / "k.db")
     await enqueue(storage, "interrupted")
     assert await OutboxStore(storage).claim_next("main", NOW, 1) is not None
@@ -80,6 +84,120 @@ async def test_jobs_held_by_a_stopped_owner_are_released_to_it_on_restart(tmp_pa
     again = await store.claim_next("main", NOW, 1)
     assert again is not None and again.attempts == 2
     await storage.close()
+
+    # The bot alone on its SQLite file starts under a new name (another process id): it takes back every job
+    # left running, whoever held it.
+    storage = await Storage.open(tmp_path / "k.db")
+    outbox = Outbox(FakeClock(NOW), owner="restarted")
+    await outbox.start(OutboxStore(storage))
+    job = await outbox.store.get(again.id)
+    assert job is not None and job.state is JobState.PENDING
+    await storage.close()
+
+
+async def test_a_lease_keeps_a_job_from_others_until_it_runs_out(storage: Storage) -> None:
+    store = OutboxStore(storage)
+    job = await enqueue(storage, "long")
+    real = NOW + timedelta(days=3)   # leases go by real time, not the bot's clock
+    lease = real + timedelta(seconds=60)
+    assert await store.claim_next("a", NOW, 1, lease=lease, expired=real) is not None
+    assert await store.due_guilds(NOW, expired=real) == []
+    assert await store.claim_next("b", NOW, 1, lease=lease, expired=real) is None
+    # Renewed while it runs: a minute later it is still "a"'s.
+    assert await store.renew("a", [job.id], lease + timedelta(seconds=60)) == {job.id}
+    later = lease + timedelta(seconds=1)
+    assert await store.claim_next("b", NOW, 1, lease=later + timedelta(seconds=60), expired=later) is None
+    # "a" dies and renews no more: once its lease has run out, the job is "b"'s.
+    lapsed = lease + timedelta(seconds=61)
+    assert await store.next_lapse("b") == lease + timedelta(seconds=60)
+    assert await store.due_guilds(NOW, expired=lapsed) == [1]
+    taken = await store.claim_next("b", NOW, 1, lease=lapsed + timedelta(seconds=60), expired=lapsed)
+    assert taken is not None and taken.id == job.id and taken.attempts == 2
+    # "a", back from a long stall, holds it no more: it can neither renew nor record it.
+    assert await store.renew("a", [job.id], lapsed + timedelta(seconds=60)) == set()
+    assert not await store.complete(job.id, NOW, "a")
+    assert not await store.retry(job.id, NOW, Failure("x"), "a")
+    assert await store.complete(job.id, NOW, "b")
+    done = await store.get(job.id)
+    assert done is not None and done.state is JobState.DONE
+
+
+async def test_a_process_sees_and_claims_only_its_shards_servers(storage: Storage) -> None:
+    store = OutboxStore(storage)
+    guilds = [(n << 22) for n in range(6)]   # on shards 0, 1, 2, 0, 1, 2 of 3
+    for guild in guilds:
+        await enqueue(storage, f"g:{guild}", NOW - timedelta(minutes=guild >> 22), guild=guild)
+    first = Shards(3, frozenset({0}))
+    rest = Shards(3, frozenset({1, 2}))
+    assert await store.due_guilds(NOW, shards=first) == [guilds[3], guilds[0]]
+    assert await store.due_guilds(NOW, shards=rest) == [guilds[5], guilds[4], guilds[2], guilds[1]]
+    assert await store.due_guilds(NOW) == guilds[::-1]
+    assert await store.next_due(shards=first) == NOW - timedelta(minutes=3)
+
+
+async def test_two_processes_running_every_shard_at_once_run_each_job_once(database: str | Path) -> None:
+    """As two bot processes on one database would (each its own connections, no lock in common): a job is run
+    by one of them only, and every job is run."""
+    first, second = await Storage.open(database), await Storage.open(database)
+    try:
+        jobs = [await enqueue(first, f"j:{n}", guild=n % 12) for n in range(120)]
+        runs: list[tuple[str, int]] = []
+
+        def handler_of(name: str) -> Callable[[Job], Awaitable[None]]:
+            async def handler(job: Job) -> None:
+                runs.append((name, job.id))
+                await asyncio.sleep(0.002)   # a Discord call, of a kind
+            return handler
+
+        outboxes = []
+        for name, storage in (("a", first), ("b", second)):
+            outbox = Outbox(FakeClock(NOW), owner=name, lanes=4)
+            outbox.register("test", handler_of(name))
+            await outbox.start(OutboxStore(storage))
+            outboxes.append(outbox)
+        ran = await asyncio.gather(*(outbox.run_due() for outbox in outboxes))
+        assert sum(ran) == len(jobs)
+        assert sorted(job_id for _, job_id in runs) == sorted(job.id for job in jobs)
+        if first.shared:   # on PostgreSQL both took part; on SQLite one writer at a time may take them all
+            assert {name for name, _ in runs} == {"a", "b"}
+        for job in jobs:
+            done = await outboxes[0].store.get(job.id)
+            assert done is not None and done.state is JobState.DONE and done.attempts == 1
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_a_running_jobs_lease_is_renewed_and_a_dead_owners_job_is_taken_again(storage: Storage) -> None:
+    real = FakeClock(NOW)
+    store = OutboxStore(storage)
+    dead = await enqueue(storage, "held-by-the-dead")
+    slow = await enqueue(storage, "slow", guild=2)
+    ran: list[int] = []
+
+    async def handler(job: Job) -> None:
+        ran.append(job.id)
+        if job.id == slow.id:
+            # Longer than a lease: the outbox renews it meanwhile, so nobody else takes it.
+            for _ in range(6):
+                await asyncio.sleep(0.1)
+                real.advance(timedelta(seconds=0.1))
+            row = await storage.fetch_one("SELECT lease_until FROM outbox WHERE id = ?", (job.id,))
+            assert row is not None and row[0] > to_text(real.now())
+
+    outbox = Outbox(FakeClock(NOW), owner="alive", lease_seconds=0.3, lease_clock=real)
+    outbox.register("test", handler)
+    await outbox.start(OutboxStore(storage))
+    # Another process claims a job and dies (after this one started, so even alone on SQLite it is not
+    # given back at start).
+    assert await store.claim_next("dead", NOW, 1, lease=real.now() + timedelta(seconds=1),
+                                  expired=real.now()) is not None
+    assert await outbox.run_due() == 1   # the slow one; the dead owner's lease has not run out
+    real.advance(timedelta(seconds=2))
+    assert await outbox.run_due() == 1   # now it has
+    assert ran == [slow.id, dead.id]
+    again = await store.get(dead.id)
+    assert again is not None and again.state is JobState.DONE and again.attempts == 2
 
 
 async def test_the_runner_completes_retries_with_growing_delays_and_reports(storage: Storage) -> None:
