@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 import os
@@ -210,7 +211,7 @@ class Outbox:
                     if job is not None:
                         task = asyncio.create_task(self._lane(job), name=f"outbox job {job.id}")
                         running[guild_id] = self._held[job.id] = task
-                        task.add_done_callback(lambda _, job_id=job.id: self._held.pop(job_id, None))
+                        task.add_done_callback(functools.partial(self._let_go, job.id))
                         ran += 1
                 if not running:
                     return ran
@@ -231,6 +232,9 @@ class Outbox:
             keeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await keeper
+
+    def _let_go(self, job_id: int, _: asyncio.Task[None]) -> None:
+        self._held.pop(job_id, None)
 
     async def _keep_leases(self) -> None:
         """Every third of a lease, renew this owner's running jobs' leases. A job no longer held (this

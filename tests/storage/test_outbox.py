@@ -7,9 +7,9 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from bot.clock import to_text
 from bot.outbox.model import Failure, Job, JobState, RetryLater
 from bot.outbox.runner import Outbox, retry_delay
-from bot.clock import to_text
 from bot.outbox.store import OutboxStore
 from bot.shards import Shards
 from bot.storage import Storage
