@@ -186,7 +186,7 @@ class Prompts(commands.Cog):
         self.bot.outbox.add_ticker(self._tick)
 
     async def _tick(self, now: datetime) -> None:
-        await self.bot.prompts.materialise_due(now)
+        await self.bot.prompts.materialise_due(now, self.bot.outbox.shards)
 
     @prompts.command(name="post", description=described("commands.prompts.post.description"))
     @app_commands.describe(essay=described("commands.prompts.post.essay"))

@@ -162,7 +162,7 @@ class Rounds(commands.Cog):
         outbox.add_ticker(self._tick)
 
     async def _tick(self, now: datetime) -> None:
-        await self.bot.matching.materialise_due(now)
+        await self.bot.matching.materialise_due(now, self.bot.outbox.shards)
 
     async def cog_unload(self) -> None:
         for task in self._progress:

@@ -47,7 +47,7 @@ class Welcomes(commands.Cog):
         outbox.add_ticker(self._tick)
 
     async def _tick(self, now: datetime) -> None:
-        await self.bot.intros.materialise_due(now)
+        await self.bot.intros.materialise_due(now, self.bot.outbox.shards)
 
     # -- events
 

@@ -54,6 +54,7 @@ from bot.matching.store import MatchStore
 from bot.outbox.model import Job, JobState
 from bot.outbox.store import OutboxStore
 from bot.prompts.store import PromptStore
+from bot.shards import EVERY, Shards
 
 REMINDERS_SETTING: Final = "reminders"
 WELCOME_SETTING: Final = "welcome"
@@ -61,8 +62,9 @@ ALIAS_SETTING: Final = "company_alias"
 MIN_REMINDER_DAYS: Final = 1
 MAX_REMINDER_DAYS: Final = 90
 REPLY_LIFETIME: Final = timedelta(minutes=10)
-# Work a pass of the outbox turns into jobs at most, so one busy server cannot hold up the loop.
-BATCH: Final = 100
+# Reminders (of each length servers chose) and erasures a pass of the outbox turns into jobs at most, so that a
+# burst cannot hold up the loop; the rest wait for the next pass.
+BATCH: Final = 1000
 INDUSTRY_ROWS: Final = 10
 
 
@@ -241,18 +243,16 @@ class IntroService:
         member = await self._store.member(guild_id, user_id)
         return member is not None and member.left_at is not None
 
-    async def materialise_due(self, now: datetime) -> None:
-        """Turn what is due into jobs: the one reminder of members not introduced in time, and the erasure
-        of members who left long enough ago."""
-        for settings in await self._store.reminding():
-            cutoff = now - timedelta(days=settings.reminder_days)
-            for user_id in await self._store.due_nudges(settings.guild_id, cutoff, BATCH):
+    async def materialise_due(self, now: datetime, shards: Shards = EVERY) -> None:
+        """Turn what is due in the servers of ``shards`` into jobs: the one reminder of members not introduced
+        in time, and the erasure of members who left long enough ago."""
+        for days in await self._store.reminder_days(shards):
+            for guild_id, user_id in await self._store.due_nudges(days, now - timedelta(days=days), BATCH, shards):
                 async with self._store.storage.transaction() as tx:
-                    if await IntroStore.mark_nudged(tx, settings.guild_id, user_id, now):
-                        await OutboxStore.enqueue(tx, NUDGE_JOB, settings.guild_id,
-                                                  f"{NUDGE_JOB}:{settings.guild_id}:{user_id}", {"user": user_id},
-                                                  due_at=now, now=now, member_id=user_id)
-        for guild_id, user_id, left_at in await self._store.left_before(now - self.keep_left, BATCH):
+                    if await IntroStore.mark_nudged(tx, guild_id, user_id, now):
+                        await OutboxStore.enqueue(tx, NUDGE_JOB, guild_id, f"{NUDGE_JOB}:{guild_id}:{user_id}",
+                                                  {"user": user_id}, due_at=now, now=now, member_id=user_id)
+        for guild_id, user_id, left_at in await self._store.left_before(now - self.keep_left, BATCH, shards):
             key = f"{PURGE_JOB}:{guild_id}:{user_id}:{to_text(left_at)}"
             async with self._store.storage.transaction() as tx:
                 await OutboxStore.enqueue(tx, PURGE_JOB, guild_id, key, {"user": user_id}, due_at=now, now=now,

@@ -19,6 +19,7 @@ from bot.intros.model import (
     Visibility,
     WelcomeMode,
 )
+from bot.shards import EVERY, Shards
 from bot.storage import Row, Storage, Transaction
 
 _PROFILE_COLUMNS = """guild_id, user_id, display_name, company, company_key, role, industry, location, timezone,
@@ -84,17 +85,24 @@ UPDATE intro_members SET draft = ?, offered_at = ? WHERE guild_id = ? AND user_i
 CLEAR_DRAFT = "UPDATE intro_members SET draft = NULL WHERE guild_id = ? AND user_id = ?"
 # Members to nudge: seen joining at least the server's reminder delay ago, still here, not introduced, never
 # nudged, no profile.
+# Members not introduced in time, across the servers with reminders on after ``days`` days: one query for each
+# length the servers chose (a handful), not one for each server.
 SELECT_DUE_NUDGES = """
-SELECT m.user_id FROM intro_members AS m
-WHERE m.guild_id = ? AND m.joined_at IS NOT NULL AND m.joined_at <= ? AND m.left_at IS NULL
+SELECT m.guild_id, m.user_id FROM intro_settings AS s
+JOIN intro_members AS m ON m.guild_id = s.guild_id
+WHERE s.reminders_enabled = 1 AND s.reminder_days = ?{shards}
+  AND m.joined_at IS NOT NULL AND m.joined_at <= ? AND m.left_at IS NULL
   AND m.introduced_at IS NULL AND m.nudged_at IS NULL
   AND NOT EXISTS (SELECT 1 FROM intro_profiles AS p WHERE p.guild_id = m.guild_id AND p.user_id = m.user_id)
 ORDER BY m.joined_at LIMIT ?
 """
+SELECT_REMINDER_DAYS = "SELECT DISTINCT reminder_days FROM intro_settings AS s WHERE s.reminders_enabled = 1{shards}"
 MARK_NUDGED = """
 UPDATE intro_members SET nudged_at = ? WHERE guild_id = ? AND user_id = ? AND nudged_at IS NULL
 """
-SELECT_LEFT_BEFORE = "SELECT guild_id, user_id, left_at FROM intro_members WHERE left_at <= ? ORDER BY left_at LIMIT ?"
+SELECT_LEFT_BEFORE = """
+SELECT guild_id, user_id, left_at FROM intro_members WHERE left_at <= ?{shards} ORDER BY left_at LIMIT ?
+"""
 DELETE_MEMBER = "DELETE FROM intro_members WHERE guild_id = ? AND user_id = ?"
 # Saving a profile marks its member introduced, so members' rows alone say who is.
 COUNT_INTRODUCED = """
@@ -104,8 +112,6 @@ SELECT COUNT(*) FROM intro_members WHERE guild_id = ? AND left_at IS NULL AND in
 SELECT_SETTINGS = """
 SELECT guild_id, welcome, reminders_enabled, reminder_days FROM intro_settings WHERE guild_id = ?
 """
-SELECT_REMINDING = "SELECT guild_id, welcome, reminders_enabled, reminder_days FROM intro_settings " \
-                   "WHERE reminders_enabled = 1"
 UPSERT_SETTINGS = """
 INSERT INTO intro_settings (guild_id, welcome, reminders_enabled, reminder_days, updated_at) VALUES (?, ?, ?, ?, ?)
 ON CONFLICT (guild_id) DO UPDATE SET welcome = excluded.welcome, reminders_enabled = excluded.reminders_enabled,
@@ -222,16 +228,29 @@ class IntroStore:
                                                      guild_id, user_id))
         return changed > 0
 
-    async def due_nudges(self, guild_id: int, joined_before: datetime, limit: int) -> list[int]:
-        rows = await self._storage.fetch_all(SELECT_DUE_NUDGES, (guild_id, to_text(joined_before), limit))
-        return [int(row[0]) for row in rows]
+    async def reminder_days(self, shards: Shards = EVERY) -> list[int]:
+        """The lengths of time (in days) after which the servers of ``shards`` with reminders on nudge."""
+        where, params = shards.where("s.guild_id")
+        return [int(row[0]) for row in await self._storage.fetch_all(SELECT_REMINDER_DAYS.format(shards=where),
+                                                                      params)]
+
+    async def due_nudges(self, days: int, joined_before: datetime, limit: int,
+                         shards: Shards = EVERY) -> list[tuple[int, int]]:
+        """(server, member) of members who joined before ``joined_before`` and have not introduced themselves,
+        in the servers of ``shards`` that nudge after ``days``; the longest waiting first, at most ``limit``."""
+        where, params = shards.where("s.guild_id")
+        rows = await self._storage.fetch_all(SELECT_DUE_NUDGES.format(shards=where),
+                                             (days, *params, to_text(joined_before), limit))
+        return [(int(row[0]), int(row[1])) for row in rows]
 
     @staticmethod
     async def mark_nudged(tx: Transaction, guild_id: int, user_id: int, now: datetime) -> bool:
         return await tx.execute(MARK_NUDGED, (to_text(now), guild_id, user_id)) > 0
 
-    async def left_before(self, moment: datetime, limit: int) -> list[tuple[int, int, datetime]]:
-        rows = await self._storage.fetch_all(SELECT_LEFT_BEFORE, (to_text(moment), limit))
+    async def left_before(self, moment: datetime, limit: int,
+                          shards: Shards = EVERY) -> list[tuple[int, int, datetime]]:
+        where, params = shards.where()
+        rows = await self._storage.fetch_all(SELECT_LEFT_BEFORE.format(shards=where), (to_text(moment), *params, limit))
         return [(int(r["guild_id"]), int(r["user_id"]), from_text(r["left_at"])) for r in rows]
 
     async def count_introduced(self, guild_id: int) -> int:
@@ -243,10 +262,6 @@ class IntroStore:
     async def settings(self, guild_id: int) -> IntroSettings:
         row = await self._storage.fetch_one(SELECT_SETTINGS, (guild_id,))
         return IntroSettings(guild_id) if row is None else _settings(row)
-
-    async def reminding(self) -> list[IntroSettings]:
-        """Every server with reminders on."""
-        return [_settings(row) for row in await self._storage.fetch_all(SELECT_REMINDING)]
 
     @staticmethod
     async def current_settings(tx: Transaction, guild_id: int) -> IntroSettings:

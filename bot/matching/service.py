@@ -76,6 +76,7 @@ from bot.outbox.model import NewJob
 from bot.outbox.store import OutboxStore
 from bot.prompts.schedule import WEEKDAYS, parse_time, parse_weekday
 from bot.prompts.store import PromptStore
+from bot.shards import EVERY, Shards
 from bot.storage import Storage, Transaction
 
 log = logging.getLogger(__name__)
@@ -895,9 +896,9 @@ class MatchService:
         return RoundOutcome(round_id, PlanFigures.of(plan), len(taking_part), paused, replaced,
                             (read - began, planned - read, loop.time() - planned))
 
-    async def materialise_due(self, now: datetime) -> None:
-        """Turn each server's due round slot into a round job, once."""
-        for settings in await self.store.scheduled():
+    async def materialise_due(self, now: datetime, shards: Shards = EVERY) -> None:
+        """Turn each server's (of ``shards``) due round slot into a round job, once."""
+        for settings in await self.store.scheduled(shards):
             try:
                 await self._materialise(settings, now)
             except Exception:

@@ -23,6 +23,7 @@ from bot.matching.model import (
     RoundSettings,
     RoundStats,
 )
+from bot.shards import EVERY, Shards
 from bot.storage import Row, Storage, Transaction
 
 _MEMBER_COLUMNS = "guild_id, user_id, joined, paused_until, auto_paused, joined_at"
@@ -93,7 +94,7 @@ DELETE_MEMBER_REQUESTS = "DELETE FROM match_requests WHERE guild_id = ? AND (req
 
 _SETTINGS_COLUMNS = "guild_id, enabled, cadence, weekday, at, no_repeat_rounds, follow_up_days, last_slot"
 SELECT_SETTINGS = f"SELECT {_SETTINGS_COLUMNS} FROM match_settings WHERE guild_id = ?"
-SELECT_SCHEDULED = f"SELECT {_SETTINGS_COLUMNS} FROM match_settings WHERE enabled = 1"
+SELECT_SCHEDULED = f"SELECT {_SETTINGS_COLUMNS} FROM match_settings WHERE enabled = 1{{shards}}"
 UPSERT_SETTINGS = """
 INSERT INTO match_settings (guild_id, enabled, cadence, weekday, at, no_repeat_rounds, follow_up_days, last_slot,
     updated_at)
@@ -408,8 +409,10 @@ class MatchStore:
         row = await tx.fetch_one(SELECT_SETTINGS, (guild_id,))
         return RoundSettings(guild_id) if row is None else _settings(row)
 
-    async def scheduled(self) -> list[RoundSettings]:
-        return [_settings(row) for row in await self._storage.fetch_all(SELECT_SCHEDULED)]
+    async def scheduled(self, shards: Shards = EVERY) -> list[RoundSettings]:
+        """The round schedules switched on, of the servers of ``shards``."""
+        where, params = shards.where()
+        return [_settings(row) for row in await self._storage.fetch_all(SELECT_SCHEDULED.format(shards=where), params)]
 
     @staticmethod
     async def write_settings(tx: Transaction, settings: RoundSettings, now: datetime) -> None:

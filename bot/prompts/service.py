@@ -33,6 +33,7 @@ from bot.prompts.model import (
     Translation,
 )
 from bot.prompts.store import PromptStore
+from bot.shards import EVERY, Shards
 from bot.storage import Transaction
 
 log = logging.getLogger(__name__)
@@ -140,11 +141,11 @@ class PromptService:
             prompt = await self._take(tx, guild_id, prompts, None if wanted is None else wanted.key, now)
             return await self._create_post(tx, guild_id, prompt, None, now)
 
-    async def materialise_due(self, now: datetime) -> None:
-        """The ticker: each server whose scheduled slot has come gets one post. After downtime only the latest
-        missed slot is posted. While a post of the server is still waiting (its channel is broken), a new
-        slot adds nothing: the waiting one goes out when the channel works, not a pile of them."""
-        for guild_id, schedule in await self.store.enabled_schedules():
+    async def materialise_due(self, now: datetime, shards: Shards = EVERY) -> None:
+        """The ticker: each server (of ``shards``) whose scheduled slot has come gets one post. After downtime
+        only the latest missed slot is posted. While a post of the server is still waiting (its channel is
+        broken), a new slot adds nothing: the waiting one goes out when the channel works, not a pile of them."""
+        for guild_id, schedule in await self.store.enabled_schedules(shards):
             try:
                 await self._materialise(guild_id, schedule, now)
             except Exception:

@@ -12,6 +12,7 @@ from bot.clock import from_text, to_text
 from bot.guilds.model import FORMER_MEMBER, Change
 from bot.guilds.store import record_change
 from bot.prompts.model import CustomPrompt, Post, PostState, QueueEntry, Schedule, Translation
+from bot.shards import EVERY, Shards
 from bot.storage import Row, Storage, Transaction
 
 ENSURE_SCHEDULE = """
@@ -21,7 +22,9 @@ SELECT_SCHEDULE = "SELECT cycle, weekday, at_time, enabled, last_slot FROM promp
 UPDATE_SCHEDULE = """
 UPDATE prompt_schedule SET weekday = ?, at_time = ?, enabled = ?, last_slot = ?, updated_at = ? WHERE guild_id = ?
 """
-SELECT_ENABLED = "SELECT guild_id, cycle, weekday, at_time, enabled, last_slot FROM prompt_schedule WHERE enabled = 1"
+SELECT_ENABLED = """
+SELECT guild_id, cycle, weekday, at_time, enabled, last_slot FROM prompt_schedule WHERE enabled = 1{shards}
+"""
 # Compare-and-set: of two processes that saw the same slot due, one moves it on and posts.
 ADVANCE_SLOT = "UPDATE prompt_schedule SET last_slot = ? WHERE guild_id = ? AND enabled = 1 AND last_slot = ?"
 ADVANCE_FIRST_SLOT = """
@@ -123,8 +126,10 @@ class PromptStore:
                                            last, to_text(now), guild_id))
         await record_change(tx, guild_id, actor_id, change, now)
 
-    async def enabled_schedules(self) -> list[tuple[int, Schedule]]:
-        rows = await self._storage.fetch_all(SELECT_ENABLED)
+    async def enabled_schedules(self, shards: Shards = EVERY) -> list[tuple[int, Schedule]]:
+        """The schedules switched on, of the servers of ``shards``."""
+        where, params = shards.where()
+        rows = await self._storage.fetch_all(SELECT_ENABLED.format(shards=where), params)
         return [(int(row["guild_id"]), _schedule(row)) for row in rows]
 
     @staticmethod
