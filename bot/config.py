@@ -17,6 +17,9 @@ from pathlib import Path
 DEFAULT_DATABASE_PATH = "kakehashi.db"
 DEFAULT_KEEP_LEFT_DAYS = 30
 MAX_KEEP_LEFT_DAYS = 365
+DEFAULT_LEASE_SECONDS = 60
+MAX_LEASE_SECONDS = 3600
+MAX_SHARDS = 65536
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _SNOWFLAKE = re.compile(r"[0-9]{15,21}")
 
@@ -33,13 +36,27 @@ class Settings:
     log_level: int
     # Days a member's profile is kept (hidden) after they leave a server, in case they return.
     keep_left_days: int = 30
+    # PostgreSQL instead of the SQLite file, for several processes (it may hold a password: never shown).
+    database_url: str | None = None
+    # SHARD_COUNT and the shards this process runs (SHARD_IDS); None: every shard Discord recommends.
+    shard_count: int | None = None
+    shard_ids: tuple[int, ...] | None = None
+    # Seconds a claimed job stays this process's without a renewal (bot/outbox/runner.py).
+    lease_seconds: int = DEFAULT_LEASE_SECONDS
+
+    @property
+    def database(self) -> str | Path:
+        """What ``Storage.open`` opens: the PostgreSQL URL if given, else the SQLite file."""
+        return self.database_url if self.database_url is not None else self.database_path
 
     def __repr__(self) -> str:
-        # Never let the token reach a log line or a traceback through repr().
+        # Never let the token (or the database's password) reach a log line or a traceback through repr().
+        database = "<postgresql url>" if self.database_url is not None else str(self.database_path)
         return (
-            f"Settings(token=<hidden>, database_path={str(self.database_path)!r}, "
+            f"Settings(token=<hidden>, database={database!r}, "
             f"dev_guild_id={self.dev_guild_id!r}, log_level={logging.getLevelName(self.log_level)!r}, "
-            f"keep_left_days={self.keep_left_days!r})"
+            f"keep_left_days={self.keep_left_days!r}, shard_count={self.shard_count!r}, "
+            f"shard_ids={self.shard_ids!r}, lease_seconds={self.lease_seconds!r})"
         )
 
 
@@ -77,12 +94,24 @@ def load_settings(env: Mapping[str, str], *, cwd: Path | None = None) -> Setting
     if not keep_raw.isascii() or not keep_raw.isdigit() or not 1 <= int(keep_raw) <= MAX_KEEP_LEFT_DAYS:
         raise SettingsError(f"KEEP_LEFT_MEMBERS_DAYS must be a whole number of days from 1 to {MAX_KEEP_LEFT_DAYS}.")
 
+    lease_raw = env.get("JOB_LEASE_SECONDS", "").strip() or str(DEFAULT_LEASE_SECONDS)
+    if not lease_raw.isascii() or not lease_raw.isdigit() or not 1 <= int(lease_raw) <= MAX_LEASE_SECONDS:
+        raise SettingsError(f"JOB_LEASE_SECONDS must be a whole number of seconds from 1 to {MAX_LEASE_SECONDS}.")
+
+    database_url = parse_database_url(env.get("DATABASE_URL", ""))
     base = cwd if cwd is not None else Path.cwd()
     raw_path = env.get("DATABASE_PATH", "").strip() or DEFAULT_DATABASE_PATH
     database_path = Path(raw_path).expanduser()
     if not database_path.is_absolute():
         database_path = base / database_path
-    check_database_location(database_path)
+    if database_url is None:
+        check_database_location(database_path)
+
+    shard_count, shard_ids = parse_shards(env.get("SHARD_COUNT", ""), env.get("SHARD_IDS", ""))
+    if database_url is None and shard_ids is not None and shard_count is not None and len(shard_ids) < shard_count:
+        raise SettingsError("SHARD_IDS runs only some of the shards, so other processes run the rest, and they "
+                            "must share the database: set DATABASE_URL to a PostgreSQL database (SQLite is for "
+                            "one process).")
 
     return Settings(
         token=token,
@@ -90,7 +119,53 @@ def load_settings(env: Mapping[str, str], *, cwd: Path | None = None) -> Setting
         dev_guild_id=dev_guild_id,
         log_level=logging.getLevelName(level_name),
         keep_left_days=int(keep_raw),
+        database_url=database_url,
+        shard_count=shard_count,
+        shard_ids=shard_ids,
+        lease_seconds=int(lease_raw),
     )
+
+
+def parse_database_url(value: str) -> str | None:
+    """A PostgreSQL URL, or None when not set. The message of a bad one never repeats it (it may carry a
+    password)."""
+    url = value.strip()
+    if not url:
+        return None
+    scheme, sep, _ = url.partition("://")
+    if not sep or scheme.lower() not in ("postgresql", "postgres"):
+        raise SettingsError("DATABASE_URL must be a PostgreSQL URL, postgresql://user:password@host:5432/database "
+                            "(leave it empty to use the SQLite file of DATABASE_PATH).")
+    return url
+
+
+def parse_shards(count_raw: str, ids_raw: str) -> tuple[int | None, tuple[int, ...] | None]:
+    """SHARD_COUNT and SHARD_IDS ("0-3", "0,2", "0-1,4"): (None, None) when neither is set (every shard
+    Discord recommends); SHARD_COUNT alone runs every shard of that count."""
+    count_text, ids_text = count_raw.strip(), ids_raw.strip()
+    if not count_text:
+        if ids_text:
+            raise SettingsError("SHARD_IDS needs SHARD_COUNT: set how many shards the whole bot runs, e.g. "
+                                "SHARD_COUNT=4 with SHARD_IDS=0-1 here and SHARD_IDS=2-3 in the other process.")
+        return None, None
+    if not count_text.isascii() or not count_text.isdigit() or not 1 <= int(count_text) <= MAX_SHARDS:
+        raise SettingsError(f"SHARD_COUNT must be a whole number from 1 to {MAX_SHARDS}.")
+    count = int(count_text)
+    if not ids_text:
+        return count, tuple(range(count))
+    ids: set[int] = set()
+    for part in ids_text.split(","):
+        first, dash, last = part.strip().partition("-")
+        bounds = [first.strip(), last.strip()] if dash else [first.strip()]
+        if not all(b.isascii() and b.isdigit() for b in bounds):
+            raise SettingsError('SHARD_IDS must list shard numbers and ranges, e.g. "0-3" or "0,2,5".')
+        low, high = int(bounds[0]), int(bounds[-1])
+        if low > high:
+            raise SettingsError(f'SHARD_IDS has the range "{part.strip()}", which runs backwards: write {high}-{low}.')
+        if high >= count:
+            raise SettingsError(f"SHARD_IDS names shard {high}, but SHARD_COUNT={count} has shards 0 to {count - 1}.")
+        ids.update(range(low, high + 1))
+    return count, tuple(sorted(ids))
 
 
 def check_database_location(path: Path) -> None:

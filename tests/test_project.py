@@ -23,7 +23,8 @@ def test_env_example_documents_every_setting_the_bot_reads() -> None:
     read = set(re.findall(r'env\.get\("([A-Z_]+)"', source))
     documented = set(re.findall(r"^([A-Z_]+)=", (ROOT / ".env.example").read_text(encoding="utf-8"), re.M))
     assert read == documented == {"DISCORD_TOKEN", "DATABASE_PATH", "DEV_GUILD_ID", "LOG_LEVEL",
-                                  "KEEP_LEFT_MEMBERS_DAYS"}
+                                  "KEEP_LEFT_MEMBERS_DAYS", "DATABASE_URL", "SHARD_COUNT", "SHARD_IDS",
+                                  "JOB_LEASE_SECONDS"}
     for name in read:
         assert f"`{name}`" in README
 
