@@ -1,5 +1,6 @@
 """``python -m bot``: run the bot; ``python -m bot invite --client-id ID``: print its invite link;
-``python -m bot demo``: the playground (playground/demo.py), the bot on a local Discord with a page to try it.
+``python -m bot demo``: the playground (playground/demo.py), the bot on a local Discord with a page to try it;
+``python -m bot migrate``: bring the database's schema up to date and stop (no token needed).
 
 Exit status: 0 after a clean shutdown (SIGINT or SIGTERM), 1 when Discord
 refuses the bot (a rejected token, intents not enabled) or cannot be reached, 2 when a setting
@@ -15,7 +16,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import aiohttp
@@ -24,8 +25,8 @@ from dotenv import load_dotenv
 
 from bot import DATA_DIR
 from bot.client import KakehashiBot, StartupError, invite_url
-from bot.config import Settings, SettingsError, load_settings, parse_snowflake
-from bot.storage import StorageError
+from bot.config import Settings, SettingsError, load_database, load_settings, parse_snowflake
+from bot.storage import Storage, StorageError
 
 log = logging.getLogger("bot")
 
@@ -43,15 +44,22 @@ def _fail(message: str, status: int) -> int:
     return status
 
 
+def _sentence(text: object) -> str:
+    words = str(text)
+    return words if words.endswith((".", "?", "!")) else f"{words}."
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bot", description="Kakehashi, the Discord bot.")
-    commands = parser.add_subparsers(dest="command", metavar="{run,invite,demo}")
+    commands = parser.add_subparsers(dest="command", metavar="{run,invite,demo,migrate}")
     run_command = commands.add_parser("run", help="run the bot (the default)")
     run_command.add_argument("--sync", action="store_true",
                              help="sync commands to Discord even if they have not changed since the last sync")
     invite = commands.add_parser("invite", help="print the link that adds the bot to a server")
     invite.add_argument("--client-id", required=True,
                         help="the application id (Developer Portal → your application → General Information)")
+    commands.add_parser("migrate", help="bring the database (DATABASE_URL or DATABASE_PATH) up to this version's "
+                                        "schema, then stop; the bot does it too when it starts")
     # The entry point reaches the playground; nothing else in bot/ does.
     from playground import demo
 
@@ -82,6 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                      "`pip install -e .` (see README).", EXIT_CONFIG)
     # Values already in the environment win over .env, as usual.
     load_dotenv(Path.cwd() / ".env", override=False)
+    if args.command == "migrate":
+        return migrate(os.environ)
     try:
         settings = load_settings(os.environ)
     except SettingsError as exc:
@@ -92,7 +102,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Refused as exc:
         return _fail(str(exc), EXIT_REFUSED)
     except StorageError as exc:
-        return _fail(f"database: {exc}.", EXIT_CONFIG)
+        return _fail(_sentence(f"database: {exc}"), EXIT_CONFIG)
+    return EXIT_OK
+
+
+def migrate(env: Mapping[str, str]) -> int:
+    """Migrate the database alone (before starting new versions of the shard processes, say). Under
+    PostgreSQL's advisory lock, as at every start: processes starting meanwhile wait, then find it done."""
+    try:
+        url, path = load_database(env)
+    except SettingsError as exc:
+        return _fail(str(exc), EXIT_CONFIG)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+
+    async def upgrade() -> tuple[str, int]:
+        storage = await Storage.open(url if url is not None else path)
+        try:
+            return storage.where, await storage.version()
+        finally:
+            await storage.close()
+
+    try:
+        where, version = asyncio.run(upgrade())
+    except StorageError as exc:
+        return _fail(_sentence(f"database: {exc}"), EXIT_CONFIG)
+    print(f"kakehashi: {where} is at schema {version:04d}")
     return EXIT_OK
 
 

@@ -1,4 +1,8 @@
-"""The bot: storage opened, cogs loaded, commands synced only when they changed."""
+"""The bot: storage opened, cogs loaded, commands synced only when they changed (and only by the process that
+runs shard 0, once for the whole deployment).
+
+It is an ``AutoShardedBot``: with SHARD_COUNT and SHARD_IDS it runs those shards of that many, and does the
+due work of their servers only (bot/shards.py); with neither, every shard Discord recommends."""
 
 from __future__ import annotations
 
@@ -31,6 +35,7 @@ from bot.outbox.store import OutboxStore
 from bot.prompts.essays import load_essays
 from bot.prompts.service import PromptService
 from bot.prompts.store import PromptStore
+from bot.shards import EVERY, Shards
 from bot.storage import Storage
 from bot.sync.store import CommandSyncStore
 from bot.translator import CatalogTranslator
@@ -70,7 +75,21 @@ class KakehashiTree(app_commands.CommandTree["KakehashiBot"]):
         await report_error(interaction, error)
 
 
-class KakehashiBot(commands.Bot):
+def shards_of(settings: Settings) -> Shards:
+    """The shards whose servers this process looks after."""
+    if settings.shard_count is None or settings.shard_ids is None:
+        return EVERY
+    return Shards(settings.shard_count, frozenset(settings.shard_ids))
+
+
+def _sharding(settings: Settings) -> dict[str, Any]:
+    """What discord.py is told of shards: nothing (it asks Discord how many), or the count and these ids."""
+    if settings.shard_count is None:
+        return {}
+    return {"shard_count": settings.shard_count, "shard_ids": list(settings.shard_ids or range(settings.shard_count))}
+
+
+class KakehashiBot(commands.AutoShardedBot):
     def __init__(self, settings: Settings, *, clock: Clock | None = None, catalog: Catalog | None = None,
                  force_sync: bool = False) -> None:
         # The bot never joins voice; spare operators discord.py's start-up warnings about it.
@@ -83,6 +102,7 @@ class KakehashiBot(commands.Bot):
             intents=required_intents(),
             allowed_mentions=discord.AllowedMentions.none(),
             tree_cls=KakehashiTree,
+            **_sharding(settings),
         )
         self.settings = settings
         self.force_sync = force_sync
@@ -91,7 +111,7 @@ class KakehashiBot(commands.Bot):
         self._storage: Storage | None = None
         self._guild_config: GuildConfig | None = None
         # Features register their job handlers while their cogs load, before the database is open.
-        self.outbox = Outbox(self.clock)
+        self.outbox = Outbox(self.clock, shards=shards_of(settings), lease_seconds=settings.lease_seconds)
         self._prompts: PromptService | None = None
         self._intros: IntroService | None = None
         self._matching: MatchService | None = None
@@ -132,7 +152,9 @@ class KakehashiBot(commands.Bot):
 
     async def setup_hook(self) -> None:
         essays = load_essays()
-        self._storage = await Storage.open(self.settings.database_path)
+        self._storage = await Storage.open(self.settings.database)
+        log.info("Database: %s (%s); running %s as %s", self._storage.where, self._storage.dialect,
+                 self.outbox.shards.describe(), self.outbox.owner)
         self._guild_config = GuildConfig(GuildSettingsStore(self._storage), self.clock)
         outbox_store = OutboxStore(self._storage)
         self._prompts = PromptService(PromptStore(self._storage), outbox_store, self._guild_config, essays,
@@ -172,6 +194,10 @@ class KakehashiBot(commands.Bot):
         (``python -m bot run --sync``) syncs anyway, e.g. after commands were
         removed on Discord's side.
         """
+        if not self.outbox.shards.first:
+            log.info("Commands are synced by the process running shard 0, not this one (%s)",
+                     self.outbox.shards.describe())
+            return
         guild = discord.Object(self.settings.dev_guild_id) if self.settings.dev_guild_id else None
         if guild is not None:
             self.tree.copy_global_to(guild=guild)

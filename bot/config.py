@@ -98,14 +98,7 @@ def load_settings(env: Mapping[str, str], *, cwd: Path | None = None) -> Setting
     if not lease_raw.isascii() or not lease_raw.isdigit() or not 1 <= int(lease_raw) <= MAX_LEASE_SECONDS:
         raise SettingsError(f"JOB_LEASE_SECONDS must be a whole number of seconds from 1 to {MAX_LEASE_SECONDS}.")
 
-    database_url = parse_database_url(env.get("DATABASE_URL", ""))
-    base = cwd if cwd is not None else Path.cwd()
-    raw_path = env.get("DATABASE_PATH", "").strip() or DEFAULT_DATABASE_PATH
-    database_path = Path(raw_path).expanduser()
-    if not database_path.is_absolute():
-        database_path = base / database_path
-    if database_url is None:
-        check_database_location(database_path)
+    database_url, database_path = load_database(env, cwd=cwd)
 
     shard_count, shard_ids = parse_shards(env.get("SHARD_COUNT", ""), env.get("SHARD_IDS", ""))
     if database_url is None and shard_ids is not None and shard_count is not None and len(shard_ids) < shard_count:
@@ -124,6 +117,20 @@ def load_settings(env: Mapping[str, str], *, cwd: Path | None = None) -> Setting
         shard_ids=shard_ids,
         lease_seconds=int(lease_raw),
     )
+
+
+def load_database(env: Mapping[str, str], *, cwd: Path | None = None) -> tuple[str | None, Path]:
+    """DATABASE_URL (None when not set) and DATABASE_PATH (checked writable only when it is the one used): all
+    ``python -m bot migrate`` needs."""
+    database_url = parse_database_url(env.get("DATABASE_URL", ""))
+    base = cwd if cwd is not None else Path.cwd()
+    raw_path = env.get("DATABASE_PATH", "").strip() or DEFAULT_DATABASE_PATH
+    database_path = Path(raw_path).expanduser()
+    if not database_path.is_absolute():
+        database_path = base / database_path
+    if database_url is None:
+        check_database_location(database_path)
+    return database_url, database_path
 
 
 def parse_database_url(value: str) -> str | None:

@@ -14,7 +14,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from bot.storage import load_migrations
 from playground.fakediscord import FakeDiscord
+from tests.postgres import PASSWORD, PostgresServer
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.SECRET.never-print-this-token-value"
@@ -67,6 +69,12 @@ def assert_one_line_error(outcome: Outcome, status: int, *phrases: str) -> None:
     ({"DISCORD_TOKEN": TOKEN, "DEV_GUILD_ID": "12345"}, ["DEV_GUILD_ID must be a Discord id"]),
     ({"DISCORD_TOKEN": TOKEN, "DEV_GUILD_ID": "9" * 20}, ["DEV_GUILD_ID must be a Discord id"]),
     ({"DISCORD_TOKEN": TOKEN, "LOG_LEVEL": "loud"}, ["LOG_LEVEL must be one of"]),
+    ({"DISCORD_TOKEN": TOKEN, "DATABASE_URL": "mysql://bot:db-SECRET@db.internal/k"},
+     ["DATABASE_URL must be a PostgreSQL URL"]),
+    ({"DISCORD_TOKEN": TOKEN, "DATABASE_URL": "postgresql://bot:db-SECRET@db.internal/k", "SHARD_COUNT": "2",
+      "SHARD_IDS": "1-2"}, ["SHARD_IDS names shard 2", "SHARD_COUNT=2"]),
+    ({"DISCORD_TOKEN": TOKEN, "SHARD_IDS": "0"}, ["SHARD_IDS needs SHARD_COUNT"]),
+    ({"DISCORD_TOKEN": TOKEN, "SHARD_COUNT": "2", "SHARD_IDS": "0"}, ["set DATABASE_URL"]),
 ])
 async def test_bad_settings_stop_with_one_line_and_status_2(tmp_path: Path, env: dict[str, str],
                                                             phrases: list[str]) -> None:
@@ -191,6 +199,42 @@ async def test_a_database_from_a_newer_version_is_left_alone_with_status_2(fake:
     outcome = await run(["-m", "playground.launch"], fake_env(fake, DISCORD_TOKEN=TOKEN), tmp_path)
     assert outcome.status == 2, outcome
     assert "written by a newer Kakehashi" in outcome.stderr and "Traceback" not in outcome.stderr
+
+
+@pytest.mark.parametrize(("change", "phrase"), [
+    ({"password": "wrong-SECRET"}, "refused the login"),
+    ({"port": 1}, "cannot reach PostgreSQL at postgresql://kakehashi@127.0.0.1:1/"),
+    ({"host": "no-such-host.invalid"}, "cannot reach PostgreSQL"),
+])
+async def test_a_postgresql_the_bot_cannot_use_stops_it_with_one_line_and_status_2(
+        fake: FakeDiscord, tmp_path: Path, postgres_server: PostgresServer, change: dict[str, object],
+        phrase: str) -> None:
+    url = postgres_server.url(**change)  # type: ignore[arg-type]
+    outcome = await run(["-m", "playground.launch"], fake_env(fake, DISCORD_TOKEN=TOKEN, DATABASE_URL=url), tmp_path)
+    assert outcome.status == 2, outcome
+    last = outcome.stderr.strip().splitlines()[-1]
+    assert last.startswith("kakehashi: database: ") and phrase in last
+    assert "Traceback" not in outcome.stderr and TOKEN not in outcome.stderr
+    assert "SECRET" not in outcome.stderr + outcome.stdout and PASSWORD not in outcome.stderr + outcome.stdout
+    assert not (tmp_path / "kakehashi.db").exists()   # the SQLite file is not the fallback
+
+
+async def test_migrate_brings_a_database_up_to_date_alone_and_once(tmp_path: Path,
+                                                                    postgres_server: PostgresServer) -> None:
+    outcome = await run(["-m", "bot", "migrate"], clean_env(), tmp_path)
+    assert outcome.status == 0, outcome
+    assert outcome.stdout.strip() == f"kakehashi: {tmp_path / 'kakehashi.db'} is at schema {len(load_migrations()):04d}"
+    # On PostgreSQL, from two processes at once (as two shard processes starting together): one migrates, the
+    # other waits for it and finds the schema current.
+    url = postgres_server.new_database()
+    both = await asyncio.gather(*(run(["-m", "bot", "migrate"], clean_env(DATABASE_URL=url), tmp_path)
+                                  for _ in range(2)))
+    for outcome in both:
+        assert outcome.status == 0, outcome
+        assert outcome.stdout.strip().endswith(f"is at schema {len(load_migrations()):04d}")
+        assert PASSWORD not in outcome.stdout + outcome.stderr
+    assert sum(outcome.stdout.count("Migrated") + outcome.stderr.count("Migrated") for outcome in both) == \
+        len(load_migrations())
 
 
 async def test_a_dev_guild_the_bot_is_not_in_stops_with_a_clear_message_and_status_1(
