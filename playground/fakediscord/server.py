@@ -937,7 +937,8 @@ class FakeDiscord:
         message = Message(snowflake(), channel, member.user, content=content, viewer=self.bot_user.id)
         self._resolve_mentions(message, None)
         data = message.payload()
-        data["member"] = member.payload(with_user=False)
+        if channel.guild is not None:  # in a DM the author is only a user
+            data["member"] = member.payload(with_user=False)
         await self._publish(message, data)
         return message
 
