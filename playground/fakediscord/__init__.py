@@ -12,6 +12,7 @@ from playground.fakediscord.model import (
     Perm,
     Role,
     User,
+    shard_of,
 )
 from playground.fakediscord.server import (
     CHAOS_EXCLUDE,
@@ -20,11 +21,13 @@ from playground.fakediscord.server import (
     DiscordError,
     FakeDiscord,
     Fault,
+    GatewaySession,
     Hold,
     Interaction,
 )
 
 __all__ = [
     "CHAOS_EXCLUDE", "Attachment", "Call", "Channel", "ChannelType", "CommandNotAvailable", "DiscordError", "Emoji",
-    "FakeDiscord", "Fault", "Guild", "Hold", "Interaction", "Member", "Message", "Overwrite", "Perm", "Role", "User",
+    "FakeDiscord", "Fault", "GatewaySession", "Guild", "Hold", "Interaction", "Member", "Message", "Overwrite", "Perm",
+    "Role", "User", "shard_of",
 ]

@@ -24,6 +24,20 @@ def snowflake(at: float | None = None) -> int:
     return ((moment_ms - DISCORD_EPOCH_MS) << 22) | (next(_increment) % 4096)
 
 
+def shard_of(guild_id: int, shard_count: int) -> int:
+    """The shard whose gateway session receives a server's events, by Discord's formula."""
+    return (guild_id >> 22) % shard_count
+
+
+def snowflake_on_shard(shard_id: int, shard_count: int) -> int:
+    """A new server id that falls on shard ``shard_id`` of ``shard_count``: its timestamp is moved back by less
+    than ``shard_count`` milliseconds, which keeps it unique (the increment bits stay)."""
+    if not 0 <= shard_id < shard_count:
+        raise ValueError(f"no shard {shard_id} among {shard_count}")
+    made = snowflake()
+    return made - (((shard_of(made, shard_count) - shard_id) % shard_count) << 22)
+
+
 def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat()
 

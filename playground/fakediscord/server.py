@@ -21,6 +21,10 @@ requires, one thread per message, names of 1-100 characters, at most 1,000
 active threads a server, who may archive, lock or rename one). A repeated send
 with the same ``nonce`` gives back the message already created.
 
+The gateway shards as Discord's does: an IDENTIFY names its shard (``[shard_id, shard_count]``, [0, 1] without
+one), each shard has a session of its own, and a server's events go to the shard ``(guild_id >> 22) %
+shard_count``, DMs to shard 0. So one fake serves a bot run as several processes, each with some shards.
+
 A :class:`Hold` keeps the answer to one REST call back after the fake has
 done it, so a test can kill the bot between "Discord did it" and "the bot
 knows". Rate limits (per-route buckets, a global limit) are off unless a test
@@ -64,7 +68,9 @@ from playground.fakediscord.model import (
     Role,
     User,
     reaction_emoji,
+    shard_of,
     snowflake,
+    snowflake_on_shard,
 )
 
 API_PREFIX = "/api/v10"
@@ -90,6 +96,14 @@ INTENT_DIRECT_MESSAGES = 1 << 12
 INTENT_DIRECT_MESSAGE_REACTIONS = 1 << 13
 INTENT_MESSAGE_CONTENT = 1 << 15
 PRIVILEGED_INTENTS = INTENT_GUILD_MEMBERS | INTENT_MESSAGE_CONTENT | (1 << 8)
+
+# Gateway close codes (https://discord.com/developers/docs/topics/opcodes-and-status-codes#gateway-close-event-codes).
+CLOSE_AUTHENTICATION_FAILED = 4004
+CLOSE_INVALID_SHARD = 4010
+CLOSE_SHARDING_REQUIRED = 4011
+CLOSE_DISALLOWED_INTENTS = 4014
+MAX_GUILDS_PER_SHARD = 2500  # a session past it is refused with 4011, as Discord documents
+SESSION_START_TOTAL = 1000  # IDENTIFYs a day, as GET /gateway/bot announces them
 
 # Interaction and callback types.
 PING, APPLICATION_COMMAND, MESSAGE_COMPONENT, AUTOCOMPLETE, MODAL_SUBMIT = 1, 2, 3, 4, 5
@@ -424,14 +438,23 @@ class Connection:
 
 class GatewaySession:
     """A gateway session: it outlives a dropped connection, keeps what was dispatched while the bot was
-    away, and replays it when the bot resumes, as Discord does."""
+    away, and replays it when the bot resumes, as Discord does. It is one shard's (shard_id of shard_count;
+    0 of 1 for a bot that does not shard)."""
 
-    def __init__(self, intents: int) -> None:
+    def __init__(self, intents: int, shard_id: int = 0, shard_count: int = 1) -> None:
         self.session_id = secrets.token_hex(16)
         self.sequence = 0
         self.intents = intents
+        self.shard_id = shard_id
+        self.shard_count = shard_count
         self.connection: Connection | None = None
         self.sent: list[dict[str, Any]] = []
+
+    def owns(self, guild: Guild | None) -> bool:
+        """Whether this shard receives ``guild``'s events; those of no server (DMs) go to shard 0."""
+        if guild is None:
+            return self.shard_id == 0
+        return shard_of(guild.id, self.shard_count) == self.shard_id
 
     async def dispatch(self, event: str, data: dict[str, Any]) -> None:
         self.sequence += 1
@@ -466,9 +489,15 @@ class FakeDiscord:
         self.interactions: dict[int, Interaction] = {}
         # Users a test expects the bot to ping; the e2e fixtures fail on any other ping.
         self.expected_pings: set[int] = set()
-        self.session: GatewaySession | None = None
-        self.identify_count = 0
-        self.resume_count = 0
+        # (shard id, shard count) -> its session, in the order they identified. Keyed by the count too: while a
+        # bot reshards, Discord serves the old shards and the new ones side by side.
+        self.sessions: dict[tuple[int, int], GatewaySession] = {}
+        self.identify_count = 0  # every shard's
+        self.resume_count = 0  # every shard's
+        # What GET /gateway/bot answers (an AutoShardedClient without a shard_count starts `shards` shards).
+        self.recommended_shards = 1
+        self.max_concurrency = 1  # announced, not enforced: the fake takes IDENTIFYs as fast as they come
+        self.max_guilds_per_shard = MAX_GUILDS_PER_SHARD
         self._changed: asyncio.Condition | None = None
         # Called (synchronously) after every change the fake serves: the playground's page listens here.
         self.listeners: list[Callable[[], None]] = []
@@ -509,8 +538,10 @@ class FakeDiscord:
 
     # ------------------------------------------------------------------ the world
 
-    def add_guild(self, name: str, *, locale: str = "en-US") -> Guild:
-        guild = Guild(id=snowflake(), name=name, owner_id=self.owner.id, preferred_locale=locale)
+    def add_guild(self, name: str, *, locale: str = "en-US", shard: tuple[int, int] | None = None) -> Guild:
+        """A server; ``shard`` (shard id, shard count) gives it an id that falls on that shard."""
+        guild_id = snowflake() if shard is None else snowflake_on_shard(*shard)
+        guild = Guild(id=guild_id, name=name, owner_id=self.owner.id, preferred_locale=locale)
         guild.roles[guild.id] = Role(guild.id, "@everyone", Perm.EVERYONE_DEFAULT)
         bot_role = Role(snowflake(), "Kakehashi", Perm.EVERYONE_DEFAULT | Perm.MANAGE_THREADS, 1, managed=True)
         guild.roles[bot_role.id] = bot_role
@@ -673,7 +704,7 @@ class FakeDiscord:
                     await asyncio.wait_for(self._changed.wait(), min(0.02, remaining))
 
     async def wait_until_ready(self, timeout: float = 10.0) -> None:
-        """Until a bot has identified and received its guilds."""
+        """Until a bot has identified (shard 0, which every bot has) and received its guilds."""
         await self.wait_until(lambda: self.connected, timeout, "the bot to connect to the gateway")
 
     # ------------------------------------------------------------------ queries
@@ -915,13 +946,13 @@ class FakeDiscord:
         """A new member (joined ``joined_at``, default now); the bot gets GUILD_MEMBER_ADD."""
         member = self.add_member(guild, name, locale=locale, dm_open=dm_open, joined_at=joined_at)
         await self._dispatch("GUILD_MEMBER_ADD", {"guild_id": str(guild.id), **member.payload()},
-                             INTENT_GUILD_MEMBERS)
+                             INTENT_GUILD_MEMBERS, guild)
         return member
 
     async def member_leave(self, member: Member) -> None:
         del member.guild.members[member.id]
         await self._dispatch("GUILD_MEMBER_REMOVE", {"guild_id": str(member.guild.id), "user": member.user.payload()},
-                             INTENT_GUILD_MEMBERS)
+                             INTENT_GUILD_MEMBERS, member.guild)
 
     async def send_message(self, member: Member, channel: Channel, content: str) -> Message:
         """``member`` writes ``content`` in ``channel``; the bot receives MESSAGE_CREATE. In an archived thread the
@@ -1073,7 +1104,9 @@ class FakeDiscord:
             "attachment_size_limit": 10 * 1024 * 1024,
             "data": data,
         }
+        shard_of_guild: Guild | None = guild  # the shard of this server receives it (of none, a DM: shard 0)
         if channel.type == ChannelType.DM:
+            shard_of_guild = None
             # In a DM with the bot there is no server: the user instead of the member, context BOT_DM, and a
             # guild install's owner is "0".
             for key in ("guild_id", "guild", "member", "guild_locale"):
@@ -1088,44 +1121,67 @@ class FakeDiscord:
             channel=channel, payload=payload, created_monotonic=asyncio.get_running_loop().time() - age,
         )
         self.interactions[interaction_id] = interaction
-        await self._dispatch("INTERACTION_CREATE", payload, 0)
+        await self._dispatch("INTERACTION_CREATE", payload, 0, shard_of_guild)
         return interaction
 
     # ------------------------------------------------------------------ gateway
 
-    async def _dispatch(self, event: str, data: dict[str, Any], intent: int) -> None:
-        session = self.session
-        if session is None:
+    def _sessions_for(self, guild: Guild | None) -> list[GatewaySession]:
+        """The sessions that receive an event of ``guild`` (None: of no server, a DM): its shard's. Usually one;
+        none while that shard is not connected, several while a bot reshards."""
+        return [session for session in self.sessions.values() if session.owns(guild)]
+
+    async def _dispatch(self, event: str, data: dict[str, Any], intent: int, guild: Guild | None) -> None:
+        """Send ``event`` of ``guild`` (None: a DM) on its shard, to a session that asked for ``intent`` (0:
+        every session)."""
+        if not self.sessions:
             raise AssertionError(f"no bot has a gateway session to receive {event}")
-        if intent and not session.intents & intent:
-            return
-        await session.dispatch(event, data)
+        for session in self._sessions_for(guild):
+            if not intent or session.intents & intent:
+                await session.dispatch(event, data)
 
     async def _dispatch_message(self, event: str, message: Message, data: dict[str, Any]) -> None:
-        session = self.session
-        if session is None:
-            return
-        in_guild = message.channel.guild is not None
-        intent = INTENT_GUILD_MESSAGES if in_guild else INTENT_DIRECT_MESSAGES
-        if not session.intents & intent:
-            return
+        guild = message.channel.guild
+        intent = INTENT_GUILD_MESSAGES if guild is not None else INTENT_DIRECT_MESSAGES
         # The gateway tells a user only about channels (and private threads) it can see.
-        if in_guild and not self._bot_permissions(message.channel) & Perm.VIEW_CHANNEL:
+        if guild is not None and not self._bot_permissions(message.channel) & Perm.VIEW_CHANNEL:
             return
-        if not session.intents & INTENT_MESSAGE_CONTENT and message.author.id != self.bot_user.id \
-                and self.bot_user.id not in message.mentions:
-            data = {**data, "content": "", "embeds": [], "attachments": [], "components": []}
-        await session.dispatch(event, data)
+        blank = {**data, "content": "", "embeds": [], "attachments": [], "components": []}
+        for session in self._sessions_for(guild):
+            if not session.intents & intent:
+                continue
+            if not session.intents & INTENT_MESSAGE_CONTENT and message.author.id != self.bot_user.id \
+                    and self.bot_user.id not in message.mentions:
+                await session.dispatch(event, blank)
+            else:
+                await session.dispatch(event, data)
+
+    def session_of(self, shard: int = 0) -> GatewaySession | None:
+        """Shard ``shard``'s session (the newest, if it identified with different shard counts)."""
+        found = [session for session in self.sessions.values() if session.shard_id == shard]
+        return found[-1] if found else None
+
+    @property
+    def session(self) -> GatewaySession | None:
+        """Shard 0's session: the only one of a bot that does not shard."""
+        return self.session_of(0)
 
     @property
     def connected(self) -> bool:
+        """Whether shard 0 (every bot has one) is connected."""
         return self.session is not None and self.session.connection is not None
 
-    async def drop_connection(self) -> None:
-        """Cut the gateway connection as an outage would (close code 4000): the bot reconnects and resumes,
-        and gets what was dispatched in between."""
-        assert self.session is not None and self.session.connection is not None
-        connection, self.session.connection = self.session.connection, None
+    @property
+    def connected_shards(self) -> set[int]:
+        """The shards with a connection."""
+        return {session.shard_id for session in self.sessions.values() if session.connection is not None}
+
+    async def drop_connection(self, shard: int = 0) -> None:
+        """Cut ``shard``'s gateway connection as an outage would (close code 4000): the bot reconnects and
+        resumes, and gets what was dispatched in between."""
+        session = self.session_of(shard)
+        assert session is not None and session.connection is not None, f"shard {shard} is not connected"
+        connection, session.connection = session.connection, None
         await connection.ws.close(code=4000, message=b"Unknown error.")
 
     async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
@@ -1141,8 +1197,9 @@ class FakeDiscord:
                 await self._gateway_op(connection, json.loads(frame.data))
         finally:
             self._sockets.discard(ws)
-            if self.session is not None and self.session.connection is connection:
-                self.session.connection = None
+            for session in self.sessions.values():
+                if session.connection is connection:
+                    session.connection = None
             await self._notify()
         return ws
 
@@ -1155,45 +1212,67 @@ class FakeDiscord:
         elif op == 2:
             await self._identify(connection, data)
         elif op == 6:
-            session = self.session
-            if data.get("token") != self.token or session is None or data.get("session_id") != session.session_id:
+            # A RESUME names its session, not its shard.
+            session = next((s for s in self.sessions.values() if s.session_id == data.get("session_id")), None)
+            if data.get("token") != self.token or session is None:
                 await connection.send({"op": 9, "d": False, "s": None, "t": None})
                 return
             self.resume_count += 1
             await session.resume(connection, int(data.get("seq") or 0))
             await self._notify()
-        elif op == 8 and self.session is not None:
-            guild = self.guilds[int(data["guild_id"])]
-            await self.session.dispatch("GUILD_MEMBERS_CHUNK", {
+        elif op == 8:
+            # Answered on the shard that asked, for a server of that shard.
+            session = next((s for s in self.sessions.values() if s.connection is connection), None)
+            guild = self.guilds.get(int(data.get("guild_id") or 0))
+            if session is None or guild is None or not session.owns(guild):
+                return
+            await session.dispatch("GUILD_MEMBERS_CHUNK", {
                 "guild_id": str(guild.id), "members": [m.payload() for m in guild.members.values()],
                 "chunk_index": 0, "chunk_count": 1, "nonce": data.get("nonce"),
             })
 
     async def _identify(self, connection: Connection, data: dict[str, Any]) -> None:
         if data.get("token") != self.token:
-            await connection.ws.close(code=4004, message=b"Authentication failed.")
+            await connection.ws.close(code=CLOSE_AUTHENTICATION_FAILED, message=b"Authentication failed.")
             return
+        shard = data.get("shard")
+        if shard is None:
+            shard = [0, 1]
+        if not (isinstance(shard, list) and len(shard) == 2 and all(type(n) is int for n in shard)
+                and 0 <= shard[0] < shard[1]):
+            await connection.ws.close(code=CLOSE_INVALID_SHARD, message=b"Invalid shard.")
+            return
+        shard_id, shard_count = shard
         intents = int(data.get("intents", 0))
         if intents & PRIVILEGED_INTENTS and not self.privileged_intents:
-            await connection.ws.close(code=4014, message=b"Disallowed intent(s).")
+            await connection.ws.close(code=CLOSE_DISALLOWED_INTENTS, message=b"Disallowed intent(s).")
             return
-        # A new IDENTIFY starts a new session; whatever the old one held is gone, as on Discord.
-        session = GatewaySession(intents)
+        session = GatewaySession(intents, shard_id, shard_count)
+        guilds = [guild for guild in self.guilds.values() if session.owns(guild)]
+        if len(guilds) > self.max_guilds_per_shard:
+            await connection.ws.close(code=CLOSE_SHARDING_REQUIRED, message=b"Sharding required.")
+            return
+        # A new IDENTIFY starts a new session for its shard; whatever that shard's old one held is gone, as on
+        # Discord. Other shards' sessions are left alone.
         session.connection = connection
-        self.session = session
+        self.sessions.pop((shard_id, shard_count), None)
+        self.sessions[shard_id, shard_count] = session
         self.identify_count += 1
-        await session.dispatch("READY", {
+        ready: dict[str, Any] = {
             "v": 10,
             "user": {**self.bot_user.payload(), "verified": True, "mfa_enabled": False, "email": None},
-            "guilds": [{"id": str(g.id), "unavailable": True} for g in self.guilds.values()],
+            "guilds": [{"id": str(g.id), "unavailable": True} for g in guilds],
             "session_id": session.session_id,
             "resume_gateway_url": self.gateway_url,
             "application": {"id": str(self.application_id), "flags": 0},
             "private_channels": [],
             "relationships": [],
-        })
+        }
+        if data.get("shard") is not None:  # READY carries the shard only when the IDENTIFY did
+            ready["shard"] = [shard_id, shard_count]
+        await session.dispatch("READY", ready)
         if intents & INTENT_GUILDS:
-            for guild in self.guilds.values():
+            for guild in guilds:
                 await session.dispatch("GUILD_CREATE", guild.payload(guild.members[self.bot_user.id]))
         await self._notify()
 
@@ -1205,6 +1284,8 @@ class FakeDiscord:
 
     def _register_routes(self) -> None:
         r = self._route
+        r("GET", "/gateway", self._get_gateway, auth=False)
+        r("GET", "/gateway/bot", self._get_gateway_bot)
         r("GET", "/users/@me", self._get_me)
         r("GET", "/oauth2/applications/@me", self._get_application)
         r("GET", "/applications/{app}/commands", self._get_commands)
@@ -1391,6 +1472,26 @@ class FakeDiscord:
             return body, files
         raw = await request.read()
         return (json.loads(raw) if raw else None), {}
+
+    # -- where the gateway is
+
+    async def _get_gateway(self, request: web.Request, match: re.Match[str], body: Any) -> Any:
+        return {"url": self.gateway_url}
+
+    async def _get_gateway_bot(self, request: web.Request, match: re.Match[str], body: Any) -> Any:
+        """Where to connect, the shard count Discord recommends and how many sessions may still start (a day's
+        IDENTIFYs; ``max_concurrency`` of them per 5 seconds). discord.py's AutoShardedClient asks here when it
+        is given no shard_count."""
+        return {
+            "url": self.gateway_url,
+            "shards": self.recommended_shards,
+            "session_start_limit": {
+                "total": SESSION_START_TOTAL,
+                "remaining": max(0, SESSION_START_TOTAL - self.identify_count),
+                "reset_after": 24 * 60 * 60 * 1000,
+                "max_concurrency": self.max_concurrency,
+            },
+        }
 
     # -- application and commands
 
@@ -1837,11 +1938,8 @@ class FakeDiscord:
     async def _dispatch_reaction(self, event: str, message: Message, user: User, key: str) -> None:
         """MESSAGE_REACTION_ADD / _REMOVE, only to a bot that asked for the reactions intent of that kind of
         channel and can see it."""
-        session = self.session
         guild = message.channel.guild
         intent = INTENT_GUILD_MESSAGE_REACTIONS if guild is not None else INTENT_DIRECT_MESSAGE_REACTIONS
-        if session is None or not session.intents & intent:
-            return
         if guild is not None and not self._bot_permissions(message.channel) & Perm.VIEW_CHANNEL:
             return
         data: dict[str, Any] = {"user_id": str(user.id), "channel_id": str(message.channel.id),
@@ -1854,7 +1952,9 @@ class FakeDiscord:
             member = guild.members.get(user.id) if guild is not None else None
             if member is not None:
                 data["member"] = member.payload()
-        await session.dispatch(event, data)
+        for session in self._sessions_for(guild):
+            if session.intents & intent:
+                await session.dispatch(event, data)
 
     async def _get_message(self, request: web.Request, match: re.Match[str], body: Any) -> Any:
         channel = self._channel(match["channel"])
@@ -1909,9 +2009,9 @@ class FakeDiscord:
     async def _dispatch_thread_update(self, thread: Channel) -> None:
         """THREAD_UPDATE (an archive, an unarchive, an edit) for a thread the bot can see. discord.py drops an
         archived thread from its cache, and takes one it did not have back as a thread it joined."""
-        if self.session is None or not self._bot_permissions(thread) & Perm.VIEW_CHANNEL:
+        if not self.sessions or not self._bot_permissions(thread) & Perm.VIEW_CHANNEL:
             return
-        await self._dispatch("THREAD_UPDATE", thread.payload(me=self.bot_user.id), INTENT_GUILDS)
+        await self._dispatch("THREAD_UPDATE", thread.payload(me=self.bot_user.id), INTENT_GUILDS, thread.guild)
 
     async def _edit_channel(self, request: web.Request, match: re.Match[str], body: Any) -> Any:
         """PATCH /channels/{id}: the fake edits threads (name, archived, auto_archive_duration, locked, invitable,
@@ -1961,10 +2061,10 @@ class FakeDiscord:
     async def _dispatch_thread_create(self, thread: Channel) -> None:
         """THREAD_CREATE, as discord.py's ``parse_thread_create`` reads it: the channel, ``newly_created``
         (else it fires on_thread_join instead of on_thread_create) and the bot's thread member object."""
-        if self.session is None:
+        if not self.sessions:
             return
         await self._dispatch("THREAD_CREATE", {**thread.payload(me=self.bot_user.id), "newly_created": True},
-                             INTENT_GUILDS)
+                             INTENT_GUILDS, thread.guild)
 
     async def _start_thread(self, request: web.Request, match: re.Match[str], body: Any) -> Any:
         """POST /channels/{id}/threads: a forum (or media) post with its starter message, or a thread without

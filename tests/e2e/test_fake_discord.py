@@ -26,11 +26,13 @@ from playground.fakediscord import (
     ChannelType,
     CommandNotAvailable,
     FakeDiscord,
+    GatewaySession,
     Guild,
     Member,
     Message,
     Overwrite,
     Perm,
+    shard_of,
 )
 from tests.e2e.conftest import BotRunner, World
 from tests.e2e.probe import Probe, ProbeUserCommands
@@ -1034,6 +1036,259 @@ async def test_a_reply_needs_its_message_in_the_channel_and_read_message_history
     with pytest.raises(discord.Forbidden) as refused:
         await general.get_partial_message(written.id).reply("Welcome!")
     assert refused.value.code == 50013
+
+
+# ---------------------------------------------------------------------- gateway shards
+#
+# Four servers, two on each shard of two. The clients are discord.py's AutoShardedClient, as the bot will run:
+# several processes, each with some of the shards (shard_count and shard_ids), or one with all of them.
+
+
+@dataclass
+class Shards:
+    zero: tuple[Guild, Guild]  # on shard 0 of 2
+    one: tuple[Guild, Guild]  # on shard 1 of 2
+
+    @property
+    def everyone(self) -> set[int]:
+        return {guild.id for guild in (*self.zero, *self.one)}
+
+
+@pytest.fixture
+async def sharded() -> AsyncIterator[tuple[FakeDiscord, Shards]]:
+    server = FakeDiscord()
+    guilds = []
+    for name, shard in (("Zero A", 0), ("One A", 1), ("Zero B", 0), ("One B", 1)):
+        guild = server.add_guild(name, shard=(shard, 2))
+        server.add_channel(guild, "general")
+        server.add_member(guild, f"member of {name}")
+        guilds.append(guild)
+    await server.start()
+    with server.pointed_at():
+        yield server, Shards(zero=(guilds[0], guilds[2]), one=(guilds[1], guilds[3]))
+    await server.stop()
+
+
+class QuickShards(discord.AutoShardedClient):
+    """discord.py sleeps 5 s before each IDENTIFY after the first (``before_identify_hook``); the fake does not
+    hold a bot to ``max_concurrency``, so this client does not wait."""
+
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        return None
+
+
+def shard_intents() -> discord.Intents:
+    intents = discord.Intents.none()
+    intents.guilds = intents.members = intents.guild_messages = intents.dm_messages = True
+    intents.message_content = True
+    return intents
+
+
+@contextlib.asynccontextmanager
+async def ready(server: FakeDiscord, client: discord.Client) -> AsyncIterator[discord.Client]:
+    """``client`` logged into the fake until the block ends, once discord.py says it is ready (every shard has
+    had its servers)."""
+    task = asyncio.create_task(client.start(server.token))
+    try:
+        await server.wait_until(lambda: client.is_ready() or task.done(), 10, "the client to be ready")
+        if task.done():
+            task.result()
+        yield client
+    finally:
+        await client.close()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def shard_client(*shard_ids: int, shard_count: int | None = 2) -> QuickShards:
+    return QuickShards(intents=shard_intents(), shard_count=shard_count, shard_ids=list(shard_ids) or None,
+                       guild_ready_timeout=0.1)
+
+
+def servers_named(payload: dict[str, Any]) -> list[int | None]:
+    """The servers a dispatched event is about; None for one about no server (a DM)."""
+    data = payload["d"]
+    if payload["t"] == "READY":
+        return [int(g["id"]) for g in data["guilds"]]
+    if payload["t"] == "GUILD_CREATE":
+        return [int(data["id"])]
+    return [int(data["guild_id"]) if "guild_id" in data else None]
+
+
+def off_its_shard(session: GatewaySession) -> list[str]:
+    """The events ``session`` received that another shard (of two) should have."""
+    return [p["t"] for p in session.sent
+            if any((0 if g is None else shard_of(g, 2)) != session.shard_id for g in servers_named(p))]
+
+
+async def test_each_shard_receives_its_own_servers_and_only_their_events(
+        sharded: tuple[FakeDiscord, Shards]) -> None:
+    server, shards = sharded
+    async with ready(server, shard_client(0)) as zero, ready(server, shard_client(1)) as one:
+        assert {g.id for g in zero.guilds} == {g.id for g in shards.zero}
+        assert {g.id for g in one.guilds} == {g.id for g in shards.one}
+        assert all(not g.unavailable and g.member_count == 3 for g in (*zero.guilds, *one.guilds))
+        assert set(server.sessions) == {(0, 2), (1, 2)} and server.connected_shards == {0, 1}
+
+        joined = await soon(one.wait_for("member_join", timeout=5))
+        newcomer = await server.member_join(shards.one[1], "emi")
+        assert (await joined).guild.id == shards.one[1].id
+        written = await soon(zero.wait_for("message", timeout=5))
+        await server.send_message(server.member(shards.zero[0], "member of Zero A"),
+                                  shards.zero[0].channel_named("general"), "Hello, shard 0")
+        assert (await written).content == "Hello, shard 0"
+        await server.member_leave(newcomer)
+
+        status, _ = await put_commands(server, [command()])
+        assert status == 200
+        interacted = await soon(one.wait_for("interaction", timeout=5))
+        await server.slash(server.member(shards.one[0], "member of One A"), "thing")
+        assert (await interacted).guild_id == shards.one[0].id
+
+        general = one.get_channel(shards.one[0].channel_named("general").id)
+        assert isinstance(general, discord.TextChannel)
+        await general.create_thread(name="Shard one's thread", type=discord.ChannelType.public_thread)
+
+        # A DM belongs to no server: shard 0 receives it, whichever shard opened the channel.
+        member = server.member(shards.one[0], "member of One A")
+        user = one.get_user(member.id)
+        assert user is not None
+        dm = await user.create_dm()
+        direct = await soon(zero.wait_for("message", check=lambda m: m.guild is None, timeout=5))
+        await server.send_message(member, server.channels[dm.id], "Hello, bot")
+        message = await direct
+        assert isinstance(message.channel, discord.DMChannel) and message.author.id == member.id
+        view = discord.ui.View(timeout=None)
+        view.add_item(discord.ui.Button(label="Hi", custom_id="wave"))
+        sent = await dm.send("Wave back?", view=view)
+        clicked = await soon(zero.wait_for("interaction", timeout=5))
+        await server.click(member, server.messages[sent.id], "wave")
+        assert (await clicked).guild_id is None
+
+        zero_got = [p["t"] for p in server.sessions[0, 2].sent]
+        one_got = [p["t"] for p in server.sessions[1, 2].sent]
+        assert one_got.count("GUILD_MEMBER_ADD") == 1 and zero_got.count("INTERACTION_CREATE") == 1
+        assert {"GUILD_MEMBER_ADD", "GUILD_MEMBER_REMOVE", "INTERACTION_CREATE", "THREAD_CREATE"} <= set(one_got)
+        assert "MESSAGE_CREATE" in zero_got and "MESSAGE_CREATE" not in one_got  # the bot's own DM too
+        assert off_its_shard(server.sessions[0, 2]) == [] and off_its_shard(server.sessions[1, 2]) == []
+
+
+async def test_a_bot_that_does_not_shard_sees_every_server(sharded: tuple[FakeDiscord, Shards]) -> None:
+    server, shards = sharded
+    async with ready(server, discord.Client(intents=shard_intents(), guild_ready_timeout=0.1)) as client:
+        assert {g.id for g in client.guilds} == shards.everyone
+        joined = await soon(client.wait_for("member_join", timeout=5))
+        await server.member_join(shards.one[0], "emi")
+        assert (await joined).guild.id == shards.one[0].id
+    assert set(server.sessions) == {(0, 1)} and server.session is server.sessions[0, 1]
+    assert "shard" not in server.sessions[0, 1].sent[0]["d"]  # READY names a shard only when IDENTIFY did
+
+
+async def test_an_auto_sharded_client_without_a_count_starts_the_recommended_shards(
+        sharded: tuple[FakeDiscord, Shards]) -> None:
+    server, shards = sharded
+    server.recommended_shards = 2
+    async with ready(server, shard_client(shard_count=None)) as client:
+        assert isinstance(client, QuickShards)
+        assert client.shard_count == 2 and set(client.shards) == {0, 1}
+        assert {g.id for g in client.guilds} == shards.everyone
+        assert all(g.shard_id == shard_of(g.id, 2) for g in client.guilds)
+        [asked] = server.calls_to("GET", "/gateway/bot")
+        assert asked.status == 200
+        status, answer = await rest(server, "GET", "/gateway/bot")
+        assert (status, answer["url"], answer["shards"]) == (200, server.gateway_url, 2)
+        assert answer["session_start_limit"]["max_concurrency"] == 1
+        assert answer["session_start_limit"]["remaining"] == answer["session_start_limit"]["total"] - 2
+
+        # Members are asked for on a guild's own shard and answered there.
+        guild = client.get_guild(shards.one[0].id)
+        assert guild is not None
+        assert {m.id for m in await guild.chunk()} == set(shards.one[0].members)
+        chunks = {k: [p["d"]["guild_id"] for p in s.sent if p["t"] == "GUILD_MEMBERS_CHUNK"]
+                  for k, s in server.sessions.items()}
+        assert chunks == {(0, 2): [], (1, 2): [str(guild.id)]}
+
+
+async def test_a_dropped_shard_resumes_its_own_session_and_gets_what_it_missed(
+        sharded: tuple[FakeDiscord, Shards]) -> None:
+    server, shards = sharded
+    async with ready(server, shard_client(0, 1)) as client:
+        zero = server.session_of(0)
+        await server.drop_connection(shard=1)
+        assert server.connected and server.connected_shards == {0}
+        missed = await server.member_join(shards.one[0], "emi")
+        await server.wait_until(lambda: server.resume_count == 1, 10, "shard 1 to resume")
+        guild = client.get_guild(shards.one[0].id)
+        assert guild is not None
+        await server.wait_until(lambda: guild.get_member(missed.id) is not None, 5,
+                                "the member who joined while shard 1 was away")
+        assert server.identify_count == 2 and server.session_of(0) is zero
+        assert server.connected_shards == {0, 1}
+
+
+async def test_a_shard_the_count_does_not_have_is_refused_with_4010(sharded: tuple[FakeDiscord, Shards]) -> None:
+    server, _ = sharded
+    with pytest.raises(discord.ConnectionClosed) as closed:
+        async with ready(server, shard_client(2)):
+            pass
+    assert closed.value.code == 4010
+    assert server.sessions == {}
+
+
+async def raw_identify(server: FakeDiscord, **fields: Any) -> dict[str, Any] | int:
+    """IDENTIFY over a bare websocket: READY's data, or the code the fake closed with."""
+    async with aiohttp.ClientSession() as session, session.ws_connect(server.gateway_url) as ws:
+        assert (await ws.receive_json())["op"] == 10
+        await ws.send_json({"op": 2, "d": {"token": server.token, "intents": 1, "properties": {}, **fields}})
+        frame = await ws.receive()
+        if frame.type != aiohttp.WSMsgType.TEXT:
+            assert ws.close_code is not None
+            return ws.close_code
+        first = json.loads(frame.data)
+        assert first["t"] == "READY"
+        return dict(first["d"])
+
+
+@pytest.mark.parametrize("shard", [[2, 2], [-1, 2], [0, 0], [0], [0, 2, 1], ["0", "2"], [True, 2], "0,2"])
+async def test_an_identify_with_an_invalid_shard_is_closed_with_4010(
+        sharded: tuple[FakeDiscord, Shards], shard: Any) -> None:
+    server, _ = sharded
+    assert await raw_identify(server, shard=shard) == 4010
+
+
+async def test_a_shard_with_more_servers_than_discord_allows_one_session_is_closed_with_4011(
+        sharded: tuple[FakeDiscord, Shards]) -> None:
+    server, shards = sharded
+    server.max_guilds_per_shard = 2
+    assert await raw_identify(server) == 4011
+    answer = await raw_identify(server, shard=[1, 2])
+    assert isinstance(answer, dict) and answer["shard"] == [1, 2]
+    assert {int(g["id"]) for g in answer["guilds"]} == {g.id for g in shards.one}
+
+
+async def test_while_a_bot_reshards_old_and_new_shards_each_get_their_servers_events(
+        sharded: tuple[FakeDiscord, Shards]) -> None:
+    server, shards = sharded
+    async with ready(server, discord.Client(intents=shard_intents(), guild_ready_timeout=0.1)) as before, \
+            ready(server, shard_client(1)) as after:
+        assert len(before.guilds) == 4 and len(after.guilds) == 2
+        joins = [await soon(c.wait_for("member_join", timeout=5)) for c in (before, after)]
+        await server.member_join(shards.one[1], "emi")
+        assert [(await j).guild.id for j in joins] == [shards.one[1].id] * 2
+        await server.member_join(shards.zero[1], "fumi")
+        joined = {k: [p["d"]["user"]["username"] for p in s.sent if p["t"] == "GUILD_MEMBER_ADD"]
+                  for k, s in server.sessions.items()}
+        assert joined == {(0, 1): ["emi", "fumi"], (1, 2): ["emi"]}
+        assert server.session is server.sessions[0, 1]  # shard 0 is still only the old bot's
+
+
+async def test_a_new_identify_replaces_only_its_own_shards_session(sharded: tuple[FakeDiscord, Shards]) -> None:
+    server, _ = sharded
+    async with ready(server, shard_client(0)), ready(server, shard_client(1)):
+        first_zero, one = server.sessions[0, 2], server.sessions[1, 2]
+        async with ready(server, shard_client(0)):
+            assert server.sessions[0, 2] is not first_zero and server.sessions[1, 2] is one
+            assert server.identify_count == 3
 
 
 # ---------------------------------------------------------------------- commands and components Discord refuses
