@@ -57,9 +57,9 @@ RENEW = """
 UPDATE outbox SET lease_until = ? WHERE state = 'running' AND claimed_by = ? AND id IN ({ids}) RETURNING id
 """
 _HELD = "id = ? AND state = 'running' AND claimed_by = ?"
+# A job done keeps the name of the process that did it, for whoever wonders which one did.
 COMPLETE = f"""
-UPDATE outbox SET state = 'done', claimed_by = NULL, lease_until = NULL, finished_at = ?, last_error = NULL
-WHERE {_HELD}
+UPDATE outbox SET state = 'done', lease_until = NULL, finished_at = ?, last_error = NULL WHERE {_HELD}
 """
 RETRY = f"""
 UPDATE outbox SET state = 'pending', claimed_by = NULL, lease_until = NULL, due_at = ?, last_error = ?
