@@ -183,6 +183,10 @@ class Outbox:
         waiting: dict[int, None] = {}  # servers with due work, in turn (a dict as an ordered set)
         ran = 0
         ticked = -math.inf
+        # The line is read from the database again only when it may have changed beyond what this pass
+        # knows: at the start, when it has run dry, after the tickers, a kick or the time a job comes due.
+        # (Read again after every job, it cost a pass over 10,000 servers' jobs 20 of its 30 seconds.)
+        stale = True
         keeper = asyncio.create_task(self._keep_leases(), name="outbox leases")
         try:
             while True:
@@ -193,15 +197,18 @@ class Outbox:
                     # server's reminder or weekly post) must not wait for the end of someone's round.
                     await self._tick()
                     ticked = loop.time()
+                    stale = True
                 now = self._clock.now()
-                for guild_id in await self.store.due_guilds(now, shards=self._shards,
-                                                            expired=self._lease_clock.now()):
-                    if guild_id not in running:
-                        waiting.setdefault(guild_id, None)
                 for guild_id in [guild_id for guild_id, task in running.items() if task.done()]:
-                    # Its turn is over: its next job comes after the servers already waiting.
+                    # Its turn is over: its next job, if one is due, comes after the servers already waiting,
+                    # when the line is read again.
                     del running[guild_id]
-                    waiting[guild_id] = None
+                if stale or not waiting:
+                    stale = False
+                    for guild_id in await self.store.due_guilds(now, shards=self._shards,
+                                                                expired=self._lease_clock.now()):
+                        if guild_id not in running:
+                            waiting.setdefault(guild_id, None)
                 while waiting and len(running) < self._lanes:
                     guild_id = next(iter(waiting))
                     del waiting[guild_id]
@@ -219,7 +226,7 @@ class Outbox:
                 next_due = await self.store.next_due(after=now, shards=self._shards)
                 if next_due is not None:
                     timeout = min(timeout, (next_due - now).total_seconds())
-                await self._wait_for_change(running.values(), max(0.0, timeout))
+                stale = not await self._wait_for_change(running.values(), max(0.0, timeout))
         except BaseException as exc:
             if not isinstance(exc, Exception):
                 # Cancelled (the bot is closing): the jobs stop too, and start() gives them back next time.
@@ -249,17 +256,20 @@ class Outbox:
             except Exception:
                 log.exception("Could not renew the leases of %d job(s); trying again", len(held))
                 continue
-            for job_id in held.keys() - kept:
+            # A job that finished meanwhile is no longer running, so it was not renewed: not a loss.
+            for job_id in [job_id for job_id in held.keys() - kept if job_id in self._held]:
                 log.warning("Job %s was taken by another process after its lease ran out; stopping it here", job_id)
                 held[job_id].cancel()
 
-    async def _wait_for_change(self, running: Iterable[asyncio.Task[None]], seconds: float) -> None:
-        """Until a job finishes, new work is announced (:meth:`kick`), or ``seconds`` have passed."""
+    async def _wait_for_change(self, running: Iterable[asyncio.Task[None]], seconds: float) -> bool:
+        """Until a job finishes, new work is announced (:meth:`kick`), or ``seconds`` have passed; True when
+        it was only that a job finished (the line of servers is as this pass knows it)."""
         woken = asyncio.ensure_future(self._wake.wait())
         try:
-            await asyncio.wait([woken, *running], timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait([woken, *running], timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
         finally:
             woken.cancel()
+        return bool(done) and woken not in done
 
     async def _tick(self) -> None:
         for ticker in self._tickers:
@@ -294,6 +304,7 @@ class Outbox:
                               job.guild_id)
                 failure = Failure(UNEXPECTED)
         now = self._clock.now()
+        self._held.pop(job.id, None)   # its attempt is over: nothing more to renew, whatever is recorded
         if failure is None:
             recorded = await self.store.complete(job.id, now, self._owner)
         else:
