@@ -20,6 +20,7 @@ from bot.outbox.store import OutboxStore
 from bot.prompts.essays import load_essays
 from bot.prompts.service import PromptService
 from bot.prompts.store import PromptStore
+from bot.shards import Shards
 from bot.storage import Storage
 from playground.clock import FakeClock
 
@@ -188,6 +189,27 @@ async def test_a_reminder_once_after_the_delay_never_after_leaving(service: Intr
     clock.advance(timedelta(days=30))
     await service.materialise_due(clock.now())
     assert sorted(await jobs(storage, NUDGE_JOB)) == sorted([AIKO, BEN])
+
+
+async def test_reminders_across_servers_follow_each_servers_delay_and_only_the_process_shards(
+        service: IntroService, storage: Storage, clock: FakeClock) -> None:
+    quick, slow, elsewhere = 1 << 22, 2 << 22, 3 << 22   # on shards 1, 0 and 1 of 2
+    await service.set_reminders(quick, 1, True, actor_id=ADMIN)
+    await service.set_reminders(slow, 5, True, actor_id=ADMIN)
+    await service.set_reminders(elsewhere, 1, True, actor_id=ADMIN)
+    for guild in (quick, slow, elsewhere):
+        await service.joined(guild, AIKO)
+    clock.advance(timedelta(days=2))
+    shard_0, shard_1 = Shards(2, frozenset({0})), Shards(2, frozenset({1}))
+    await service.materialise_due(clock.now(), shard_0)
+    assert await jobs(storage, NUDGE_JOB) == []   # "slow" waits five days; the others are not shard 0's
+    await service.materialise_due(clock.now(), shard_1)
+    rows = await storage.fetch_all("SELECT guild_id FROM outbox WHERE kind = ? ORDER BY guild_id", (NUDGE_JOB,))
+    assert [int(row[0]) for row in rows] == [quick, elsewhere]
+    clock.advance(timedelta(days=3))
+    await service.materialise_due(clock.now(), shard_0)
+    rows = await storage.fetch_all("SELECT guild_id FROM outbox WHERE kind = ? ORDER BY guild_id", (NUDGE_JOB,))
+    assert [int(row[0]) for row in rows] == [quick, slow, elsewhere]
 
 
 async def test_no_reminders_when_off_or_for_members_who_introduced(service: IntroService, storage: Storage,
