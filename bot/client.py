@@ -255,6 +255,10 @@ class KakehashiBot(commands.AutoShardedBot):
             await self._round_worker.close()
             if self._matching is not None:
                 await self._matching.close()
+            if not hasattr(self, "_AutoShardedClient__queue"):
+                # Closed before it logged in (a signal at once, a test that never starts it): discord.py's
+                # AutoShardedClient makes the queue close() writes to only when logging in, and fails without it.
+                await self._async_setup_hook()
             await super().close()
         finally:
             if self._storage is not None:
