@@ -132,10 +132,6 @@ class Outbox:
     def shards(self) -> Shards:
         return self._shards
 
-    def use_shards(self, shards: Shards) -> None:
-        """Run the jobs of these shards' servers from now on (known once the bot knows its shard count)."""
-        self._shards = shards
-
     async def start(self, store: OutboxStore) -> None:
         """Use ``store``. Alone on the database, take back the jobs left running when the bot last stopped
         (a crash mid-job, or a shutdown that cancelled them): they run again, and their handlers reconcile

@@ -219,15 +219,16 @@ class PostgresStorage(Storage):
         return storage
 
     async def version(self) -> int:
-        async with self._writers.acquire() as conn:
-            await conn.execute(SCHEMA_VERSION_TABLE)
+        async with self._writers.acquire() as conn:   # schema_version exists: open() migrated
             value = await conn.fetchval(READ_VERSION)
         return int(value) if value is not None else 0
 
     async def _migrate(self, steps: list[Migration]) -> None:
         newest = steps[-1].version if steps else 0
         async with self._writers.acquire() as conn:
-            # The first process to start migrates; the others wait here, then find the schema current.
+            # The first process to start migrates; the others wait here, then find the schema current. A
+            # migration of a large database, and the wait for it, may take longer than a statement may.
+            await conn.execute("SET statement_timeout = 0")
             await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
             try:
                 await conn.execute(SCHEMA_VERSION_TABLE)
@@ -250,6 +251,7 @@ class PostgresStorage(Storage):
                     log.info("Migrated %s to %04d_%s", self.where, step.version, step.name)
             finally:
                 await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
+                await conn.execute("RESET statement_timeout")
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:

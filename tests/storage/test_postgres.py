@@ -50,6 +50,10 @@ async def test_a_new_database_gets_every_migration_and_discord_ids_fit(postgres_
         assert row is not None and row["guild_id"] == row[0] == snowflake
         audit = await storage.fetch_one("SELECT id FROM config_audit")
         assert audit is not None and audit["id"] == 1   # an id of its own, as SQLite's INTEGER PRIMARY KEY
+        # Every statement has a time limit, the migrations' connection included once it is back in the pool.
+        assert await storage.fetch_one("SHOW statement_timeout") == ("1min",)
+        async with storage.transaction() as tx:
+            assert await tx.fetch_one("SHOW statement_timeout") == ("1min",)
     finally:
         await storage.close()
 
