@@ -503,6 +503,7 @@ class FakeDiscord:
         self.listeners: list[Callable[[], None]] = []
         self._runner: web.AppRunner | None = None
         self._sockets: set[web.WebSocketResponse] = set()
+        self.host = "127.0.0.1"
         self.port = 0
         self._routes: list[Route] = []
         self._holds: list[Hold] = []
@@ -634,23 +635,35 @@ class FakeDiscord:
     # ------------------------------------------------------------------ lifecycle
 
     @property
+    def _address(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    @property
     def rest_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}{API_PREFIX}"
+        return f"http://{self._address}{API_PREFIX}"
 
     @property
     def gateway_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/gateway"
+        return f"ws://{self._address}/gateway"
 
-    async def start(self) -> None:
+    async def start(self, port: int = 0, *, host: str = "127.0.0.1") -> None:
+        """Listen on ``host`` (a loopback address: the fake has no authentication worth the name) at ``port``,
+        a free one when 0 (then ``self.port`` says which). A busy port raises OSError (errno EADDRINUSE)."""
         self._changed = asyncio.Condition()
+        self.host = host
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_get("/gateway", self._gateway)
         app.router.add_get("/attachments/{channel}/{attachment}/{filename}", self._cdn)
         app.router.add_route("*", API_PREFIX + "/{tail:.*}", self._rest)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
+        site = web.TCPSite(self._runner, host, port)
+        try:
+            await site.start()
+        except BaseException:
+            runner, self._runner = self._runner, None
+            await runner.cleanup()
+            raise
         server = site._server
         sockets = getattr(server, "sockets", None)
         assert sockets
@@ -1864,7 +1877,7 @@ class FakeDiscord:
     def _attachment(self, channel: Channel, filename: str, content: bytes,
                     description: str | None = None) -> Attachment:
         attachment_id = snowflake()
-        url = f"http://127.0.0.1:{self.port}/attachments/{channel.id}/{attachment_id}/{quote(filename)}"
+        url = f"http://{self._address}/attachments/{channel.id}/{attachment_id}/{quote(filename)}"
         return Attachment(attachment_id, filename, content, url, description)
 
     async def _cdn(self, request: web.Request) -> web.Response:

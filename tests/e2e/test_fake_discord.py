@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import io
 import json
 import signal
@@ -107,6 +108,25 @@ async def test_unknown_routes_are_recorded_as_unhandled(server: FakeDiscord) -> 
             session.get(f"{server.rest_url}/no/such/route") as response:
         assert response.status == 404
     assert [c.path for c in server.unhandled_calls()] == ["/no/such/route"]
+
+
+async def test_it_listens_on_the_port_it_is_given_and_a_busy_one_raises() -> None:
+    first = FakeDiscord()
+    await first.start()
+    second = FakeDiscord()
+    try:
+        with pytest.raises(OSError, match=r"(?i)in use") as busy:
+            await second.start(first.port)
+        assert busy.value.errno == errno.EADDRINUSE
+        await first.stop()
+        await second.start(first.port)
+        assert second.rest_url == f"http://127.0.0.1:{first.port}/api/v10"
+        assert second.gateway_url == f"ws://127.0.0.1:{first.port}/gateway"
+        status, _ = await rest(second, "GET", "/users/@me")
+        assert status == 200
+    finally:
+        await first.stop()
+        await second.stop()
 
 
 def test_permissions_follow_discord_including_implicit_denials() -> None:
