@@ -1,7 +1,7 @@
 """Two bot processes, shards 0 and 1 of 2, sharing one PostgreSQL, against one fake Discord holding four servers
-(two on each shard): each server's scheduled prompt and round is done once, by the process that runs its shard;
-a process killed in the middle of a round's delivery is started again and the round finishes, nothing twice,
-nothing lost.
+(two on each shard) and a fifth, larger one on shard 1: each of the four's scheduled prompt and round is done
+once, by the process that runs its shard; the process of shard 1, killed in the middle of the fifth's round's
+delivery, is started again and the round finishes, nothing twice, nothing lost.
 
 The processes run the real entry point (``python -m bot`` through playground/launch.py) on the real clock, so
 the schedules are set for the next minute and the test waits for it (about a minute)."""
