@@ -42,8 +42,6 @@ import os
 import pwd
 import queue
 import resource
-import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -61,6 +59,7 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.servers_bot import rss
 from bot.clock import to_text
 from bot.guilds.model import Purpose
 from bot.guilds.service import GuildConfig
@@ -82,7 +81,7 @@ from bot.prompts.store import ENSURE_SCHEDULE, UPDATE_SCHEDULE, PromptStore
 from bot.shards import Shards
 from bot.storage import Storage
 from playground.clock import FakeClock
-from tests.postgres import PostgresServer, find_binaries
+from tests.postgres import PostgresServer, find_binaries, serving
 from tests.seeding import CITIES, INDUSTRIES, LANGUAGES, ROLES
 
 PASS_TARGET = 1.0        # seconds: the outbox's pass over every server with nothing due (issue 16)
@@ -127,15 +126,6 @@ def user_id(n: int, k: int) -> int:
 
 def channel_id(n: int, c: int) -> int:
     return ((CHANNEL_MS + n) << 22) | (c + 1)
-
-
-def rss() -> int:
-    """This process's resident memory, in bytes."""
-    with open("/proc/self/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS in /proc/self/status")
 
 
 def cpu_ticks() -> tuple[int, int]:
@@ -188,21 +178,8 @@ def postgres_server() -> Iterator[PostgresServer]:
     if os.geteuid() == 0:
         pwd.getpwnam("postgres")
         run_as = "postgres"
-    folder = Path(tempfile.mkdtemp(prefix="kakehashi-bench-pg-"))
-    server = PostgresServer(folder, _free_port(), binaries, run_as)
-    try:
-        server.start()
+    with serving(binaries, run_as, prefix="kakehashi-bench-pg-") as server:
         yield server
-    finally:
-        server.stop()
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 # ---------------------------------------------------------------------------------------------- seeding

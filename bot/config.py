@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from bot.storage import is_postgres_url
+
 DEFAULT_DATABASE_PATH = "kakehashi.db"
 DEFAULT_KEEP_LEFT_DAYS = 30
 MAX_KEEP_LEFT_DAYS = 365
@@ -139,8 +141,7 @@ def parse_database_url(value: str) -> str | None:
     url = value.strip()
     if not url:
         return None
-    scheme, sep, _ = url.partition("://")
-    if not sep or scheme.lower() not in ("postgresql", "postgres"):
+    if not is_postgres_url(url):
         raise SettingsError("DATABASE_URL must be a PostgreSQL URL, postgresql://user:password@host:5432/database "
                             "(leave it empty to use the SQLite file of DATABASE_PATH).")
     return url

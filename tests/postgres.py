@@ -123,7 +123,15 @@ def running() -> Iterator[PostgresServer]:
                 pytest.fail(message)
             pytest.skip(message)
         run_as = "postgres"
-    folder = Path(tempfile.mkdtemp(prefix="kakehashi-pg-"))
+    with serving(binaries, run_as) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def serving(binaries: Path, run_as: str | None, prefix: str = "kakehashi-pg-") -> Iterator[PostgresServer]:
+    """A server of ``binaries`` (run as ``run_as``) in a new temporary folder, stopped and removed after the
+    block: for the tests (:func:`running`) and bench/servers.py."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
     server = PostgresServer(folder, _free_port(), binaries, run_as)
     try:
         server.start()
