@@ -39,6 +39,7 @@ from bot.shards import EVERY, Shards
 from bot.storage import Storage
 from bot.sync.store import CommandSyncStore
 from bot.translator import CatalogTranslator
+from bot.ui import Forms
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +116,8 @@ class KakehashiBot(commands.AutoShardedBot):
         self._prompts: PromptService | None = None
         self._intros: IntroService | None = None
         self._matching: MatchService | None = None
+        # The forms (modals) the cogs open, routed by custom id (bot/ui.py).
+        self.forms = Forms()
         # Rounds are planned in a process of their own, started at the first round (not at every start).
         self._round_worker = RoundWorker()
         self._outbox_task: asyncio.Task[None] | None = None
@@ -173,8 +176,9 @@ class KakehashiBot(commands.AutoShardedBot):
         self._heap_task = asyncio.create_task(heap.keep_settled(), name="heap")
 
     async def on_interaction(self, interaction: discord.Interaction[Any]) -> None:
-        """Remember the member's language for what they are sent alone (DMs); in a task of its own, so the
-        interaction's answer never waits for it."""
+        """Answer a form's submit; remember the member's language for what they are sent alone (DMs). In a
+        task of its own (discord.py's dispatch), so commands and buttons never wait for it."""
+        await self.forms.dispatch(interaction)
         if interaction.guild_id is not None and self._guild_config is not None:
             await self._guild_config.remember_language(interaction.guild_id, interaction.user.id,
                                                        interaction.locale.value)

@@ -5,8 +5,8 @@ offers. Glue (it imports discord), beside ``bot/posting.py``; here so that neith
 The profile is edited in two modals (Discord allows five fields in one), and
 on the private message that answers each: the languages, who sees the
 company, and whether the member is open to introductions are selects there.
-Every button and select carries the server's id, so they work in DMs and
-after a restart. The member's card in the introductions channel is posted
+Every button, select and form carries the server's id, so they work in DMs
+and after a restart. The member's card in the introductions channel is posted
 once and edited after every change, under the member's card lock
 (``IntroService.card_lock``), which erasing them holds too.
 """
@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import discord
 
@@ -27,7 +27,7 @@ from bot.interactions import Localizer, bot_of, defer, localizer_for, send
 from bot.intros.model import PROFILE_LANGUAGES, About, MessageRef, More, Profile, Visibility
 from bot.intros.profile import LIMITS
 from bot.posting import card_embed, server_localizer
-from bot.ui import Modal, RoutedItem
+from bot.ui import Form, RoutedItem
 
 if TYPE_CHECKING:
     from bot.client import KakehashiBot
@@ -122,7 +122,7 @@ async def delete_message(guild: discord.Guild | None, ref: MessageRef, client: d
     return True
 
 
-# ---------------------------------------------------------------- the modals
+# ---------------------------------------------------------------- the forms
 
 
 def _text_input(localize: Localizer, name: str, value: str | None, *, required: bool = False,
@@ -138,63 +138,70 @@ def _text_input(localize: Localizer, name: str, value: str | None, *, required: 
     )
 
 
-class _StepModal(Modal):
-    """One step of the profile form: its five fields, and what a submit saves."""
+class _StepForm(Form):
+    """One step of the profile form: its five fields, and what a submit saves. The custom id carries the
+    server (the form may be opened from a DM) and the member."""
 
-    step: int
+    step: ClassVar[int]
 
-    def __init__(self, guild_id: int, localize: Localizer, title: Text, custom_id: str, values: Mapping[str, str],
-                 names: tuple[str, ...], *, required: tuple[str, ...] = (), paragraphs: tuple[str, ...] = ()) -> None:
-        # discord.py keeps open modals by custom id alone: one id per member, or members would swap forms.
-        super().__init__(title=localize(title), timeout=30 * 60, custom_id=custom_id)
-        self.guild_id = guild_id
-        self.fields = {name: _text_input(localize, name, values.get(name), required=name in required,
-                                         paragraph=name in paragraphs) for name in names}
-        for item in self.fields.values():
-            self.add_item(item)
+    def __init__(self, guild_id: int, user_id: int, localize: Localizer, title: Text, values: Mapping[str, str], *,
+                 required: tuple[str, ...] = (), paragraphs: tuple[str, ...] = ()) -> None:
+        name = "about" if self.step == 1 else "more"
+        super().__init__(title=localize(title), custom_id=f"intro:{name}:{guild_id}:{user_id}")
+        for field in self.fields:
+            self.add_item(_text_input(localize, field, values.get(field), required=field in required,
+                                      paragraph=field in paragraphs))
 
-    async def on_submit(self, interaction: discord.Interaction[Any], /) -> None:
+    @classmethod
+    async def submit(cls, interaction: discord.Interaction[Any], match: re.Match[str],
+                     values: Mapping[str, str]) -> None:
         bot = bot_of(interaction)
-        guild, member = _server(interaction, self.guild_id)
-        values = {name: item.value for name, item in self.fields.items()}
+        guild, member = _server(interaction, int(match["guild"]))
+        if member.id != int(match["user"]):
+            raise UserError("errors.form_gone")  # only its member is shown a form: not one of ours
+        fields = cls.read(values)
         await defer(interaction)
-        profile = await self.save(bot, guild.id, member.id, values, interaction.locale.value)
-        await _answer_saved(interaction, guild, profile, step=self.step)
+        profile = await cls.save(bot, guild.id, member.id, fields, interaction.locale.value)
+        await _answer_saved(interaction, guild, profile, step=cls.step)
 
-    async def save(self, bot: KakehashiBot, guild_id: int, user_id: int, values: dict[str, str],
+    @classmethod
+    async def save(cls, bot: KakehashiBot, guild_id: int, user_id: int, values: dict[str, str],
                    locale: str) -> Profile:
         raise NotImplementedError
 
 
-class AboutModal(_StepModal):
+class AboutForm(_StepForm, template=r"intro:about:(?P<guild>[0-9]+):(?P<user>[0-9]+)"):
     """Step 1: name, company, role, industry, location."""
 
     step = 1
+    fields = ("display_name", "company", "role", "industry", "location")
 
     def __init__(self, guild_id: int, user_id: int, localize: Localizer, values: Mapping[str, str]) -> None:
-        super().__init__(guild_id, localize, Text("intros.edit.title_about"), f"intro:about:{guild_id}:{user_id}",
-                         values, ("display_name", "company", "role", "industry", "location"),
+        super().__init__(guild_id, user_id, localize, Text("intros.edit.title_about"), values,
                          required=("display_name", "company"))
 
-    async def save(self, bot: KakehashiBot, guild_id: int, user_id: int, values: dict[str, str],
+    @classmethod
+    async def save(cls, bot: KakehashiBot, guild_id: int, user_id: int, values: dict[str, str],
                    locale: str) -> Profile:
         return await bot.intros.save_about(guild_id, user_id, About(**values), locale=locale)
 
 
-class MoreModal(_StepModal):
+class MoreForm(_StepForm, template=r"intro:more:(?P<guild>[0-9]+):(?P<user>[0-9]+)"):
     """Step 2: time zone, interests, what they offer and seek, a short bio."""
 
     step = 2
+    fields = ("timezone", "interests", "offer", "seek", "bio")
 
     def __init__(self, guild_id: int, localize: Localizer, profile: Profile, draft: Mapping[str, str]) -> None:
         saved = {"timezone": profile.timezone or "", "interests": ", ".join(profile.interests),
                  "offer": profile.offer, "seek": profile.seek, "bio": profile.bio}
         # What the member's free-form introduction said fills what the profile does not have yet.
         values = {name: value or draft.get(name, "") for name, value in saved.items()}
-        super().__init__(guild_id, localize, Text("intros.edit.title_more"), f"intro:more:{guild_id}:{profile.user_id}",
-                         values, tuple(saved), paragraphs=("offer", "seek", "bio"))
+        super().__init__(guild_id, profile.user_id, localize, Text("intros.edit.title_more"), values,
+                         paragraphs=("offer", "seek", "bio"))
 
-    async def save(self, bot: KakehashiBot, guild_id: int, user_id: int, values: dict[str, str],
+    @classmethod
+    async def save(cls, bot: KakehashiBot, guild_id: int, user_id: int, values: dict[str, str],
                    locale: str) -> Profile:
         return await bot.intros.save_more(guild_id, user_id, More(**values))
 
@@ -210,7 +217,7 @@ async def open_about(interaction: discord.Interaction[Any], guild_id: int) -> No
                       industry=profile.industry, location=profile.location)
     else:
         values.update(await bot.intros.draft(guild.id, member.id))
-    await interaction.response.send_modal(AboutModal(guild.id, member.id, await localizer_for(interaction), values))
+    await interaction.response.send_modal(AboutForm(guild.id, member.id, await localizer_for(interaction), values))
 
 
 async def _answer_saved(interaction: discord.Interaction[Any], guild: discord.Guild, profile: Profile, *,
@@ -276,7 +283,7 @@ class StepButton(RoutedItem, discord.ui.DynamicItem[discord.ui.Button[Any]],
         if profile is None:
             raise UserError("intros.edit.start_first")
         draft = await bot.intros.draft(guild.id, member.id)
-        await interaction.response.send_modal(MoreModal(guild.id, await localizer_for(interaction), profile, draft))
+        await interaction.response.send_modal(MoreForm(guild.id, await localizer_for(interaction), profile, draft))
 
 
 class IntroduceButton(RoutedItem, discord.ui.DynamicItem[discord.ui.Button[Any]],

@@ -23,10 +23,12 @@ from bot.i18n import Text, shorten
 from bot.interactions import bot_of, defer, guild_id_of, localizer_for, send
 from bot.posting import card_embed
 from bot.profile_form import (
+    AboutForm,
     ChoiceSelect,
     DraftButton,
     IntroduceButton,
     LanguagesSelect,
+    MoreForm,
     StepButton,
     delete_message,
     open_about,
@@ -194,5 +196,6 @@ class Intros(commands.Cog):
 
 async def setup(bot: KakehashiBot) -> None:
     bot.add_dynamic_items(StepButton, IntroduceButton, DraftButton, LanguagesSelect, ChoiceSelect, ForgetButton)
+    bot.forms.add(AboutForm, MoreForm)
     await bot.add_cog(Intros(bot))
 

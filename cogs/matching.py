@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import discord
@@ -39,7 +40,7 @@ from bot.outbox.model import Job, RetryLater
 from bot.posting import card_embed, member_localizer, server_localizer
 from bot.threads import EMBED_COLOR, introduce, matches_channel, open_thread, sent_with, tell
 from bot.translator import described
-from bot.ui import Modal, RoutedItem
+from bot.ui import Form, RoutedItem
 
 log = logging.getLogger(__name__)
 
@@ -81,25 +82,29 @@ async def _request_and_deliver(interaction: discord.Interaction[Any], guild: dis
     await send(interaction, Text("match.request.sent", delivered=answer, days=7))
 
 
-class NoteModal(Modal):
+class NoteForm(Form, template=r"match:note:(?P<guild>[0-9]+):(?P<user>[0-9]+):(?P<target>[0-9]+)"):
     """The request flow from a button or the context menu: an optional note, then the request."""
 
+    fields = ("note",)
+
     def __init__(self, guild_id: int, user_id: int, target_id: int, localize: Localizer, name: str) -> None:
-        super().__init__(title=shorten(localize(Text("match.request.title", name=name)), 45), timeout=15 * 60,
+        super().__init__(title=shorten(localize(Text("match.request.title", name=name)), 45),
                          custom_id=f"match:note:{guild_id}:{user_id}:{target_id}")
-        self.guild_id = guild_id
-        self.target_id = target_id
-        self.note: discord.ui.TextInput[Any] = discord.ui.TextInput(
+        self.add_item(discord.ui.TextInput(
             label=localize(Text("match.request.note_label")), style=discord.TextStyle.paragraph, required=False,
             max_length=NOTE_MAX, placeholder=shorten(localize(Text("match.request.note_hint")), 100),
-            custom_id="note")
-        self.add_item(self.note)
+            custom_id="note"))
 
-    async def on_submit(self, interaction: discord.Interaction[Any], /) -> None:  # type: ignore[override]
-        guild = interaction.client.get_guild(self.guild_id)
+    @classmethod
+    async def submit(cls, interaction: discord.Interaction[Any], match: re.Match[str],
+                     values: Mapping[str, str]) -> None:
+        if int(match["user"]) != interaction.user.id:
+            raise UserError("errors.form_gone")  # only its member is shown a form: not one of ours
+        guild = interaction.client.get_guild(int(match["guild"]))
         if guild is None:
             raise UserError("intros.server_gone")
-        await _request_and_deliver(interaction, guild, self.target_id, self.note.value)
+        (note,) = cls.read(values).values()
+        await _request_and_deliver(interaction, guild, int(match["target"]), note)
 
 
 async def open_request(interaction: discord.Interaction[Any], guild_id: int, target_id: int) -> None:
@@ -113,7 +118,7 @@ async def open_request(interaction: discord.Interaction[Any], guild_id: int, tar
         raise UserError("match.request.bot")
     _, profile = await bot.matching.check(guild_id, interaction.user.id, target_id)
     localize = await localizer_for(interaction)
-    await interaction.response.send_modal(NoteModal(guild_id, interaction.user.id, target_id, localize,
+    await interaction.response.send_modal(NoteForm(guild_id, interaction.user.id, target_id, localize,
                                                     shorten(profile.display_name, 30)))
 
 
@@ -460,5 +465,6 @@ class Matching(commands.Cog):
 
 async def setup(bot: KakehashiBot) -> None:
     bot.add_dynamic_items(RequestButton, AnswerButton)
+    bot.forms.add(NoteForm)
     await bot.add_cog(Matching(bot))
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -34,7 +35,7 @@ from bot.prompts import render
 from bot.prompts.model import POST_JOB, Post, PostState, Prompt, QueueView
 from bot.prompts.service import SUMMARY_MAX, other_language
 from bot.translator import described
-from bot.ui import Modal, RoutedItem
+from bot.ui import Form, RoutedItem
 
 log = logging.getLogger(__name__)
 
@@ -72,37 +73,46 @@ class LanguageButton(RoutedItem, discord.ui.DynamicItem[discord.ui.Button[Any]],
         await send(interaction, render.translation(prompt, self.language, bot.catalog))
 
 
-class PromptModal(Modal):
+def _admins_server(interaction: discord.Interaction[Any], match: re.Match[str]) -> int:
+    """The server of an admin's form, submitted by an admin there (as its command and button check)."""
+    require_manage_guild(interaction)
+    guild_id = int(match["guild"])
+    if interaction.guild_id != guild_id:
+        raise UserError("errors.form_gone")
+    return guild_id
+
+
+class PromptForm(Form, template=r"prompt:add:(?P<guild>[0-9]+)"):
     """/prompts add: a title, the text, and up to three questions."""
 
-    def __init__(self, bot: KakehashiBot, localize: Localizer) -> None:
-        super().__init__(title=localize(Text("prompts.add.modal_title")), timeout=15 * 60)
-        self.bot = bot
-        self.prompt_title: discord.ui.TextInput[PromptModal] = discord.ui.TextInput(
-            label=localize(Text("prompts.add.field_title")), max_length=100, required=False,
-            placeholder=localize(Text("prompts.add.field_title_hint")))
-        self.text: discord.ui.TextInput[PromptModal] = discord.ui.TextInput(
-            label=localize(Text("prompts.add.field_text")), style=discord.TextStyle.paragraph, max_length=4000,
-            placeholder=localize(Text("prompts.add.field_text_hint")))
-        self.questions = [
-            discord.ui.TextInput[PromptModal](
-                label=localize(Text("prompts.add.field_question", number=number)), max_length=300,
-                required=False, style=discord.TextStyle.paragraph)
-            for number in (1, 2, 3)
-        ]
-        for item in (self.prompt_title, self.text, *self.questions):
-            self.add_item(item)
+    fields = ("title", "text", "q1", "q2", "q3")
 
-    async def on_submit(self, interaction: discord.Interaction[Any], /) -> None:  # type: ignore[override]
-        assert interaction.guild_id is not None
-        prompt, place = await self.bot.prompts.add(
-            interaction.guild_id, self.prompt_title.value, self.text.value, [q.value for q in self.questions],
-            author_id=interaction.user.id)
+    def __init__(self, guild_id: int, localize: Localizer) -> None:
+        super().__init__(title=localize(Text("prompts.add.modal_title")), custom_id=f"prompt:add:{guild_id}")
+        self.add_item(discord.ui.TextInput(
+            label=localize(Text("prompts.add.field_title")), max_length=100, required=False,
+            placeholder=localize(Text("prompts.add.field_title_hint")), custom_id="title"))
+        self.add_item(discord.ui.TextInput(
+            label=localize(Text("prompts.add.field_text")), style=discord.TextStyle.paragraph, max_length=4000,
+            placeholder=localize(Text("prompts.add.field_text_hint")), custom_id="text"))
+        for number in (1, 2, 3):
+            self.add_item(discord.ui.TextInput(
+                label=localize(Text("prompts.add.field_question", number=number)), max_length=300,
+                required=False, style=discord.TextStyle.paragraph, custom_id=f"q{number}"))
+
+    @classmethod
+    async def submit(cls, interaction: discord.Interaction[Any], match: re.Match[str],
+                     values: Mapping[str, str]) -> None:
+        guild_id = _admins_server(interaction, match)
+        bot: KakehashiBot = interaction.client
+        given = cls.read(values)
+        prompt, place = await bot.prompts.add(guild_id, given["title"], given["text"],
+                                              [given["q1"], given["q2"], given["q3"]], author_id=interaction.user.id)
         localize = await localizer_for(interaction)
         written = prompt.languages[0]
         other = Text(f"language.{other_language(written)}")
         view = discord.ui.View(timeout=None)
-        view.add_item(TranslateButton(interaction.guild_id, prompt.key,
+        view.add_item(TranslateButton(guild_id, prompt.key,
                                       localize(Text("prompts.add.translate_button", other=other))))
         await send(interaction, localize(Text("prompts.add.added", title=_title(prompt, written), place=place,
                                               language=Text(f"language.{written}"), other=other)), view=view)
@@ -131,45 +141,43 @@ class TranslateButton(RoutedItem, discord.ui.DynamicItem[discord.ui.Button[Any]]
         prompt = next((p for p in await bot.prompts.catalogue(self.guild_id) if p.key == self.key), None)
         if prompt is None:
             raise UserError("prompts.translate.gone")
-        await interaction.response.send_modal(TranslationModal(bot, await localizer_for(interaction), prompt))
+        await interaction.response.send_modal(TranslationForm(self.guild_id, await localizer_for(interaction), prompt))
 
 
-class TranslationModal(Modal):
+class TranslationForm(Form, template=r"prompt:translation:(?P<guild>[0-9]+):(?P<prompt>custom:[0-9]+)"):
     """The optional second step of /prompts add: the title, a summary and the questions in the other language
     (the text itself is posted as written)."""
 
-    def __init__(self, bot: KakehashiBot, localize: Localizer, prompt: Prompt) -> None:
-        self.language = other_language(prompt.languages[0])
-        named = Text(f"language.{self.language}")
+    fields = ("title", "summary", "q1", "q2", "q3")
+
+    def __init__(self, guild_id: int, localize: Localizer, prompt: Prompt) -> None:
+        language = other_language(prompt.languages[0])
+        named = Text(f"language.{language}")
         super().__init__(title=shorten(localize(Text("prompts.translate.modal_title", language=named)), 45),
-                         timeout=15 * 60)
-        self.bot = bot
-        self.key = prompt.key
+                         custom_id=f"prompt:translation:{guild_id}:{prompt.key}")
         given = prompt.translated
-        self.prompt_title: discord.ui.TextInput[TranslationModal] = discord.ui.TextInput(
+        self.add_item(discord.ui.TextInput(
             label=localize(Text("prompts.translate.field_title", language=named)), max_length=100, required=False,
-            default=prompt.titles.get(self.language) if given else None)
-        self.summary: discord.ui.TextInput[TranslationModal] = discord.ui.TextInput(
+            default=prompt.titles.get(language) if given else None, custom_id="title"))
+        self.add_item(discord.ui.TextInput(
             label=localize(Text("prompts.translate.field_summary", language=named)), style=discord.TextStyle.paragraph,
             max_length=SUMMARY_MAX, required=False, placeholder=localize(Text("prompts.translate.field_summary_hint")),
-            default=prompt.summary(self.language) or None)
-        mine = prompt.questions.get(self.language, ()) if given else ()
-        self.questions = [
-            discord.ui.TextInput[TranslationModal](
+            default=prompt.summary(language) or None, custom_id="summary"))
+        mine = prompt.questions.get(language, ()) if given else ()
+        for number in (1, 2, 3):
+            self.add_item(discord.ui.TextInput(
                 label=localize(Text("prompts.translate.field_question", number=number, language=named)),
                 max_length=300, required=False, style=discord.TextStyle.paragraph,
-                default=mine[number - 1] if number <= len(mine) else None)
-            for number in (1, 2, 3)
-        ]
-        for item in (self.prompt_title, self.summary, *self.questions):
-            self.add_item(item)
+                default=mine[number - 1] if number <= len(mine) else None, custom_id=f"q{number}"))
 
-    async def on_submit(self, interaction: discord.Interaction[Any], /) -> None:  # type: ignore[override]
-        require_manage_guild(interaction)
-        assert interaction.guild_id is not None
-        prompt, language = await self.bot.prompts.translate(
-            interaction.guild_id, self.key, self.prompt_title.value, self.summary.value,
-            [q.value for q in self.questions])
+    @classmethod
+    async def submit(cls, interaction: discord.Interaction[Any], match: re.Match[str],
+                     values: Mapping[str, str]) -> None:
+        guild_id = _admins_server(interaction, match)
+        bot: KakehashiBot = interaction.client
+        given = cls.read(values)
+        prompt, language = await bot.prompts.translate(guild_id, match["prompt"], given["title"], given["summary"],
+                                                       [given["q1"], given["q2"], given["q3"]])
         await send(interaction, Text("prompts.translate.saved", title=_title(prompt, language),
                                      language=Text(f"language.{language}")))
 
@@ -241,7 +249,7 @@ class Prompts(commands.Cog):
 
     @prompts.command(name="add", description=described("commands.prompts.add.description"))
     async def add(self, interaction: discord.Interaction[KakehashiBot]) -> None:
-        await interaction.response.send_modal(PromptModal(self.bot, await localizer_for(interaction)))
+        await interaction.response.send_modal(PromptForm(_guild_id(interaction), await localizer_for(interaction)))
 
     @prompts.command(name="stats", description=described("commands.prompts.stats.description"))
     async def stats(self, interaction: discord.Interaction[KakehashiBot]) -> None:
@@ -506,4 +514,5 @@ def _queue_embed(localize: Localizer, view: QueueView) -> discord.Embed:
 
 async def setup(bot: KakehashiBot) -> None:
     bot.add_dynamic_items(LanguageButton, TranslateButton)
+    bot.forms.add(PromptForm, TranslationForm)
     await bot.add_cog(Prompts(bot))

@@ -13,6 +13,7 @@ import asyncio
 import io
 import json
 import re
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import discord
@@ -22,7 +23,7 @@ from discord.ext import commands
 from bot.client import KakehashiBot
 from bot.errors import UserError
 from bot.interactions import defer, send
-from bot.ui import Modal, RoutedItem, View
+from bot.ui import Form, RoutedItem, View
 
 
 class ProbeButton(RoutedItem, discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"probe:echo:(?P<n>[0-9]+)"):
@@ -45,14 +46,30 @@ class ProbeButton(RoutedItem, discord.ui.DynamicItem[discord.ui.Button[Any]], te
         await send(interaction, f"echo {self.n}")
 
 
-class ProbeModal(Modal, title="Probe"):
-    first = discord.ui.TextInput(label="First", max_length=20)
-    second = discord.ui.TextInput(label="Second", style=discord.TextStyle.paragraph, required=False)
+class ProbeForm(Form, template=r"probe:form"):
+    fields = ("first", "second")
 
-    async def on_submit(self, interaction: discord.Interaction[Any], /) -> None:
-        if self.first.value == "fail":
+    def __init__(self) -> None:
+        super().__init__(title="Probe", custom_id="probe:form")
+        self.add_item(discord.ui.TextInput(label="First", max_length=20, custom_id="first"))
+        self.add_item(discord.ui.TextInput(label="Second", style=discord.TextStyle.paragraph, required=False,
+                                           custom_id="second"))
+
+    @classmethod
+    async def submit(cls, interaction: discord.Interaction[Any], match: re.Match[str],
+                     values: Mapping[str, str]) -> None:
+        given = cls.read(values)
+        if given["first"] == "fail":
             raise RuntimeError("probe modal failure")
-        await send(interaction, f"got {self.first.value!r} and {self.second.value!r}")
+        await send(interaction, f"got {given['first']!r} and {given['second']!r}")
+
+
+class RetiredForm(ProbeForm, template=r"probe:retired"):
+    """A form the bot does not route (never added to ``bot.forms``): one of an older version."""
+
+    def __init__(self) -> None:
+        Form.__init__(self, title="Retired", custom_id="probe:retired")
+        self.add_item(discord.ui.TextInput(label="First", max_length=20, custom_id="first"))
 
 
 class ProbePicker(View):
@@ -84,6 +101,7 @@ class Probe(commands.Cog):
 
     async def cog_load(self) -> None:
         self.bot.add_dynamic_items(ProbeButton)
+        self.bot.forms.add(ProbeForm)
         self.bot.add_view(ProbePicker())
 
     @probe.command(name="user-error", description="Raise a UserError, optionally after deferring")
@@ -107,7 +125,11 @@ class Probe(commands.Cog):
 
     @probe.command(name="modal", description="Open a modal")
     async def modal(self, interaction: discord.Interaction[KakehashiBot]) -> None:
-        await interaction.response.send_modal(ProbeModal())
+        await interaction.response.send_modal(ProbeForm())
+
+    @probe.command(name="retired-form", description="Open a form the bot no longer routes")
+    async def retired_form(self, interaction: discord.Interaction[KakehashiBot]) -> None:
+        await interaction.response.send_modal(RetiredForm())
 
     @probe.command(name="button", description="Post a message with a persistent button")
     async def button(self, interaction: discord.Interaction[KakehashiBot], n: int) -> None:

@@ -46,7 +46,6 @@ async def introduce(server: FakeDiscord, member: Member, company: str) -> None:
     """Step 1 of the profile, then the languages (so everyone here shares one and may be suggested)."""
     opened = await server.slash(member, "intro edit")
     await opened.modal()
-    await _settle()  # discord.py keeps the modal only once Discord has answered its callback
     reply = await (await server.submit(opened, {"company": company, "role": "Engineer"})).reply()
     assert reply.ephemeral
     await _settle()

@@ -107,6 +107,15 @@ async def test_modal_errors_take_the_error_path(discord_server: FakeDiscord, wor
     assert reply.ephemeral and reply.content.startswith("Sorry, something went wrong")
 
 
+async def test_a_form_the_bot_no_longer_routes_is_answered_open_it_again_in_the_members_language(
+        discord_server: FakeDiscord, world: World, probed_bot: KakehashiBot) -> None:
+    for member, expected in ((world.member, "This form is no longer open"),
+                             (world.ja_member, "このフォームはもう受け付けられません")):
+        opened = await discord_server.slash(member, "probe retired-form")
+        reply = await (await discord_server.submit(opened, {"first": "typed"})).reply()
+        assert reply.ephemeral and reply.text.startswith(expected)
+
+
 async def test_the_fake_refuses_what_the_discord_client_would_not_submit(
         discord_server: FakeDiscord, world: World, probed_bot: KakehashiBot) -> None:
     opened = await discord_server.slash(world.member, "probe modal")

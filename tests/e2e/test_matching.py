@@ -31,7 +31,6 @@ async def profile(server: FakeDiscord, member: Member, company: str, *,
     their private card)."""
     opened = await server.slash(member, "intro edit")
     await opened.modal()
-    await _settle()  # discord.py keeps the modal only once Discord has answered its callback
     reply = await (await server.submit(opened, {"company": company, "role": "Engineer", **about})).reply()
     assert reply.ephemeral
     await _settle()
@@ -253,10 +252,8 @@ async def test_suggest_hides_a_company_kept_for_matches_and_its_button_and_the_m
     assert suggested.custom_ids == [button]
     await _settle()
     modal = await (await discord_server.click(ben, suggested, button)).modal()
-    assert modal["custom_id"] == f"match:note:{world.guild.id}:{ben.id}:{chie.id}"
+    assert modal["custom_id"].startswith(f"match:note:{world.guild.id}:{ben.id}:{chie.id}:")
     opened = await discord_server.user_command(ben, "Suggest an intro to…", chie)
-    modal = await opened.modal()
-    await _settle()
     done = await (await discord_server.submit(opened, {"note": "Hello!"})).reply()
     assert done.ephemeral and "sent your request" in done.text
     await discord_server.wait_until(lambda: bool(discord_server.dms(chie)), 5, "the request by DM")

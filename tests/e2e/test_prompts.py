@@ -277,7 +277,6 @@ async def test_a_hostile_custom_prompt_is_stored_intact_and_posted_without_pings
     line = f"@everyone @here <@&{role.id}> <@{world.member.id}> **太字** \u200b\u202e mixed 日本語 text. "
     text = (line * 60)[:4000]
     opened = await discord_server.slash(world.admin, "prompts add")
-    await asyncio.sleep(0.2)
     added = await (await discord_server.submit(opened, {
         "Title": "", "Text": text, "Question 1 (optional)": f"<@&{role.id}> what do you think?"})).reply()
     assert added.ephemeral and "It is number 3 in the queue" in added.text  # after the two essays
@@ -297,7 +296,6 @@ async def test_an_admin_prompt_given_in_both_languages_gets_the_language_button_
         discord_server: FakeDiscord, world: World, running_bot: KakehashiBot) -> None:
     general = await use_channel(discord_server, world, "prompts", "general")
     opened = await discord_server.slash(world.admin, "prompts add")
-    await asyncio.sleep(0.2)
     added = await (await discord_server.submit(opened, {
         "Title": "Silent rivalry abroad", "Text": "Why do Japanese firms overseas share so little with each other?",
         "Question 1 (optional)": "What would you share with a competitor?"})).reply()
@@ -311,7 +309,6 @@ async def test_an_admin_prompt_given_in_both_languages_gets_the_language_button_
     opened = await discord_server.click(world.admin, added, button)
     modal = await opened.modal()
     assert modal["title"] == "The prompt in 日本語"
-    await asyncio.sleep(0.2)
     saved = await (await discord_server.submit(opened, {
         "Title in 日本語 (optional)": "海外での静かなライバル関係",
         "Summary of the text in 日本語": "海外の日本企業は、なぜ互いにほとんど情報を共有しないのか。",
@@ -319,7 +316,6 @@ async def test_an_admin_prompt_given_in_both_languages_gets_the_language_button_
     assert "Saved “海外での静かなライバル関係” in 日本語" in saved.text
 
     opened = await discord_server.slash(world.admin, "prompts add")
-    await asyncio.sleep(0.2)
     japanese = await (await discord_server.submit(opened, {
         "Title": "終身雇用と社外の人脈", "Text": "社外の人と知り合うことは、会社への裏切りなのでしょうか。"})).reply()
     assert "It reads as 日本語. Add it in English too (optional)" in japanese.text   # the admin's client: English

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import discord
-import pytest
 from discord import app_commands
 
-from bot.client import EXTENSIONS, KakehashiBot
-from bot.config import Settings
-from bot.translator import CatalogTranslator
+from bot.client import KakehashiBot
 
 # The contract of DESIGN.md: these names must not change.
 CONTRACT = {"config show", "config channel", "config timezone", "config language", "config prompts",
@@ -22,17 +16,6 @@ CONTRACT = {"config show", "config channel", "config timezone", "config language
             "stats", "config rounds", "match suggest", "match request", "match join", "match leave", "match pause",
             "match avoid", "match unavoid", "rounds run", "rounds stats"}
 CONTEXT_MENUS = {"View intro", "Suggest an intro to…"}
-
-
-@pytest.fixture
-async def bot(tmp_path: Path) -> AsyncIterator[KakehashiBot]:
-    bot = KakehashiBot(Settings(token="t", database_path=tmp_path / "k.db", dev_guild_id=None,
-                                log_level=logging.INFO))
-    for extension in EXTENSIONS:
-        await bot.load_extension(extension)
-    await bot.tree.set_translator(CatalogTranslator(bot.catalog))
-    yield bot
-    await bot.close()
 
 
 def walk(command: Any) -> list[Any]:
