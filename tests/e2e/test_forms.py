@@ -42,6 +42,7 @@ async def test_a_form_reopened_while_the_last_save_posts_the_card_is_saved_too(
     await saving.response()                                                  # "thinking…": the card waits
     second = await discord_server.slash(world.member, "intro edit")          # a typo: open the form again
     assert (await second.modal())["custom_id"] != (await first.modal())["custom_id"]
+    assert not [m for m in saving.messages if not m.flags & Message.LOADING]  # the first save is still running
     saved = await saving.reply(timeout=10)
     assert "Olympsu" in saved.text
     await asyncio.sleep(0.5)                                                  # typing
