@@ -7,7 +7,6 @@ due work of their servers only (bot/shards.py); with neither, every shard Discor
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import logging
@@ -120,8 +119,9 @@ class KakehashiBot(commands.AutoShardedBot):
         self.forms = Forms()
         # Rounds are planned in a process of their own, started at the first round (not at every start).
         self._round_worker = RoundWorker()
-        self._outbox_task: asyncio.Task[None] | None = None
-        self._heap_task: asyncio.Task[None] | None = None
+        # The bot's own tasks (the outbox, the heap's upkeep, the suggestion indexes made after a start),
+        # stopped by close().
+        self._tasks: list[asyncio.Task[None]] = []
 
     @property
     def storage(self) -> Storage:
@@ -172,8 +172,9 @@ class KakehashiBot(commands.AutoShardedBot):
             await self.load_extension(extension)
         await self.sync_commands()
         await self.outbox.start(outbox_store)
-        self._outbox_task = asyncio.create_task(self._run_outbox(), name="outbox")
-        self._heap_task = asyncio.create_task(heap.keep_settled(), name="heap")
+        self._tasks += [asyncio.create_task(self._run_outbox(), name="outbox"),
+                        asyncio.create_task(heap.keep_settled(), name="heap"),
+                        asyncio.create_task(self._prepare_indexes(), name="suggestion indexes")]
 
     async def on_interaction(self, interaction: discord.Interaction[Any]) -> None:
         """Answer a form's submit; remember the member's language for what they are sent alone (DMs). In a
@@ -187,6 +188,21 @@ class KakehashiBot(commands.AutoShardedBot):
         # Jobs need the servers and channels Discord sends on connecting.
         await self.wait_until_ready()
         await self.outbox.run_forever()
+
+    async def _prepare_indexes(self) -> None:
+        """After a start, the suggestion index of every large server, in the round worker: a server's first
+        ``/match suggest`` then finds it ready (bot/matching/service.py, ``prepare_indexes``)."""
+        await self.wait_until_ready()
+        started = asyncio.get_running_loop().time()
+        try:
+            built = await self.matching.prepare_indexes(self.outbox.shards,
+                                                        lambda guild: self.get_guild(guild) is not None)
+        except Exception:
+            log.exception("Could not prepare the suggestion indexes; each is built on its first use instead")
+            return
+        if built:
+            log.info("Suggestion indexes of %d large servers ready in %.1f s", built,
+                     asyncio.get_running_loop().time() - started)
 
     async def sync_commands(self) -> None:
         """Send the command tree to Discord only if it differs from what was last sent.
@@ -246,16 +262,10 @@ class KakehashiBot(commands.AutoShardedBot):
         if delayed_ready is not None and not delayed_ready.done():
             delayed_ready.cancel()
         try:
-            if self._outbox_task is not None:
-                self._outbox_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._outbox_task
-                self._outbox_task = None
-            if self._heap_task is not None:
-                self._heap_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._heap_task
-                self._heap_task = None
+            tasks, self._tasks = self._tasks, []
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             await self._round_worker.close()
             if self._matching is not None:
                 await self._matching.close()

@@ -98,6 +98,12 @@ class IntroService:
     async def active_profiles(self, guild_id: int) -> list[Profile]:
         return await self._store.active_profiles(guild_id)
 
+    async def count_active(self, guild_id: int) -> int:
+        return await self._store.count_active(guild_id)
+
+    async def large_servers(self, at_least: int, shards: Shards = EVERY) -> list[int]:
+        return await self._store.large_servers(at_least, shards)
+
     async def save_about(self, guild_id: int, user_id: int, about: About, *, locale: str | None) -> Profile:
         """The modal's first step: creates the profile, or updates these five fields of it."""
         company = clean_field("company", about.company)

@@ -31,6 +31,11 @@ SELECT_ACTIVE_PROFILES = f"""
 SELECT {_PROFILE_COLUMNS} FROM intro_profiles WHERE guild_id = ? AND active = 1 AND user_id > ?
 ORDER BY user_id LIMIT ?
 """
+COUNT_ACTIVE_PROFILES = "SELECT COUNT(*) FROM intro_profiles WHERE guild_id = ? AND active = 1"
+SELECT_LARGE_SERVERS = """
+SELECT guild_id FROM intro_profiles WHERE active = 1{shards} GROUP BY guild_id HAVING COUNT(*) >= ?
+ORDER BY COUNT(*) DESC, guild_id
+"""
 # Rows read and turned into profiles at a time by ``active_profiles``: about 2 ms of each.
 PROFILES_PAGE = 200
 UPSERT_PROFILE = """
@@ -252,6 +257,16 @@ class IntroStore:
         where, params = shards.where()
         rows = await self._storage.fetch_all(SELECT_LEFT_BEFORE.format(shards=where), (to_text(moment), *params, limit))
         return [(int(r["guild_id"]), int(r["user_id"]), from_text(r["left_at"])) for r in rows]
+
+    async def count_active(self, guild_id: int) -> int:
+        row = await self._storage.fetch_one(COUNT_ACTIVE_PROFILES, (guild_id,))
+        return int(row[0]) if row else 0
+
+    async def large_servers(self, at_least: int, shards: Shards = EVERY) -> list[int]:
+        """The servers of ``shards`` with at least ``at_least`` active profiles, the largest first."""
+        where, params = shards.where()
+        rows = await self._storage.fetch_all(SELECT_LARGE_SERVERS.format(shards=where), (*params, at_least))
+        return [int(row[0]) for row in rows]
 
     async def count_introduced(self, guild_id: int) -> int:
         row = await self._storage.fetch_one(COUNT_INTRODUCED, (guild_id,))

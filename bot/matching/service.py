@@ -72,6 +72,7 @@ from bot.matching.pairing import plan_round
 from bot.matching.score import in_own_words
 from bot.matching.store import MatchStore
 from bot.matching.terms import phrases
+from bot.matching.worker import PackedPool, pack_pool, unpack_pool
 from bot.outbox.model import NewJob
 from bot.outbox.store import OutboxStore
 from bot.prompts.schedule import WEEKDAYS, parse_time, parse_weekday
@@ -113,6 +114,9 @@ ARCHIVE_AFTER: Final = timedelta(days=7)    # a round thread is archived this lo
 CANDIDATES_AT_ONCE: Final = 64              # candidates made between two turns of the event loop: about 1 ms
 PAIRS_AT_ONCE: Final = 500                  # pairs of a history put in sets between two turns: under 1 ms
 HISTORY_PAUSE: Final = 5.0                  # seconds between two readings of a server's whole history
+# A server with this many active profiles has its suggestion index's pool and history read in the round worker
+# (about 50 µs a profile on the event loop: 25 ms here, 5 s at 100,000); a smaller one here, at once.
+READ_IN_WORKER_FROM: Final = 500
 
 
 # Plans a round from its candidates and history: in the bot, a worker process (bot/matching/worker.py), so
@@ -189,8 +193,9 @@ class Preview:
 
 
 @dataclass(frozen=True)
-class PreviewOrder:
-    """A round's preview to make in the round worker's process (``preview_round``)."""
+class ServerOrder:
+    """Work on one server's data as it is ``now``, in the round worker's process: a round's preview
+    (``preview_round``), the pool for a suggestion index (``read_pool``), its history (``read_history``)."""
 
     database: str | Path   # Storage.target: a file, or a PostgreSQL URL
     guild_id: int
@@ -233,10 +238,34 @@ async def make_round(order: RoundOrder) -> RoundOutcome | None:
         return await service._make_round(order.guild_id, order.slot, scheduled=order.scheduled)
 
 
-async def preview_round(order: PreviewOrder) -> Preview:
+async def preview_round(order: ServerOrder) -> Preview:
     """In the round worker's process: ``MatchService.preview`` on a connection of its own."""
     async with _working(order.database, order.now) as service:
         return await service._preview(order.guild_id)
+
+
+async def read_pool(order: ServerOrder) -> tuple[PackedPool, dict[int, datetime]]:
+    """In the round worker's process: a server's whole pool for its suggestion index, the candidates and the
+    history packed for the way back (made again in the bot a chunk at a time), and when its paused members
+    come back. Some 100,000 profiles are read and made candidates in seconds: not on the bot's loop."""
+    async with _working(order.database, order.now) as service:
+        pool = await service.pool(order.guild_id)
+    return pack_pool(pool.candidates.values(), pool.history), _pauses(pool, order.now)
+
+
+async def read_history(order: ServerOrder) -> PackedPool:
+    """In the round worker's process: who met, declined and replied alongside whom in a server (its
+    suggestion index's copy, read again after a round), packed for the way back."""
+    async with _working(order.database, order.now) as service:
+        settings = await service.store.settings(order.guild_id)
+        history = await service._history(order.guild_id, settings, order.now)
+    return pack_pool((), history)
+
+
+def _pauses(pool: Pool, now: datetime) -> dict[int, datetime]:
+    """When the pool's paused members come back by themselves."""
+    return {user: member.paused_until for user, member in pool.members.items()
+            if member.paused_until is not None and member.paused_until > now}
 
 
 async def begin_delivery(order: DeliveryOrder) -> DeliveryStart | None:
@@ -368,7 +397,7 @@ class MatchService:
         self._rebuild: set[int] = set()                # servers whose every candidate changed (an alias)
         # When paused members of a server come back by themselves: each is made current once that passes.
         self._pauses: dict[int, dict[int, datetime]] = {}
-        self._lock = asyncio.Lock()
+        self._index_locks: dict[int, asyncio.Lock] = {}   # one build or update of a server's index at a time
         # One round at a time per server in this process (the database refuses a second one planned from
         # the same state anyway, across processes too: see _make_round).
         self._round_locks: dict[int, asyncio.Lock] = {}
@@ -434,7 +463,7 @@ class MatchService:
         return candidates, profiles, members
 
     async def _index(self, guild_id: int) -> MatchIndex:
-        async with self._lock:
+        async with self._index_locks.setdefault(guild_id, asyncio.Lock()):
             index = self._indexes.get(guild_id)
             now = self._clock.now()
             if index is None or guild_id in self._rebuild:
@@ -444,13 +473,10 @@ class MatchService:
                 self._building.add(guild_id)
                 try:
                     with heap.building(f"the suggestion index of guild {guild_id}"):
-                        pool = await self.pool(guild_id)
-                        index = await asyncio.to_thread(MatchIndex, pool.candidates.values(), pool.history)
+                        index, self._pauses[guild_id] = await self._built(guild_id, now)
                         self._indexes[guild_id] = index
                 finally:
                     self._building.discard(guild_id)
-                self._pauses[guild_id] = {user: member.paused_until for user, member in pool.members.items()
-                                          if member.paused_until is not None and member.paused_until > now}
             pauses = self._pauses.get(guild_id, {})
             for user_id in [user for user, until in pauses.items() if until <= now]:
                 del pauses[user_id]
@@ -469,6 +495,29 @@ class MatchService:
                                                                  name=f"history of guild {guild_id}")
             return index
 
+    async def _built(self, guild_id: int, now: datetime) -> tuple[MatchIndex, dict[int, datetime]]:
+        """A server's suggestion index made from scratch, and when its paused members come back. The pool of
+        a large server is read in the round worker and the index made in a thread, so the event loop only
+        waits, never works: not even for the first ``/match suggest`` after a start."""
+        if self._worker is not None and await self._intros.count_active(guild_id) >= READ_IN_WORKER_FROM:
+            packed, pauses = await self._worker.run(read_pool, ServerOrder(self.store.storage.target, guild_id, now))
+            candidates, history = await asyncio.to_thread(unpack_pool, packed)
+        else:
+            pool = await self.pool(guild_id)
+            candidates, history, pauses = list(pool.candidates.values()), pool.history, _pauses(pool, now)
+        return await asyncio.to_thread(MatchIndex, candidates, history), pauses
+
+    async def prepare_indexes(self, shards: Shards = EVERY, present: Callable[[int], bool] = lambda _: True) -> int:
+        """Build the suggestion index of every large server of ``shards`` the bot is ``present`` in, largest
+        first, one at a time (in the round worker): after a start, so that a server's first ``/match
+        suggest`` finds it ready. Smaller servers are built on their first use, at once. How many were built."""
+        built = 0
+        for guild_id in await self._intros.large_servers(READ_IN_WORKER_FROM, shards):
+            if present(guild_id) and guild_id not in self._indexes:
+                await self._index(guild_id)
+                built += 1
+        return built
+
     async def close(self) -> None:
         """Stop reading histories in the background (before the database is closed)."""
         refreshing = list(self._refreshing.values())
@@ -485,9 +534,8 @@ class MatchService:
         try:
             while guild_id in self._history_stale:   # changed again while it was read: read once more
                 self._history_stale.discard(guild_id)
-                settings = await self.store.settings(guild_id)
                 with heap.building(f"the history of guild {guild_id}"):
-                    history = await self._history(guild_id, settings, self._clock.now())
+                    history = await self._whole_history(guild_id)
                     prepared = await asyncio.to_thread(PreparedHistory.of, history)
                     index = self._indexes.get(guild_id)   # the one in use now (rebuilt meanwhile, maybe)
                     if index is not None:
@@ -499,6 +547,17 @@ class MatchService:
             self._history_stale.add(guild_id)
         finally:
             del self._refreshing[guild_id]
+
+    async def _whole_history(self, guild_id: int) -> History:
+        """A server's whole history, for its suggestion index: read in the round worker for a large server
+        (tens of thousands of pairs after a round of 100,000), here for a small one."""
+        now = self._clock.now()
+        index = self._indexes.get(guild_id)
+        if self._worker is not None and index is not None and len(index) >= READ_IN_WORKER_FROM:
+            packed = await self._worker.run(read_history, ServerOrder(self.store.storage.target, guild_id, now))
+            _, history = await asyncio.to_thread(unpack_pool, packed)
+            return history
+        return await self._history(guild_id, await self.store.settings(guild_id), now)
 
     def history_changed(self, guild_id: int) -> None:
         """Rounds, answered requests and a new participant in a prompt thread change the history (who met,
@@ -781,7 +840,7 @@ class MatchService:
             return await self._preview(guild_id)
         self._planning += 1
         try:
-            return await self._worker.run(preview_round, PreviewOrder(self.store.storage.target, guild_id,
+            return await self._worker.run(preview_round, ServerOrder(self.store.storage.target, guild_id,
                                                                       self._clock.now()))
         finally:
             self._planning -= 1
@@ -796,6 +855,10 @@ class MatchService:
     def planning(self) -> bool:
         """Whether a round is being planned (or waits to be) right now."""
         return self._planning > 0
+
+    def building_index(self, guild_id: int) -> bool:
+        """Whether the server's suggestion index is being built right now."""
+        return guild_id in self._building
 
     def round_running(self, guild_id: int) -> bool:
         """Whether this process is making a round for the server right now."""

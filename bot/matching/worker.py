@@ -67,8 +67,11 @@ _Result = TypeVar("_Result")
 
 
 @dataclass(frozen=True)
-class _Round:
-    """A round's input as pickled chunks: the candidates, and each of the history's mappings as items."""
+class PackedPool:
+    """Candidates and their history as pickled chunks (the candidates, and each of the history's mappings as
+    items): a round's input on its way to the worker, and a server's pool on its way back for its
+    suggestion index (``bot.matching.service.read_pool``). Made and read with ``pack_pool`` and
+    ``unpack_pool``, in a thread."""
 
     candidates: _Chunks
     history: tuple[tuple[str, _Chunks], ...]
@@ -122,7 +125,7 @@ class RoundWorker:
         """``plan_round(candidates, history)``, computed in the worker process. A worker that dies on the
         way (killed, out of memory) is replaced and the round planned once more; a second death raises
         ``BrokenProcessPool``. Raises ``RuntimeError`` once the worker is closed."""
-        packed = await asyncio.to_thread(_packed_round, candidates, history)
+        packed = await asyncio.to_thread(pack_pool, candidates, history)
         try:
             result = await self._run(_plan_in_worker, packed)
         except BrokenProcessPool:
@@ -209,14 +212,21 @@ def _kill(processes: Sequence[BaseProcess]) -> None:
         process.kill()   # a no-op for a process that has exited
 
 
-# --- in the bot's process, in a thread ------------------------------------------------------------------
+# --- in a thread (packing and unpacking) ------------------------------------------------------------------
 
-def _packed_round(candidates: Sequence[Candidate], history: History) -> _Round:
+def pack_pool(candidates: Iterable[Candidate], history: History) -> PackedPool:
     mappings: list[tuple[str, _Chunks]] = []
     for each in fields(history):
         mapping: Mapping[Any, Any] = getattr(history, each.name)
         mappings.append((each.name, _pickled(mapping.items())))
-    return _Round(candidates=_pickled(candidates), history=tuple(mappings))
+    return PackedPool(candidates=_pickled(candidates), history=tuple(mappings))
+
+
+def unpack_pool(packed: PackedPool) -> tuple[list[Candidate], History]:
+    """``pack_pool``'s candidates and history again: a chunk at a time, so the GIL changes hands between."""
+    candidates: list[Candidate] = _unpickled(packed.candidates)
+    history = History(**{name: MappingProxyType(dict(_unpickled(chunks))) for name, chunks in packed.history})
+    return candidates, history
 
 
 def _unpacked_plan(plan: _Plan) -> RoundPlan:
@@ -275,7 +285,7 @@ def _job_in_worker(job: Callable[[_Order], Coroutine[Any, Any, _Result]], order:
             gc.enable()
 
 
-def _plan_in_worker(packed: _Round) -> _Plan:
+def _plan_in_worker(packed: PackedPool) -> _Plan:
     # Unpickling 100,000 candidates makes over half a million objects, and the cycle collector would walk
     # them again and again on the way (1.3 s with it, 0.15 s without). The round makes few cycles, and
     # what it makes is collected after it, once the candidates are gone (so they are never walked).
@@ -288,10 +298,8 @@ def _plan_in_worker(packed: _Round) -> _Plan:
             gc.enable()
 
 
-def _planned(packed: _Round) -> _Plan:
-    candidates: list[Candidate] = _unpickled(packed.candidates)
-    history = History(**{name: MappingProxyType(dict(_unpickled(chunks))) for name, chunks in packed.history})
-    plan = plan_round(candidates, history)
+def _planned(packed: PackedPool) -> _Plan:
+    plan = plan_round(*unpack_pool(packed))
     names = [each.name for each in fields(Group)]
     return _Plan(groups=_pickled(tuple(getattr(group, name) for name in names) for group in plan.groups),
                  left_out=_pickled((user, str(why)) for user, why in plan.left_out.items()),

@@ -122,3 +122,29 @@ async def test_an_interaction_sent_while_a_round_is_planned_with_an_empty_kernel
     assert "pairs: 150" in (await round_run.reply(timeout=60)).text
     assert answered_in, "the round was planned before any interaction could be sent"
     assert max(answered_in) <= 1.0, answered_in
+
+
+async def test_an_interaction_sent_while_the_first_suggest_builds_the_index_of_3000_profiles_is_answered_within_1_s(
+        discord_server: FakeDiscord, world: World, bot_runner: BotRunner, clock: FakeClock) -> None:
+    """The index is built after the start, in the round worker, before anyone asks; the first /match suggest
+    waits for it while everything else is answered."""
+    members = [discord_server.add_member(world.guild, f"m{n:04d}") for n in range(3000)]
+    await seed_community(bot_runner.database_path, world.guild.id, people(members), now=clock.now())
+    bot: KakehashiBot = await bot_runner.start()
+    first = await discord_server.slash(members[0], "match suggest")
+    await discord_server.wait_until(lambda: bot.matching.building_index(world.guild.id), 20, "the index to be built")
+    loop = asyncio.get_running_loop()
+    answered_in = []
+    while bot.matching.building_index(world.guild.id):
+        asked = loop.time()
+        reply = await (await discord_server.slash(members[len(answered_in) + 1], "intro show")).reply(timeout=10)
+        answered_in.append(loop.time() - asked)
+        assert reply.ephemeral
+        await asyncio.sleep(0.1)
+    suggested = await first.reply(timeout=30)
+    assert suggested.custom_ids and all(c.startswith(f"match:ask:{world.guild.id}:") for c in suggested.custom_ids)
+    assert answered_in, "the index was built before any interaction could be sent"
+    assert max(answered_in) <= 1.0, answered_in
+    started = loop.time()
+    await (await discord_server.slash(members[1], "match suggest")).reply()
+    assert loop.time() - started <= 1.0

@@ -20,6 +20,7 @@ from bot.intros.model import About, More
 from bot.intros.service import IntroService
 from bot.intros.store import IntroStore
 from bot.matching import rules
+from bot.matching import service as service_module
 from bot.matching.delivery import Ended, GroupState, PlannedGroup, Unreached, Way
 from bot.matching.model import (
     DELIVER_JOB,
@@ -557,6 +558,48 @@ async def test_a_round_made_by_the_worker_process_is_stored_as_one_made_here(
         assert started is not None and (started.room, started.threads, started.left) == (1, 1, 1)
         assert await job_count(storage, THREAD_JOB) == 3 - started.cancelled
         assert await working.begin_delivery(GUILD, outcome.round_id, EVERYONE, 0) is None   # once
+    finally:
+        await working.close()
+        await worker.close()
+
+
+async def test_a_large_servers_index_read_in_the_worker_suggests_as_one_built_here(
+        intros: IntroService, matching: MatchService, storage: Storage, clock: FakeClock,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server of READ_IN_WORKER_FROM profiles or more has its index's pool and history read in the round
+    worker's process: the same suggestions, pauses that end, and the history after a round."""
+    monkeypatch.setattr(service_module, "READ_IN_WORKER_FROM", 5)
+    for user_id in range(1, 9):
+        await member(intros, user_id, f"Company {user_id % 4}")
+        await matching.join(GUILD, user_id)
+    await matching.pause(GUILD, 2, 1)
+    worker = RoundWorker()
+    working = MatchService(MatchStore(storage), intros, PromptStore(storage),
+                           GuildConfig(GuildSettingsStore(storage), clock), clock, planner=plan_in_thread,
+                           worker=worker)
+
+    async def suggested(service: MatchService) -> dict[int, list[tuple[int, float]]]:
+        return {user_id: [(s.user_id, s.score) for s, _ in await service.suggest(GUILD, user_id)]
+                for user_id in range(1, 9) if user_id != 2}
+
+    try:
+        assert await working.prepare_indexes() == 1
+        assert worker.pid is not None and worker.pid != os.getpid()
+        assert await suggested(working) == await suggested(matching)
+        assert all(2 not in (user for user, _ in found) for found in (await suggested(working)).values())
+        clock.advance(timedelta(weeks=1, seconds=1))   # the pause ends
+        assert await suggested(working) == await suggested(matching)
+        assert any(2 in (user for user, _ in found) for found in (await suggested(working)).values())
+        outcome = await working.run_round(GUILD, clock.now())
+        assert outcome is not None
+        await working.suggest(GUILD, 1)                # reads the history again, in the worker
+        await asyncio.gather(*working._refreshing.values())
+        met = working._indexes[GUILD]._members.history.met   # the index's copy, read in the worker
+        for group in await groups_of(storage, outcome.round_id):
+            for a, b in combinations(group.members, 2):
+                assert b in met[a] and a in met[b]
+        assert await suggested(working) == await suggested(matching)
+        assert await working.prepare_indexes() == 0    # built already
     finally:
         await working.close()
         await worker.close()
