@@ -1,8 +1,10 @@
 """One server's members as arrays, kept current as profiles change, for ``/match suggest``.
 
 A suggestion scores the asker against every member at once (``ScoreColumns.units``), applies the rule
-the same way (``RuleColumns.exclude``), and keeps the best few; only those are scored again in floats
-and given their reasons.
+the same way (``RuleColumns.exclude``), and keeps the best few; only those are scored again in floats. Their
+reasons are the caller's to give (``reasons`` of the two candidates, read fresh): the index keeps no
+``Candidate`` of anyone, only what the rule and the score need of them in columns, so a server of 100,000
+costs about 60 MB instead of 180.
 """
 
 from __future__ import annotations
@@ -14,12 +16,13 @@ from typing import Final
 import numpy as np
 from numpy.typing import NDArray
 
-from bot.matching.model import SELF, UNAVAILABLE, YOU_UNAVAILABLE, Candidate, History, Suggestion
-from bot.matching.rules import RuleColumns, grown, kept_apart, why_not
-from bot.matching.score import ScoreColumns, cut_units, reasons
+from bot.matching.model import Candidate, History, Suggestion
+from bot.matching.rules import RuleColumns, grown, kept_apart
+from bot.matching.score import ScoreColumns, cut_units
 
-# Retired slots are dropped once they outnumber the live ones (and there are this many): a profile edit
-# appends a slot, so a busy server compacts now and then instead of shifting arrays on every edit.
+# An index is sparse once its retired slots outnumber the live ones (and there are this many): a profile
+# edit appends a slot, so a busy server's index is built again now and then (by its owner, from fresh
+# candidates) instead of shifting arrays on every edit.
 _COMPACT_FROM: Final = 1024
 
 
@@ -45,8 +48,8 @@ class Members:
     """
 
     def __init__(self, candidates: Iterable[Candidate], history: History, capacity: int = 0) -> None:
-        self.slot_of: dict[int, int] = {}
-        self.members: list[Candidate | None] = []
+        self.slot_of: dict[int, int] = {}   # live members only
+        self.size = 0                       # slots taken, live or retired
         self.user_ids = np.zeros(0, np.int64)
         self.rules = RuleColumns(self.slot_of)
         self.scores = ScoreColumns(self.slot_of)
@@ -67,23 +70,21 @@ class Members:
             old = self.slot_of.get(candidate.user_id)
             if old is not None:
                 self.retire(old)
-        first = len(self.members)
+        first = self.size
         self.rules.extend(candidates)
         self.scores.extend(candidates)
-        self.members.extend(candidates)
+        self.size += len(candidates)
         self.user_ids = grown(self.user_ids, self.rules.capacity)
-        self.user_ids[first:len(self.members)] = [candidate.user_id for candidate in candidates]
+        self.user_ids[first:self.size] = [candidate.user_id for candidate in candidates]
         self.slot_of.update((candidate.user_id, slot) for slot, candidate in enumerate(candidates, first))
         if self.rules.capacity != self.scores.capacity:
             raise AssertionError("rule and score columns out of step")
 
     def retire(self, slot: int) -> None:
-        member = self.members[slot]
-        if member is not None:
+        user_id = int(self.user_ids[slot])
+        if self.slot_of.get(user_id) == slot:
             self.rules.retire(slot)
-            self.members[slot] = None
-            if self.slot_of.get(member.user_id) == slot:
-                del self.slot_of[member.user_id]
+            del self.slot_of[user_id]
 
     def set_history(self, history: History) -> None:
         self.use_history(PreparedHistory.of(history))
@@ -113,16 +114,28 @@ class MatchIndex:
     def __len__(self) -> int:
         return len(self._members.slot_of)
 
+    def __contains__(self, user_id: int) -> bool:
+        return user_id in self._members.slot_of
+
+    @property
+    def history(self) -> History:
+        """The history the index keeps members apart by (and the reasons are told from)."""
+        return self._members.history
+
+    @property
+    def sparse(self) -> bool:
+        """Whether edits have left more retired slots than live ones: time to build the index again."""
+        retired = self._members.size - len(self)
+        return retired >= _COMPACT_FROM and retired > len(self)
+
     def upsert(self, candidate: Candidate) -> None:
         """Add a member, or replace what is known of them (their slot moves to the end)."""
         self._members.extend([candidate])
-        self._compact_if_sparse()
 
     def remove(self, user_id: int) -> None:
         slot = self._members.slot_of.get(user_id)
         if slot is not None:
             self._members.retire(slot)
-            self._compact_if_sparse()
 
     def set_history(self, history: History) -> None:
         self._members.set_history(history)
@@ -132,37 +145,23 @@ class MatchIndex:
         (``PreparedHistory.of``): only this, which takes no time, needs the thread that uses the index."""
         self._members.use_history(prepared)
 
-    def _compact_if_sparse(self) -> None:
-        live_count = len(self)
-        retired = len(self._members.members) - live_count
-        if retired >= _COMPACT_FROM and retired > live_count:
-            live = [member for member in self._members.members if member is not None]
-            self._members = Members(live, self._members.history, capacity=len(live))
+    def forget_caches(self) -> None:
+        """Drop what the columns keep only to go faster (before the index is packed: ``worker.pack_index``)."""
+        self._members.rules.forget_caches()
+        self._members.scores.forget_caches()
 
-    def candidate(self, user_id: int) -> Candidate | None:
+    def available(self, user_id: int) -> bool | None:
+        """Whether the member may be matched now (None: the index does not hold them)."""
         slot = self._members.slot_of.get(user_id)
-        return None if slot is None else self._members.members[slot]
-
-    def why_not(self, a_id: int, b_id: int) -> str | None:
-        """The rule for two members, told to ``a_id``; someone the index does not hold is unavailable."""
-        if a_id == b_id:
-            return SELF
-        a, b = self.candidate(a_id), self.candidate(b_id)
-        if a is None:
-            return YOU_UNAVAILABLE
-        if b is None:
-            return UNAVAILABLE
-        return why_not(a, b, self._members.history)
+        return None if slot is None else self._members.rules.available(slot)
 
     def suggest(self, user_id: int, k: int = 3, exclude: Collection[int] = ()) -> list[Suggestion]:
         """The ``k`` members who fit ``user_id`` best among those the rule allows, best first (equal
-        scores by user id), with the reasons told to ``user_id``."""
+        scores by user id), without their reasons (``reasons`` of the two candidates gives them)."""
         members = self._members
         slot = members.slot_of.get(user_id)
         if slot is None or k <= 0:
             return []
-        asker = members.members[slot]
-        assert asker is not None
         block = members.rows([slot], np.empty((1, members.capacity), np.uint8))
         row = block[0]
         if exclude:
@@ -172,10 +171,5 @@ class MatchIndex:
         others = np.flatnonzero(row >= cut_units(block, k)[0])
         scores = members.scores.exact(slot, others, row[others])
         best = np.lexsort((members.user_ids[others], -scores))[:k]
-        suggestions = []
-        for position in best:
-            other = members.members[int(others[position])]
-            assert other is not None
-            suggestions.append(Suggestion(other.user_id, float(scores[position]),
-                                          reasons(asker, other, members.history)))
-        return suggestions
+        return [Suggestion(int(members.user_ids[others[position]]), float(scores[position]), ())
+                for position in best]

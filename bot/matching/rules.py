@@ -243,6 +243,10 @@ class RuleColumns:
         ids = np.arange(len(self._company_id))
         self._ranges = (np.searchsorted(company, ids, "left"), np.searchsorted(company, ids, "right"))
 
+    def forget_caches(self) -> None:
+        """Drop what is derived from the columns (filled again as it is needed)."""
+        self._changed()
+
     def _changed(self) -> None:
         self._open.clear()
         self._avoiders.clear()
@@ -252,6 +256,9 @@ class RuleColumns:
 
     def languages(self, slot: int) -> int:
         return int(self._languages[slot])
+
+    def available(self, slot: int) -> bool:
+        return bool(self._available[slot])
 
     def open_to(self, languages: int) -> NDArray[np.uint8]:
         """1 for each slot that is available and speaks one of ``languages`` (a bitmask), else 0."""

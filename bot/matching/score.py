@@ -263,7 +263,7 @@ _DENSE_FROM: Final = 64      # slots, at least, before an id is kept as a row of
 _DENSE_SHARE: Final = 64     # ... and at least this share (1/64) of the capacity
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Features:
     zone: int
     tags: tuple[int, ...]
@@ -356,6 +356,13 @@ class ScoreColumns:
                             np.fromiter(itertools.chain.from_iterable(held), np.intp, int(counts.sum())))
         for zone, base in self._base.items():
             base[first:self.size] = BASE_UNITS + self._tz_units[zone, self._zone[first:self.size]]
+
+    def forget_caches(self) -> None:
+        """Drop what only speeds up the next ``extend`` or row (the ids of tag sets and phrases seen, the base
+        rows): an index about to be packed and sent sends less, and they fill again as they are needed."""
+        self._tags_of.clear()
+        self._terms_of.clear()
+        self._base.clear()
 
     def set_threads(self, threads: Mapping[int, frozenset[int]]) -> None:
         self.set_shared(kept_apart(History(met=threads)))

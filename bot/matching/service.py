@@ -69,10 +69,10 @@ from bot.matching.model import (
     Suggestion,
 )
 from bot.matching.pairing import plan_round
-from bot.matching.score import in_own_words
+from bot.matching.score import in_own_words, reasons
 from bot.matching.store import MatchStore
 from bot.matching.terms import phrases
-from bot.matching.worker import PackedPool, pack_pool, unpack_pool
+from bot.matching.worker import PackedIndex, PackedPool, pack_index, pack_pool, unpack_index, unpack_pool
 from bot.outbox.model import NewJob
 from bot.outbox.store import OutboxStore
 from bot.prompts.schedule import WEEKDAYS, parse_time, parse_weekday
@@ -195,7 +195,7 @@ class Preview:
 @dataclass(frozen=True)
 class ServerOrder:
     """Work on one server's data as it is ``now``, in the round worker's process: a round's preview
-    (``preview_round``), the pool for a suggestion index (``read_pool``), its history (``read_history``)."""
+    (``preview_round``), a suggestion index (``build_index``), its history (``read_history``)."""
 
     database: str | Path   # Storage.target: a file, or a PostgreSQL URL
     guild_id: int
@@ -244,13 +244,13 @@ async def preview_round(order: ServerOrder) -> Preview:
         return await service._preview(order.guild_id)
 
 
-async def read_pool(order: ServerOrder) -> tuple[PackedPool, dict[int, datetime]]:
-    """In the round worker's process: a server's whole pool for its suggestion index, the candidates and the
-    history packed for the way back (made again in the bot a chunk at a time), and when its paused members
-    come back. Some 100,000 profiles are read and made candidates in seconds: not on the bot's loop."""
+async def build_index(order: ServerOrder) -> tuple[PackedIndex, dict[int, datetime]]:
+    """In the round worker's process: a server's suggestion index, made from its whole pool and packed for the
+    way back (unpacked in the bot a chunk at a time), and when its paused members come back. Some 100,000
+    profiles are read and made candidates in seconds: not on the bot's loop, and none of them in its heap."""
     async with _working(order.database, order.now) as service:
         pool = await service.pool(order.guild_id)
-    return pack_pool(pool.candidates.values(), pool.history), _pauses(pool, order.now)
+    return pack_index(MatchIndex(pool.candidates.values(), pool.history)), _pauses(pool, order.now)
 
 
 async def read_history(order: ServerOrder) -> PackedPool:
@@ -490,22 +490,23 @@ class MatchService:
                         index.remove(user_id)   # no profile any more (erased)
                     else:
                         index.upsert(candidate)
+                if index.sparse:
+                    self._rebuild.add(guild_id)   # edits left more retired slots than live: built anew next time
             if guild_id in self._history_stale and guild_id not in self._refreshing:
                 self._refreshing[guild_id] = asyncio.create_task(self._refresh_history(guild_id),
                                                                  name=f"history of guild {guild_id}")
             return index
 
     async def _built(self, guild_id: int, now: datetime) -> tuple[MatchIndex, dict[int, datetime]]:
-        """A server's suggestion index made from scratch, and when its paused members come back. The pool of
-        a large server is read in the round worker and the index made in a thread, so the event loop only
-        waits, never works: not even for the first ``/match suggest`` after a start."""
+        """A server's suggestion index made from scratch, and when its paused members come back. A large
+        server's is made in the round worker and unpacked here in a thread, so the event loop only waits, never
+        works (not even for the first ``/match suggest`` after a start), and the heap holds only the index."""
         if self._worker is not None and await self._intros.count_active(guild_id) >= READ_IN_WORKER_FROM:
-            packed, pauses = await self._worker.run(read_pool, ServerOrder(self.store.storage.target, guild_id, now))
-            candidates, history = await asyncio.to_thread(unpack_pool, packed)
-        else:
-            pool = await self.pool(guild_id)
-            candidates, history, pauses = list(pool.candidates.values()), pool.history, _pauses(pool, now)
-        return await asyncio.to_thread(MatchIndex, candidates, history), pauses
+            order = ServerOrder(self.store.storage.target, guild_id, now)
+            packed, pauses = await self._worker.run(build_index, order)
+            return await asyncio.to_thread(unpack_index, packed), pauses
+        pool = await self.pool(guild_id)
+        return await asyncio.to_thread(MatchIndex, pool.candidates.values(), pool.history), _pauses(pool, now)
 
     async def prepare_indexes(self, shards: Shards = EVERY, present: Callable[[int], bool] = lambda _: True) -> int:
         """Build the suggestion index of every large server of ``shards`` the bot is ``present`` in, largest
@@ -585,14 +586,18 @@ class MatchService:
         # a moment old (being read again after a round, in _refresh_history).
         mine = await self._history(guild_id, await self.store.settings(guild_id), now, only=(user_id,))
         kept_apart = mine.met.get(user_id, frozenset()) | mine.declined.get(user_id, frozenset())
-        if (me := index.candidate(user_id)) is not None and not me.available:
+        if index.available(user_id) is False:
             raise UserError("match.rule.you_unavailable")
         suggestions = index.suggest(user_id, SUGGESTIONS, exclude=asked | kept_apart)
+        # The reasons, from the two members' candidates read fresh (the index keeps none).
+        fresh, profiles, _ = await self._candidates(guild_id, [user_id, *(s.user_id for s in suggestions)], now)
+        me = fresh.get(user_id)
         found = []
         for suggestion in suggestions:
-            profile = await self._intros.profile(guild_id, suggestion.user_id)
-            if profile is not None and profile.active:
-                found.append((replace(suggestion, reasons=in_own_words(suggestion.reasons, asker.interests)), profile))
+            profile, other = profiles.get(suggestion.user_id), fresh.get(suggestion.user_id)
+            if me is not None and profile is not None and other is not None and profile.active:
+                told = in_own_words(reasons(me, other, index.history), asker.interests)
+                found.append((replace(suggestion, reasons=told), profile))
         return found
 
     async def check(self, guild_id: int, requester_id: int, target_id: int) -> tuple[Profile, Profile]:

@@ -39,6 +39,7 @@ import multiprocessing.connection
 import os
 import pickle
 import threading
+from collections import defaultdict
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -47,6 +48,7 @@ from multiprocessing.process import BaseProcess
 from types import MappingProxyType
 from typing import Any, Final, TypeAlias, TypeVar
 
+from bot.matching.index import MatchIndex
 from bot.matching.model import Candidate, Group, History, LeftOut, RoundPlan
 from bot.matching.pairing import plan_round
 
@@ -69,8 +71,8 @@ _Result = TypeVar("_Result")
 @dataclass(frozen=True)
 class PackedPool:
     """Candidates and their history as pickled chunks (the candidates, and each of the history's mappings as
-    items): a round's input on its way to the worker, and a server's pool on its way back for its
-    suggestion index (``bot.matching.service.read_pool``). Made and read with ``pack_pool`` and
+    items): a round's input on its way to the worker, and a server's history on its way back for its
+    suggestion index (``bot.matching.service.read_history``). Made and read with ``pack_pool`` and
     ``unpack_pool``, in a thread."""
 
     candidates: _Chunks
@@ -227,6 +229,73 @@ def unpack_pool(packed: PackedPool) -> tuple[list[Candidate], History]:
     candidates: list[Candidate] = _unpickled(packed.candidates)
     history = History(**{name: MappingProxyType(dict(_unpickled(chunks))) for name, chunks in packed.history})
     return candidates, history
+
+
+# A suggestion index as pickled chunks (``pack_index``): its objects' attributes one by one, each list or dict
+# among them a chunk of items at a time, so that the bot, which unpacks it in a thread, never holds the GIL for
+# more than a chunk (a 100,000-member index unpickled whole holds it 80-130 ms). Every list, dict and object of
+# the index's own classes is packed once and referred to after (``_SHARED``): the columns share their owner's
+# ``slot_of``.
+_WHOLE, _LIST, _DICT, _PROXY, _OBJECT, _SHARED = range(6)
+PackedIndex: TypeAlias = tuple[Any, ...]
+
+
+def pack_index(index: MatchIndex) -> PackedIndex:
+    """The index in chunks, its caches left behind (``MatchIndex.forget_caches``)."""
+    index.forget_caches()
+    return _pack(index, {})
+
+
+def unpack_index(packed: PackedIndex) -> MatchIndex:
+    """``pack_index``'s index again, a chunk at a time."""
+    index = _unpack(packed, {})
+    if not isinstance(index, MatchIndex):
+        raise TypeError(f"not a packed index: {type(index).__name__}")
+    return index
+
+
+def _pack(value: Any, seen: dict[int, tuple[int, Any]]) -> PackedIndex:
+    known = seen.get(id(value))
+    if known is not None:
+        return (_SHARED, known[0])
+    if isinstance(value, MappingProxyType):
+        return (_PROXY, _pack(dict(value), seen))
+    ours = type(value).__module__.startswith("bot.matching.") and hasattr(value, "__dict__")
+    if not (ours or isinstance(value, list | dict)):
+        return (_WHOLE, pickle.dumps(value, pickle.HIGHEST_PROTOCOL))
+    key = len(seen)
+    seen[id(value)] = (key, value)   # the value kept alive, so that its id is not another's meanwhile
+    if isinstance(value, list):
+        return (_LIST, key, _pickled(value))
+    if isinstance(value, dict):
+        factory = value.default_factory if isinstance(value, defaultdict) else None
+        return (_DICT, key, factory, _pickled(value.items()))
+    return (_OBJECT, key, type(value), tuple((name, _pack(each, seen)) for name, each in vars(value).items()))
+
+
+def _unpack(packed: PackedIndex, made: dict[int, Any]) -> Any:
+    kind = packed[0]
+    if kind == _SHARED:
+        return made[packed[1]]
+    if kind == _WHOLE:
+        return pickle.loads(packed[1])
+    if kind == _PROXY:
+        return MappingProxyType(_unpack(packed[1], made))
+    key = packed[1]
+    if kind == _LIST:
+        items: list[Any] = made.setdefault(key, [])
+        for chunk in packed[2]:
+            items.extend(pickle.loads(chunk))
+        return items
+    if kind == _DICT:
+        mapping: dict[Any, Any] = made.setdefault(key, {} if packed[2] is None else defaultdict(packed[2]))
+        for chunk in packed[3]:
+            mapping.update(pickle.loads(chunk))
+        return mapping
+    made[key] = made_object = packed[2].__new__(packed[2])
+    for name, each in packed[3]:
+        made_object.__dict__[name] = _unpack(each, made)   # frozen dataclasses too
+    return made_object
 
 
 def _unpacked_plan(plan: _Plan) -> RoundPlan:

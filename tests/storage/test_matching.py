@@ -594,7 +594,7 @@ async def test_a_large_servers_index_read_in_the_worker_suggests_as_one_built_he
         assert outcome is not None
         await working.suggest(GUILD, 1)                # reads the history again, in the worker
         await asyncio.gather(*working._refreshing.values())
-        met = working._indexes[GUILD]._members.history.met   # the index's copy, read in the worker
+        met = working._indexes[GUILD].history.met   # the index's copy, read in the worker
         for group in await groups_of(storage, outcome.round_id):
             for a, b in combinations(group.members, 2):
                 assert b in met[a] and a in met[b]

@@ -4,6 +4,7 @@ on random communities."""
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from types import MappingProxyType
 
 import numpy as np
@@ -184,8 +185,10 @@ def test_the_rule_is_symmetric(community: tuple[list[Candidate], History]) -> No
 # --- the rule for many at once ---------------------------------------------------------------------------
 
 
-def assert_columns_agree(members: Members, history: History) -> None:
-    held = [(slot, c) for slot, c in enumerate(members.members) if c is not None]
+def assert_columns_agree(members: Members, history: History, given: Sequence[Candidate]) -> None:
+    """``given``: every candidate put in ``members``, in order (the last of a member is the one held)."""
+    latest = {c.user_id: c for c in given}
+    held = [(slot, latest[user]) for user, slot in members.slot_of.items()]
     for slot, a in held:
         mask = members.rules.mask(slot)
         expected = np.zeros(len(mask), np.bool_)
@@ -198,7 +201,7 @@ def assert_columns_agree(members: Members, history: History) -> None:
 @given(communities(most=14, available=0.8))
 def test_rule_columns_agree_with_the_rule(community: tuple[list[Candidate], History]) -> None:
     candidates, history = community
-    assert_columns_agree(Members(candidates, history), history)
+    assert_columns_agree(Members(candidates, history), history, candidates)
 
 
 @settings(max_examples=30)
@@ -207,7 +210,7 @@ def test_rule_columns_agree_when_companies_are_ranges(community: tuple[list[Cand
     candidates, history = community
     members = Members(sorted(candidates, key=lambda c: (c.company, c.user_id)), history)
     members.rules.sort_by_company()
-    assert_columns_agree(members, history)
+    assert_columns_agree(members, history, candidates)
 
 
 @settings(max_examples=30)
@@ -217,14 +220,16 @@ def test_rule_columns_agree_after_edits(community: tuple[list[Candidate], Histor
     members = Members(candidates[: len(candidates) // 2], history)
     for candidate in candidates[len(candidates) // 2:]:
         members.extend([candidate])
+    given = list(candidates)
     # Edit some profiles (a new slot each) and drop others.
     for candidate in data.draw(st.lists(st.sampled_from(candidates), max_size=4)):
-        members.extend([Candidate(**{**candidate.__dict__, "company": data.draw(st.sampled_from(COMPANIES)),
-                                     "available": data.draw(st.booleans())})])
+        given.append(Candidate(**{**candidate.__dict__, "company": data.draw(st.sampled_from(COMPANIES)),
+                                  "available": data.draw(st.booleans())}))
+        members.extend([given[-1]])
     for gone in data.draw(st.lists(st.sampled_from(candidates), max_size=2)):
         if gone.user_id in members.slot_of:
             members.retire(members.slot_of[gone.user_id])
-    assert_columns_agree(members, history)
+    assert_columns_agree(members, history, given)
 
 
 # --- the score, by example -------------------------------------------------------------------------------
