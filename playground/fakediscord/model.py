@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 DISCORD_EPOCH_MS = 1420070400000
+LARGE_THRESHOLD = 250     # members past which GUILD_CREATE leaves them out (discord.py's IDENTIFY asks for 250)
+MEMBERS_CHUNK = 1000      # members in one GUILD_MEMBERS_CHUNK, as Discord sends them
 ACTIVE_THREAD_CAP = 1000  # active (not archived) threads a server may hold, every kind counted (else 400/160006)
 _increment = itertools.count(1)
 
@@ -417,9 +419,14 @@ class Guild:
 
     def payload(self, viewer: Member | None = None) -> dict[str, Any]:
         """The guild object; with ``viewer`` (the bot, for GUILD_CREATE) its ``threads`` are the active ones the
-        viewer can see, each with the viewer's thread member object when it is in the thread."""
+        viewer can see, each with the viewer's thread member object when it is in the thread. A large server
+        (more than ``LARGE_THRESHOLD`` members, as discord.py's IDENTIFY asks) is sent with the viewer alone
+        among its members, as Discord does for a bot without the presences intent: the rest come as chunks of
+        1,000 when asked for (REQUEST_GUILD_MEMBERS)."""
         threads = self.active_threads(viewer) if viewer is not None else [
             c for c in self.channels.values() if c.is_thread and not c.archived]
+        large = len(self.members) > LARGE_THRESHOLD
+        members = [viewer] if large and viewer is not None else [] if large else list(self.members.values())
         return {
             "id": str(self.id),
             "name": self.name,
@@ -454,11 +461,11 @@ class Guild:
             "emojis": [e.payload() for e in self.emojis],
             "stickers": [],
             "joined_at": iso(datetime.now(UTC)),
-            "large": False,
+            "large": large,
             "unavailable": False,
             # discord.py asks for member chunks unless the count matches what is sent.
             "member_count": len(self.members),
-            "members": [m.payload() for m in self.members.values()],
+            "members": [m.payload() for m in members],
             "channels": [c.payload() for c in self.channels.values() if not c.is_thread],
             "threads": [t.payload(me=viewer.id if viewer else None) for t in threads],
             "presences": [],

@@ -55,6 +55,7 @@ import yarl
 from aiohttp import BodyPartReader, WSMsgType, web
 
 from playground.fakediscord.model import (
+    MEMBERS_CHUNK,
     Attachment,
     Channel,
     ChannelType,
@@ -1239,10 +1240,13 @@ class FakeDiscord:
             guild = self.guilds.get(int(data.get("guild_id") or 0))
             if session is None or guild is None or not session.owns(guild):
                 return
-            await session.dispatch("GUILD_MEMBERS_CHUNK", {
-                "guild_id": str(guild.id), "members": [m.payload() for m in guild.members.values()],
-                "chunk_index": 0, "chunk_count": 1, "nonce": data.get("nonce"),
-            })
+            # Every member (the query and limit a client may give are not modelled), 1,000 to a chunk.
+            members = list(guild.members.values())
+            count = max(1, -(-len(members) // MEMBERS_CHUNK))
+            for index in range(count):
+                await session.dispatch("GUILD_MEMBERS_CHUNK", {
+                    "guild_id": str(guild.id), "chunk_index": index, "chunk_count": count, "nonce": data.get("nonce"),
+                    "members": [m.payload() for m in members[index * MEMBERS_CHUNK:(index + 1) * MEMBERS_CHUNK]]})
 
     async def _identify(self, connection: Connection, data: dict[str, Any]) -> None:
         if data.get("token") != self.token:

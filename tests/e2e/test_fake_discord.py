@@ -1456,3 +1456,23 @@ async def test_a_file_the_bot_may_not_attach_is_refused_and_apologised_for(
                                               how="channel")).reply()
     assert reply.ephemeral and reply.content.startswith("Sorry, something went wrong")
     assert [c.status for c in discord_server.calls_to("POST", rf"/channels/{general.id}/messages")] == [403]
+
+
+async def test_a_large_server_comes_without_its_members_who_follow_in_chunks_of_1000(
+        discord_server: FakeDiscord, world: World, bot_runner: BotRunner) -> None:
+    """As Discord sends a server of more than 250 members to a bot without the presences intent."""
+    for n in range(2500):
+        discord_server.add_member(world.guild, f"m{n:04d}")
+    bot = await bot_runner.start()
+    guild = bot.get_guild(world.guild.id)
+    assert guild is not None
+    await discord_server.wait_until(lambda: guild.chunked, 10, "the members' chunks")
+    sent = [p for session in discord_server.sessions.values() for p in session.sent]
+    (created,) = [p["d"] for p in sent if p["t"] == "GUILD_CREATE" and p["d"]["id"] == str(world.guild.id)]
+    assert created["large"] and [m["user"]["id"] for m in created["members"]] == [str(bot.user.id)]
+    chunks = [p["d"] for p in sent if p["t"] == "GUILD_MEMBERS_CHUNK" and p["d"]["guild_id"] == str(world.guild.id)]
+    assert [(c["chunk_index"], c["chunk_count"], len(c["members"])) for c in chunks] == [
+        (0, 3, 1000), (1, 3, 1000), (2, 3, len(world.guild.members) - 2000)]
+    assert len(guild.members) == len(world.guild.members)
+    (other,) = [p["d"] for p in sent if p["t"] == "GUILD_CREATE" and p["d"]["id"] == str(world.other.id)]
+    assert not other["large"] and len(other["members"]) == len(world.other.members)
