@@ -105,9 +105,10 @@ START, FIRST_SUGGEST, IDLE, ROUND, DELIVERY = (
 PHASES = (START, FIRST_SUGGEST, IDLE, ROUND, DELIVERY)
 AFTER = "after"            # due once the delivery's window closed: not counted
 
-THREADS = re.compile(r"^/channels/\d+/threads$")
-MESSAGES = re.compile(r"^/channels/\d+/messages$")
-DM_OPEN = "/users/@me/channels"
+IDS = re.compile(r"/[0-9]+(?=/|$)")
+TOKENS = re.compile(r"/itoken\.[^/]+")
+ROUND_LINE = re.compile(r"\bRound [0-9]+ (?:of|in) guild [0-9]+: .*")   # the bot's log lines about a round
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 # ---------------------------------------------------------------------------------------------- the fake Discord
@@ -451,6 +452,7 @@ class Run:
     delivery_end: float = math.nan
     delivery_finished: bool = False   # the bot posted the round's summary within the window
     round_answer: str = ""
+    notes: list[str] = field(default_factory=list)   # the bot's log lines about the round
     delivery_calls: dict[str, int] = field(default_factory=dict)
     probes: list[Probe] = field(default_factory=list)
     stalls: list[tuple[float, float]] = field(default_factory=list)   # the bench's loop: (start, seconds late)
@@ -490,7 +492,9 @@ class Run:
         return [p for p in self.probes if p.phase == phase and kind in (None, p.kind)]
 
     def bench_stall(self, phase: str) -> float:
-        return max((late for at, late in self.stalls if self.phase_of(at) == phase), default=0.0)
+        """The bench's event loop's longest stall in ``phase`` once interactions could be sent (before, the fake
+        making the server's GUILD_CREATE: every interaction due then waits for the session anyway)."""
+        return max((late for at, late in self.stalls if at >= self.up and self.phase_of(at) == phase), default=0.0)
 
 
 async def earlier_run(server: GatewayDiscord, world: World, bot: BotProcess, askers: Sequence[Member],
@@ -498,9 +502,9 @@ async def earlier_run(server: GatewayDiscord, world: World, bot: BotProcess, ask
     """The bot's earlier run on this server: its channels configured by an admin, and EARLIER_ASKERS members'
     suggestions, whose "Request intro" buttons are pressed in the measured run. Then the bot stops."""
     server.new_life()
-    bot.spawn()
     buttons: list[Button] = []
     try:
+        bot.spawn()
         await until(bot, lambda: server.up_at is not None, START_TIMEOUT, "the earlier run's gateway session")
         for purpose, name in (("matches", "matches"), ("introductions", "introductions"), ("log", "mod-log")):
             await use_channel(server, world, purpose, name)
@@ -535,11 +539,12 @@ async def measured_run(run: Run, server: GatewayDiscord, world: World, bot: BotP
                 stalls.append((before, late))
 
     gc.collect()
-    bot.spawn()
-    run.spawned = bot.spawned_at
-    sampler.start(run.spawned)
-    watchers = [asyncio.create_task(memory.run()), asyncio.create_task(ticker())]
+    watchers: list[asyncio.Task[None]] = []
     try:
+        bot.spawn()
+        run.spawned = bot.spawned_at
+        sampler.start(run.spawned)
+        watchers += [asyncio.create_task(memory.run()), asyncio.create_task(ticker())]
         await until(bot, sampler.answered, START_TIMEOUT, "the first answer")
         memory.mark("after start (its first answer)")
         await until(bot, lambda: sampler.answered(SUGGEST), ANSWER_TIMEOUT, "the first answer to /match suggest")
@@ -572,6 +577,7 @@ async def measured_run(run: Run, server: GatewayDiscord, world: World, bot: BotP
         with contextlib.suppress(Exception):
             memory.mark("end, before SIGTERM")
         await bot.stop()
+    run.notes = round_lines(bot.log_path)
     run.identified = server.identified_at or math.nan
     run.up = server.up_at or math.nan
     settle(run, server, sampler.probes)
@@ -581,19 +587,25 @@ async def measured_run(run: Run, server: GatewayDiscord, world: World, bot: BotP
 
 
 def count_calls(server: GatewayDiscord, since: int) -> dict[str, int]:
-    """The bot's REST calls since call ``since``, by what they did (a round's delivery is threads, DMs, messages)."""
-    counts = {"calls": 0, "threads started": 0, "DMs opened": 0, "messages posted": 0, "refused (4xx/5xx)": 0}
+    """The bot's REST calls since call ``since`` by route (``POST /channels/{id}/threads``), most made first, and
+    how many the fake refused (status 400 and above)."""
+    routes: dict[str, int] = {}
+    refused = 0
     for call in server.calls[since:]:
-        counts["calls"] += 1
-        if call.method == "POST" and THREADS.match(call.path):
-            counts["threads started"] += 1
-        elif call.method == "POST" and call.path == DM_OPEN:
-            counts["DMs opened"] += 1
-        elif call.method == "POST" and MESSAGES.match(call.path):
-            counts["messages posted"] += 1
-        if call.status >= 400:
-            counts["refused (4xx/5xx)"] += 1
+        route = f"{call.method} {TOKENS.sub('/{token}', IDS.sub('/{id}', call.path))}"
+        routes[route] = routes.get(route, 0) + 1
+        refused += call.status >= 400
+    counts = dict(sorted(routes.items(), key=lambda item: -item[1]))
+    counts["refused"] = refused
     return counts
+
+
+def round_lines(log_path: Path) -> list[str]:
+    """What the bot logged about the round (its times in the worker, how its groups go): read from its output, for
+    the reader; nothing measured depends on it."""
+    with contextlib.suppress(OSError), open(log_path, encoding="utf-8", errors="replace") as log:
+        return [found.group(0) for line in log if (found := ROUND_LINE.search(ANSI.sub("", line)))]
+    return []
 
 
 def settle(run: Run, server: GatewayDiscord, probes: list[Probe]) -> None:
@@ -723,9 +735,13 @@ def report(run: Run) -> None:
           + ("the bot posted the round's summary" if run.delivery_finished else "delivery not finished") + ")")
     if run.round_answer:
         print(f"  /rounds run answered: {run.round_answer[:160]}")
+    for line in run.notes:
+        print(f"  the bot logged: {line[:200]}")
     if run.delivery_calls:
-        print("  the bot's REST calls in the delivery window: "
-              + ", ".join(f"{what} {count:,}" for what, count in run.delivery_calls.items()))
+        calls = dict(run.delivery_calls)
+        refused = calls.pop("refused")
+        print(f"  the bot's REST calls in the delivery window: {sum(calls.values()):,} ({refused:,} refused): "
+              + ", ".join(f"{route} {count:,}" for route, count in itertools.islice(calls.items(), 6)))
     held = sum(1 for p in run.probes if p.held)
     print(f"  {held} interactions came due before the session was up; sent at {at(run, run.up)}, their latency "
           "counts from then")
@@ -798,10 +814,9 @@ def main() -> None:
     for size in sizes:
         runs.append(asyncio.run(measure(size, args.seed, args.logs, idle=idle, delivery=delivery)))
         report(runs[-1])
-    target = TARGET_SIZE if TARGET_SIZE in sizes else max(sizes)
     print()
     for run in runs:
-        what = "the targets" if run.size == target else "for reference"
+        what = "the targets" if run.size == TARGET_SIZE else f"for reference; the targets are for {TARGET_SIZE:,}"
         print(f"At {run.size:,} profiles ({what}):")
         for line, passed in checks(run):
             print(f"{'PASS' if passed else 'FAIL'}  {line}")
