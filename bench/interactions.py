@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import contextlib
 import gc
 import itertools
@@ -205,6 +206,22 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+# The process groups of bot processes running now: killed at the bench's exit, whatever ended it (an exception the
+# finally blocks did not see through, SIGINT or SIGTERM), so that no bot is left reconnecting to a fake that is gone.
+_RUNNING: set[int] = set()
+
+
+def _kill_running() -> None:
+    for group in list(_RUNNING):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGKILL)
+    _RUNNING.clear()
+
+
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")   # asyncio.run then cancels the tasks, and their finally blocks run
+
+
 class BotProcess:
     """``python -m playground.launch run``: the bot's own entry point, with discord.py pointed at the fake, in a
     process group of its own (so that whatever it starts is stopped with it), its output in ``log_path``."""
@@ -234,6 +251,7 @@ class BotProcess:
         # The working directory is the temporary folder: the repository's .env, if any, is not read.
         self._process = subprocess.Popen([sys.executable, "-m", "playground.launch", "run"], cwd=self.folder,
                                          env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        _RUNNING.add(self._process.pid)
         self.spawned_at = time.perf_counter()
 
     def exited(self) -> bool:
@@ -263,6 +281,7 @@ class BotProcess:
         finally:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
+            _RUNNING.discard(process.pid)
             process.wait()
             if self._log is not None:
                 self._log.close()
@@ -807,13 +826,19 @@ def main() -> None:
     sizes = [QUICK_SIZE] if args.quick else [int(size) for size in args.sizes.split(",")]
     idle = args.idle if args.idle is not None else (5.0 if args.quick else IDLE_SECONDS)
     delivery = args.delivery if args.delivery is not None else (10.0 if args.quick else DELIVERY_SECONDS)
+    atexit.register(_kill_running)
+    signal.signal(signal.SIGTERM, _interrupted)
     began = time.perf_counter()
     print(f"load average before: {' '.join(f'{load:.2f}' for load in os.getloadavg())} ({os.cpu_count()} cores)")
     asyncio.run(cache_kernels())   # the round worker's kernels in numba's cache, as on any bot that made a round
     runs = []
-    for size in sizes:
-        runs.append(asyncio.run(measure(size, args.seed, args.logs, idle=idle, delivery=delivery)))
-        report(runs[-1])
+    try:
+        for size in sizes:
+            runs.append(asyncio.run(measure(size, args.seed, args.logs, idle=idle, delivery=delivery)))
+            report(runs[-1])
+    except KeyboardInterrupt as interrupt:
+        print(f"interrupted ({interrupt}); the bot's processes were stopped", file=sys.stderr)
+        sys.exit(130)
     print()
     for run in runs:
         what = "the targets" if run.size == TARGET_SIZE else f"for reference; the targets are for {TARGET_SIZE:,}"
