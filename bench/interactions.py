@@ -96,6 +96,7 @@ SETTLE_SECONDS = 30.0      # how long the answers still in flight are waited for
 STOP_SECONDS = 30.0        # how long the bot may take to stop after SIGTERM before it is killed
 RSS_EVERY = 0.25           # seconds between two reads of the processes' memory
 CHILDREN_EVERY = 1.0       # seconds between two looks for the bot's child processes
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 TICK = 0.01                # the bench's own event loop is timed with a ticker this often
 STALL = 0.005              # a tick later than this is kept as a stall of the bench's loop
 
@@ -183,6 +184,18 @@ def proc_status(pid: int) -> tuple[int, int]:
     except (FileNotFoundError, ProcessLookupError):
         pass
     return rss, peak
+
+
+def proc_cpu(pid: int) -> tuple[float, float]:
+    """A process's CPU seconds (user and system), and those of its children it has reaped; zeros once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0, 0.0
+    # utime, stime, cutime, cstime: the 14th to 17th fields, counted after the command's closing parenthesis.
+    utime, stime, cutime, cstime = (int(value) / CLOCK_TICKS for value in fields[11:15])
+    return utime + stime, cutime + cstime
 
 
 def descendants(pid: int) -> list[int]:
@@ -311,6 +324,9 @@ class Reading:
     bot: int         # bytes
     children: int    # bytes, all the bot's descendants together
     processes: int   # how many they are
+    bot_cpu: float = 0.0        # CPU seconds since its start
+    children_cpu: float = 0.0   # the descendants' (those alive, and those the bot reaped)
+    bench_cpu: float = 0.0      # this process's: the fake Discord and the bench
 
 
 class MemoryWatch:
@@ -339,7 +355,11 @@ class MemoryWatch:
 
     def mark(self, moment: str) -> None:
         self._looked = -math.inf   # a child started meanwhile (the round worker) counts at once
-        self.marks.append(self.read(moment))
+        reading = self.read(moment)
+        reading.bot_cpu, reaped = proc_cpu(self.bot.pid)
+        reading.children_cpu = reaped + sum(proc_cpu(child)[0] for child in self._children)
+        reading.bench_cpu = time.process_time()
+        self.marks.append(reading)
 
     async def run(self) -> None:
         while True:
@@ -783,10 +803,19 @@ def report(run: Run) -> None:
         print(f"    {phase}: " + (", ".join(
             f"{ms(math.inf if p.latency is None else p.latency)} ({p.kind}, {run.since_spawn(p.due):.2f} s)"
             for p in slowest) or "-"))
-    print(f"\n  {'memory (RSS)':<44}{'bot':>10}{'its children':>14}")
+    print(f"\n  {'memory (RSS)':<44}{'bot':>10}{'its children':>14}    CPU since the line above, of one core: "
+          "bot · its children · the bench (the fake)")
+    previous: Reading | None = None
     for reading in run.memory:
         children = f"{mb(reading.children)} ({reading.processes})" if reading.processes else "-"
-        print(f"  {reading.moment + f' ({at(run, reading.at)})':<44}{mb(reading.bot):>10}{children:>14}")
+        cpu = ""
+        if previous is not None and reading.at - previous.at >= 0.5:   # shorter: clock ticks too coarse
+            seconds = reading.at - previous.at
+            cpu = " · ".join(f"{max(0.0, (now - before) / seconds):.0%}" for now, before in (
+                (reading.bot_cpu, previous.bot_cpu), (reading.children_cpu, previous.children_cpu),
+                (reading.bench_cpu, previous.bench_cpu)))
+        print(f"  {reading.moment + f' ({at(run, reading.at)})':<44}{mb(reading.bot):>10}{children:>14}    {cpu}")
+        previous = reading
     print(f"  {'peak':<44}{mb(run.bot_peak):>10}{mb(run.children_peak):>14}   (bot and children together, at "
           f"one reading: {mb(run.together_peak)})")
     if run.log_paths is not None:
