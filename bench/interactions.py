@@ -31,8 +31,9 @@ the fake receives them (a dict entry each), so that nothing is awaited per inter
 does not acknowledge within Discord's 3 s is refused by the fake as Discord would: it stays unanswered.
 
 The phases, one after the other, each interaction counted in the one it was due in: *start* (from the spawn to
-the first answer, of any kind); *the first /match suggest* (from that first answer until the first answer to a
-``/match suggest``; on the bot of today, the first builds the server's suggestion index); *idle* (``--idle``
+the first answer, of any kind); *the first /match suggest* (from that first answer until the answer to the first
+``/match suggest`` sent, one of those held for the session, passing over one the bot let expire; on the bot of
+today it builds the server's suggestion index, and the suggestions after it wait for it); *idle* (``--idle``
 seconds more); */rounds run* (an admin's, from sending it until its answer: the round is planned); *the round
 delivered* (from that answer, ``--delivery`` seconds or until the bot posts the round's summary in the log
 channel, whichever comes first). Then the interactions still unanswered get 30 s more, and the bot is stopped.
@@ -458,8 +459,24 @@ class Sampler:
         except Exception as exc:   # counted as unanswered, with the reason printed
             probe.failed = f"{type(exc).__name__}: {exc}"
 
-    def answered(self, kind: str | None = None) -> bool:
-        return any(p.interaction_id in self.server.answered for p in self.probes if kind in (None, p.kind))
+    def answered(self) -> bool:
+        return any(p.interaction_id in self.server.answered for p in self.probes)
+
+    def first_suggest(self) -> Probe | None:
+        """The first /match suggest sent that is answered or may still be (one the fake could not send, or that
+        was not acknowledged in time, is passed over); None while none was sent."""
+        for probe in self.probes:
+            if probe.kind != SUGGEST or probe.failed:
+                continue
+            if not probe.sent_ok:
+                return None   # held, or being sent
+            if probe.interaction_id in self.server.answered or not self.server.dead(probe.interaction_id):
+                return probe
+        return None
+
+    def first_suggest_answered(self) -> bool:
+        first = self.first_suggest()
+        return first is not None and first.interaction_id in self.server.answered
 
     def settled(self) -> bool:
         """Every interaction sent has its answer, or never will (not acknowledged in time)."""
@@ -591,7 +608,7 @@ async def measured_run(run: Run, server: GatewayDiscord, world: World, bot: BotP
         watchers += [asyncio.create_task(memory.run()), asyncio.create_task(ticker())]
         await until(bot, sampler.answered, START_TIMEOUT, "the first answer")
         memory.mark("after start (its first answer)")
-        await until(bot, lambda: sampler.answered(SUGGEST), ANSWER_TIMEOUT, "the first answer to /match suggest")
+        await until(bot, sampler.first_suggest_answered, ANSWER_TIMEOUT, "the answer to the first /match suggest")
         memory.mark("after the first /match suggest")
         idle_end = time.perf_counter() + idle
         await until(bot, lambda: time.perf_counter() >= idle_end, idle + 5, "the idle phase's end")
@@ -624,7 +641,7 @@ async def measured_run(run: Run, server: GatewayDiscord, world: World, bot: BotP
     run.notes = round_lines(bot.log_path)
     run.identified = server.identified_at or math.nan
     run.up = server.up_at or math.nan
-    settle(run, server, sampler.probes)
+    settle(run, server, sampler)
     run.stalls = stalls
     run.memory = memory.marks
     run.bot_peak, run.children_peak, run.together_peak = memory.bot_peak, memory.children_peak, memory.together_peak
@@ -652,8 +669,9 @@ def round_lines(log_path: Path) -> list[str]:
     return []
 
 
-def settle(run: Run, server: GatewayDiscord, probes: list[Probe]) -> None:
+def settle(run: Run, server: GatewayDiscord, sampler: Sampler) -> None:
     """Each probe's latency, answer and phase; the phases' bounds from the answers the fake received."""
+    probes = sampler.probes
     for probe in probes:
         server.settle(probe)
         if probe.interaction_id in server.modals:
@@ -665,11 +683,10 @@ def settle(run: Run, server: GatewayDiscord, probes: list[Probe]) -> None:
         first = min(answered, key=lambda p: p.due + (p.latency or 0.0))
         run.first_answer = first.due + (first.latency or 0.0)
         run.first_answer_kind = first.kind
-    suggests = [p for p in answered if p.kind == SUGGEST]
-    if suggests:
-        first_suggest = min(suggests, key=lambda p: p.due + (p.latency or 0.0))
+    first_suggest = sampler.first_suggest()
+    if first_suggest is not None and first_suggest.latency is not None:
         run.first_suggest_sent = first_suggest.due
-        run.first_suggest_answered = first_suggest.due + (first_suggest.latency or 0.0)
+        run.first_suggest_answered = first_suggest.due + first_suggest.latency
     for probe in probes:
         probe.phase = run.phase_of(probe.due)
     run.probes = [p for p in probes if p.phase != AFTER]
@@ -772,7 +789,7 @@ def report(run: Run) -> None:
           f"{at(run, run.up)} (the fake had sent READY and the server's GUILD_CREATE, "
           f"{ms(run.up - run.identified)} of the bench's own work); first answer {at(run, run.first_answer)} "
           f"({run.first_answer_kind or '-'})")
-    print(f"  the first /match suggest answered: sent {at(run, run.first_suggest_sent)}, answered "
+    print(f"  the first /match suggest: sent {at(run, run.first_suggest_sent)}, answered "
           f"{at(run, run.first_suggest_answered)} ({ms(run.first_suggest_answered - run.first_suggest_sent)}); "
           f"/rounds run sent {at(run, run.rounds_sent)}, answered {at(run, run.rounds_answered)} "
           f"({ms(run.rounds_answered - run.rounds_sent)}); delivery window closed {at(run, run.delivery_end)} ("
