@@ -43,8 +43,9 @@ and multiprocessing's resource tracker), read from /proc every 250 ms; the bot's
 
 The fake sends every member of the server in its GUILD_CREATE (it does not model a large server, whose members
 Discord sends in chunks of 1,000 that interleave with other events): at 100,000 members the bot reads one event of
-42 MB of JSON (1.2 MB compressed) before anything else, and the fake makes it in this process. Both are in "start
-to first answer" and in the start phase's latencies, and printed apart.
+42 MB of JSON (1.2 MB compressed) before anything else, and the fake makes it in this process. The fake's making
+it is in "start to first answer" (in no latency: the session is not up yet); the bot's reading it is in that and in
+the start phase's latencies; the two are printed apart.
 
 About 2 minutes for both sizes on two cores (``--quick``: 2,000 members, about 15 s). See bench/README.md for what
 the figures mean and the last ones measured.
