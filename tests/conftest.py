@@ -48,6 +48,19 @@ def _recorded_run_forever(self: asyncio.BaseEventLoop) -> None:
 asyncio.BaseEventLoop.run_forever = _recorded_run_forever  # type: ignore[method-assign]
 
 
+def _awaited(coro: object) -> list[str]:
+    """Where a coroutine waits, through every coroutine it awaits (a task's stack shows only its own frame)."""
+    found = []
+    while coro is not None and len(found) < 50:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "ag_frame", None)
+        if frame is not None:
+            found.append(f"{frame.f_code.co_qualname} ({Path(frame.f_code.co_filename).name}:{frame.f_lineno})")
+        else:
+            found.append(repr(coro)[:200])
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "ag_await", None)
+    return found
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, None, None]:
     def report() -> None:
@@ -57,6 +70,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
             for task in list(asyncio.all_tasks(loop)):
                 print(f"-- {task!r}", file=out)
                 task.print_stack(file=out)
+                print(f"   awaiting: {' -> '.join(_awaited(task.get_coro()))}", file=out)
         folder = Path(__file__).resolve().parents[1] / "tmp" / "artifacts"
         folder.mkdir(parents=True, exist_ok=True)
         name = "".join(c if c.isalnum() else "-" for c in item.name)[:120]

@@ -114,8 +114,8 @@ ARCHIVE_AFTER: Final = timedelta(days=7)    # a round thread is archived this lo
 CANDIDATES_AT_ONCE: Final = 64              # candidates made between two turns of the event loop: about 1 ms
 PAIRS_AT_ONCE: Final = 500                  # pairs of a history put in sets between two turns: under 1 ms
 HISTORY_PAUSE: Final = 5.0                  # seconds between two readings of a server's whole history
-# A server with this many active profiles has its suggestion index's pool and history read in the round worker
-# (about 50 µs a profile on the event loop: 25 ms here, 5 s at 100,000); a smaller one here, at once.
+# A server with this many active profiles has its suggestion index built, and its history read again, in the round
+# worker (about 50 µs a profile on the event loop: 25 ms here, 5 s at 100,000); a smaller one's here, at once.
 READ_IN_WORKER_FROM: Final = 500
 
 
@@ -472,9 +472,8 @@ class MatchService:
                 self._history_stale.discard(guild_id)
                 self._building.add(guild_id)
                 try:
-                    with heap.building(f"the suggestion index of guild {guild_id}"):
-                        index, self._pauses[guild_id] = await self._built(guild_id, now)
-                        self._indexes[guild_id] = index
+                    index, self._pauses[guild_id] = await self._built(guild_id, now)
+                    self._indexes[guild_id] = index
                 finally:
                     self._building.discard(guild_id)
             pauses = self._pauses.get(guild_id, {})
@@ -501,12 +500,16 @@ class MatchService:
         """A server's suggestion index made from scratch, and when its paused members come back. A large
         server's is made in the round worker and unpacked here in a thread, so the event loop only waits, never
         works (not even for the first ``/match suggest`` after a start), and the heap holds only the index."""
+        # The collector is paused only while this process makes objects (not while the worker works).
+        what = f"the suggestion index of guild {guild_id}"
         if self._worker is not None and await self._intros.count_active(guild_id) >= READ_IN_WORKER_FROM:
             order = ServerOrder(self.store.storage.target, guild_id, now)
             packed, pauses = await self._worker.run(build_index, order)
-            return await asyncio.to_thread(unpack_index, packed), pauses
-        pool = await self.pool(guild_id)
-        return await asyncio.to_thread(MatchIndex, pool.candidates.values(), pool.history), _pauses(pool, now)
+            with heap.building(what):
+                return await asyncio.to_thread(unpack_index, packed), pauses
+        with heap.building(what):
+            pool = await self.pool(guild_id)
+            return await asyncio.to_thread(MatchIndex, pool.candidates.values(), pool.history), _pauses(pool, now)
 
     async def prepare_indexes(self, shards: Shards = EVERY, present: Callable[[int], bool] = lambda _: True) -> int:
         """Build the suggestion index of every large server of ``shards`` the bot is ``present`` in, largest
