@@ -757,23 +757,18 @@ def at(run: Run, moment: float) -> str:
     return "-" if math.isnan(moment) else f"{run.since_spawn(moment):.2f} s"
 
 
+# What an answer that is a plain message (no embed, no form) means, by kind.
+PLAIN_ANSWER = {SUGGEST: "without suggestions", BUTTON: "a message, not the form", INTRO_SHOW: "without a card"}
+
+
 def answers_note(probes: list[Probe], kind: str | None) -> str:
     notes: list[str] = []
     failed = [p for p in probes if p.failed]
     if failed:
         notes.append(f"{len(failed)} not sent ({failed[0].failed[:60]})")
-    if kind == SUGGEST:
-        plain = sum(1 for p in probes if p.answer == "message")
-        if plain:
-            notes.append(f"{plain} without suggestions")
-    elif kind == BUTTON:
-        plain = sum(1 for p in probes if p.answer == "message")
-        if plain:
-            notes.append(f"{plain} a message, not the form")
-    elif kind == INTRO_SHOW:
-        plain = sum(1 for p in probes if p.answer == "message")
-        if plain:
-            notes.append(f"{plain} without a card")
+    plain = sum(1 for p in probes if p.answer == "message")
+    if plain and kind in PLAIN_ANSWER:
+        notes.append(f"{plain} {PLAIN_ANSWER[kind]}")
     held = sum(1 for p in probes if p.held)
     if held:
         notes.append(f"{held} held until the session was up")
