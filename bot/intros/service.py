@@ -101,6 +101,12 @@ class IntroService:
     async def count_active(self, guild_id: int) -> int:
         return await self._store.count_active(guild_id)
 
+    async def active_ids(self, guild_id: int) -> set[int]:
+        return await self._store.active_ids(guild_id)
+
+    async def saved_since(self, guild_id: int, since: datetime) -> set[int]:
+        return await self._store.saved_since(guild_id, since)
+
     async def large_servers(self, at_least: int, shards: Shards = EVERY) -> list[int]:
         return await self._store.large_servers(at_least, shards)
 

@@ -9,7 +9,7 @@ costs about 60 MB instead of 180.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -116,6 +116,10 @@ class MatchIndex:
 
     def __contains__(self, user_id: int) -> bool:
         return user_id in self._members.slot_of
+
+    def __iter__(self) -> Iterator[int]:
+        """The user ids of the members held."""
+        return iter(self._members.slot_of)
 
     @property
     def history(self) -> History:

@@ -225,3 +225,14 @@ class RoundStats:
     meetings: int            # groups in which at least one member answered "We met"
     bridged: int             # distinct pairs of companies put together in a group
     last: Progress | None = None   # the latest round's delivery
+
+
+@dataclass(frozen=True)
+class StoredSnapshot:
+    """A server's suggestion index as stored (bot/matching/snapshots.py): the code's ``format``, the moment the
+    build read the data ``as_of``, how many members it holds, and the bytes."""
+
+    format: str
+    as_of: datetime
+    members: int
+    data: bytes = field(repr=False)

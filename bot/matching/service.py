@@ -35,7 +35,7 @@ from bot.intros.model import Profile
 from bot.intros.profile import tag_key
 from bot.intros.service import IntroService
 from bot.intros.store import IntroStore
-from bot.matching import delivery, rules, schedule
+from bot.matching import delivery, rules, schedule, snapshots
 from bot.matching.delivery import Ended, GroupState, PlannedGroup, Progress, Unreached, Way
 from bot.matching.index import MatchIndex, PreparedHistory
 from bot.matching.model import (
@@ -66,6 +66,7 @@ from bot.matching.model import (
     RoundPlan,
     RoundSettings,
     RoundStats,
+    StoredSnapshot,
     Suggestion,
 )
 from bot.matching.pairing import plan_round
@@ -247,10 +248,17 @@ async def preview_round(order: ServerOrder) -> Preview:
 async def build_index(order: ServerOrder) -> tuple[PackedIndex, dict[int, datetime]]:
     """In the round worker's process: a server's suggestion index, made from its whole pool and packed for the
     way back (unpacked in the bot a chunk at a time), and when its paused members come back. Some 100,000
-    profiles are read and made candidates in seconds: not on the bot's loop, and none of them in its heap."""
+    profiles are read and made candidates in seconds: not on the bot's loop, and none of them in its heap.
+    The index is also stored, for the bot's next start (bot/matching/snapshots.py)."""
     async with _working(order.database, order.now) as service:
+        aliases = await service._intros.alias_map(order.guild_id)
         pool = await service.pool(order.guild_id)
-    return pack_index(MatchIndex(pool.candidates.values(), pool.history)), _pauses(pool, order.now)
+        members = len(pool.candidates)
+        packed, pauses = pack_index(MatchIndex(pool.candidates.values(), pool.history)), _pauses(pool, order.now)
+        del pool
+        data = snapshots.encode(snapshots.Snapshot(packed, pauses, aliases))
+        await service.store.save_snapshot(order.guild_id, StoredSnapshot(snapshots.FORMAT, order.now, members, data))
+    return packed, pauses
 
 
 async def read_history(order: ServerOrder) -> PackedPool:
@@ -398,6 +406,10 @@ class MatchService:
         # When paused members of a server come back by themselves: each is made current once that passes.
         self._pauses: dict[int, dict[int, datetime]] = {}
         self._index_locks: dict[int, asyncio.Lock] = {}   # one build or update of a server's index at a time
+        # Large servers whose index is being built again in the worker while the one held serves (``_renew``),
+        # with the members whose data changed since that build began reading.
+        self._renewing: dict[int, set[int]] = {}
+        self._renewals: dict[int, asyncio.Task[None]] = {}
         # One round at a time per server in this process (the database refuses a second one planned from
         # the same state anyway, across processes too: see _make_round).
         self._round_locks: dict[int, asyncio.Lock] = {}
@@ -414,6 +426,9 @@ class MatchService:
         else:
             # Kept also while the index is being built: the build may have read the member before the change.
             self._stale.setdefault(guild_id, set()).add(user_id)
+            renewing = self._renewing.get(guild_id)
+            if renewing is not None:
+                renewing.add(user_id)
 
     async def _history(self, guild_id: int, settings: RoundSettings, now: datetime,
                        only: Collection[int] | None = None) -> History:
@@ -476,21 +491,30 @@ class MatchService:
                     self._indexes[guild_id] = index
                 finally:
                     self._building.discard(guild_id)
-            pauses = self._pauses.get(guild_id, {})
+            pauses = self._pauses.setdefault(guild_id, {})
             for user_id in [user for user, until in pauses.items() if until <= now]:
                 del pauses[user_id]
                 self._stale.setdefault(guild_id, set()).add(user_id)
             if guild_id in self._stale:
                 stale = self._stale.pop(guild_id)
-                fresh, _, _ = await self._candidates(guild_id, stale, now)   # their history: see suggest
+                fresh, _, members = await self._candidates(guild_id, stale, now)   # their history: see suggest
                 for user_id in stale:
                     candidate = fresh.get(user_id)
+                    pauses.pop(user_id, None)
                     if candidate is None:
                         index.remove(user_id)   # no profile any more (erased)
-                    else:
-                        index.upsert(candidate)
+                        continue
+                    index.upsert(candidate)
+                    until = members[user_id].paused_until
+                    if until is not None and until > now:
+                        pauses[user_id] = until
                 if index.sparse:
-                    self._rebuild.add(guild_id)   # edits left more retired slots than live: built anew next time
+                    # Edits left more retired slots than live: built anew, by the worker while this one serves
+                    # for a large server, else on the next use.
+                    if self._worker is not None and len(index) >= READ_IN_WORKER_FROM:
+                        self._start_renewal(guild_id)
+                    else:
+                        self._rebuild.add(guild_id)
             if guild_id in self._history_stale and guild_id not in self._refreshing:
                 self._refreshing[guild_id] = asyncio.create_task(self._refresh_history(guild_id),
                                                                  name=f"history of guild {guild_id}")
@@ -511,10 +535,58 @@ class MatchService:
             pool = await self.pool(guild_id)
             return await asyncio.to_thread(MatchIndex, pool.candidates.values(), pool.history), _pauses(pool, now)
 
+    async def load_indexes(self, shards: Shards = EVERY) -> int:
+        """Load the stored suggestion index of every large server of ``shards`` (bot/matching/snapshots.py),
+        largest first: before the bot connects, so that no interaction waits for it. How many were loaded;
+        the others are built after the start (``prepare_indexes``)."""
+        loaded = 0
+        if self._worker is None:
+            return loaded   # only the worker builds (and stores) large servers' indexes
+        for guild_id in await self._intros.large_servers(READ_IN_WORKER_FROM, shards):
+            try:
+                loaded += await self._load(guild_id)
+            except Exception:
+                log.exception("Could not load the stored suggestion index of guild %s; it is built anew", guild_id)
+        return loaded
+
+    async def _load(self, guild_id: int) -> bool:
+        started = asyncio.get_running_loop().time()
+        async with self._index_locks.setdefault(guild_id, asyncio.Lock()):
+            stored = await self.store.snapshot(guild_id)
+            if guild_id in self._indexes or stored is None or stored.format != snapshots.FORMAT:
+                return False
+            since = stored.as_of - snapshots.CLOCK_SKEW
+            self._building.add(guild_id)   # changes from now on are noted (``changed``)
+            try:
+                with heap.building(f"the stored suggestion index of guild {guild_id}"):
+                    index, pauses, aliases = await asyncio.to_thread(snapshots.decode, stored.data)
+                del stored
+                if aliases != await self._intros.alias_map(guild_id):
+                    return False
+                changed = await self._intros.saved_since(guild_id, since)
+                changed |= await self.store.choices_changed_since(guild_id, since)
+                changed |= (await self._intros.active_ids(guild_id)).symmetric_difference(index)
+                if len(changed) > snapshots.LOAD_AT_MOST:
+                    log.info("The stored suggestion index of guild %s is %d members behind; it is built anew",
+                             guild_id, len(changed))
+                    return False
+                self._indexes[guild_id], self._pauses[guild_id] = index, pauses
+                self._stale.setdefault(guild_id, set()).update(changed)
+                self._history_stale.add(guild_id)   # read again in the worker, in the background
+            finally:
+                self._building.discard(guild_id)
+        await self._index(guild_id)   # the changed members read afresh
+        log.info("Suggestion index of guild %s loaded (%d members, %d read afresh) in %.2f s", guild_id,
+                 len(index), len(changed), asyncio.get_running_loop().time() - started)
+        return True
+
     async def prepare_indexes(self, shards: Shards = EVERY, present: Callable[[int], bool] = lambda _: True) -> int:
         """Build the suggestion index of every large server of ``shards`` the bot is ``present`` in, largest
         first, one at a time (in the round worker): after a start, so that a server's first ``/match
-        suggest`` finds it ready. Smaller servers are built on their first use, at once. How many were built."""
+        suggest`` finds it ready; those loaded (``load_indexes``) are there already, those of servers the
+        bot is not in are let go. Smaller servers are built on their first use, at once. How many were built."""
+        for guild_id in [guild for guild in self._indexes if not present(guild)]:
+            del self._indexes[guild_id]
         built = 0
         for guild_id in await self._intros.large_servers(READ_IN_WORKER_FROM, shards):
             if present(guild_id) and guild_id not in self._indexes:
@@ -522,12 +594,60 @@ class MatchService:
                 built += 1
         return built
 
+    async def keep_snapshots(self, every: float = 300.0) -> None:
+        """``renew_snapshots`` every ``every`` seconds, forever."""
+        while True:
+            await asyncio.sleep(every)
+            await self.renew_snapshots()
+
+    async def renew_snapshots(self) -> int:
+        """Build again in the worker (and so store again) the index of each large server held whose stored one
+        is gone (a member's erasure deletes it), of other code, or older than ``snapshots.RENEW_AFTER``, one
+        at a time; the index held serves meanwhile. How many were built."""
+        renewed = 0
+        for guild_id, index in list(self._indexes.items()):
+            if len(index) < READ_IN_WORKER_FROM or self._worker is None or guild_id in self._renewals:
+                continue
+            saved = await self.store.snapshot_saved(guild_id)
+            if saved is None or saved[0] != snapshots.FORMAT or self._clock.now() - saved[1] > snapshots.RENEW_AFTER:
+                self._start_renewal(guild_id)
+                await self._renewals[guild_id]
+                renewed += 1
+        return renewed
+
+    def _start_renewal(self, guild_id: int) -> None:
+        if guild_id not in self._renewals:
+            self._renewals[guild_id] = asyncio.create_task(self._renew(guild_id),
+                                                           name=f"suggestion index of guild {guild_id}")
+
+    async def _renew(self, guild_id: int) -> None:
+        """Build a large server's index again in the worker (which stores it) while the one held serves, and
+        put it in the held one's place with the changes made meanwhile."""
+        if self._worker is None:
+            raise RuntimeError("only the round worker builds an index in the background")
+        self._renewing[guild_id] = set()
+        try:
+            order = ServerOrder(self.store.storage.target, guild_id, self._clock.now())
+            packed, pauses = await self._worker.run(build_index, order)
+            with heap.building(f"the suggestion index of guild {guild_id}"):
+                index = await asyncio.to_thread(unpack_index, packed)
+            del packed
+            async with self._index_locks.setdefault(guild_id, asyncio.Lock()):
+                if guild_id in self._indexes and guild_id not in self._rebuild:   # not let go, aliases kept
+                    self._indexes[guild_id], self._pauses[guild_id] = index, pauses
+                    self._stale.setdefault(guild_id, set()).update(self._renewing[guild_id])
+                    self._history_stale.add(guild_id)   # a history read while the build ran may be newer
+        except Exception:
+            log.exception("Could not build the suggestion index of guild %s again; the one held serves", guild_id)
+        finally:
+            del self._renewing[guild_id], self._renewals[guild_id]
+
     async def close(self) -> None:
-        """Stop reading histories in the background (before the database is closed)."""
-        refreshing = list(self._refreshing.values())
-        for task in refreshing:
+        """Stop reading histories and building indexes in the background (before the database is closed)."""
+        background = [*self._refreshing.values(), *self._renewals.values()]
+        for task in background:
             task.cancel()
-        await asyncio.gather(*refreshing, return_exceptions=True)
+        await asyncio.gather(*background, return_exceptions=True)
 
     async def _refresh_history(self, guild_id: int) -> None:
         """The index's copy of who met whom read again, while suggestions go on with the one it has: after a
@@ -761,7 +881,8 @@ class MatchService:
             # Every spelling of that company goes ("Sony" and "ソニー" once an alias joins them), together.
             gone = [entry for entry in await MatchStore.current_avoided(tx, guild_id, user_id)
                     if aliases.get(entry.company_key, entry.company_key) == wanted]
-            await MatchStore.remove_avoided(tx, guild_id, user_id, [entry.company_key for entry in gone])
+            await MatchStore.remove_avoided(tx, guild_id, user_id, [entry.company_key for entry in gone],
+                                            self._clock.now())
         if not gone:
             return None
         self.changed(guild_id, user_id)

@@ -22,6 +22,7 @@ from bot.matching.model import (
     RoundPlan,
     RoundSettings,
     RoundStats,
+    StoredSnapshot,
 )
 from bot.shards import EVERY, Shards
 from bot.storage import Row, Storage, Transaction
@@ -48,6 +49,25 @@ ON CONFLICT (guild_id, user_id, company_key) DO NOTHING
 """
 DELETE_AVOID = "DELETE FROM match_avoid WHERE guild_id = ? AND user_id = ? AND company_key = ?"
 DELETE_AVOID_ALL = "DELETE FROM match_avoid WHERE guild_id = ? AND user_id = ?"
+# An avoid list's change leaves its trace on the member's row (added entries have their own created_at; a removed
+# one has none), for a suggestion snapshot loaded later to see (bot/matching/snapshots.py).
+TOUCH_MEMBER = """
+INSERT INTO match_members (guild_id, user_id, updated_at) VALUES (?, ?, ?)
+ON CONFLICT (guild_id, user_id) DO UPDATE SET updated_at = excluded.updated_at
+"""
+SELECT_CHOICES_CHANGED_SINCE = """
+SELECT user_id FROM match_members WHERE guild_id = ? AND updated_at >= ?
+UNION SELECT user_id FROM match_avoid WHERE guild_id = ? AND created_at >= ?
+"""
+
+SELECT_SNAPSHOT = "SELECT format, as_of, members, data FROM suggestion_snapshots WHERE guild_id = ?"
+SELECT_SNAPSHOT_SAVED = "SELECT format, as_of FROM suggestion_snapshots WHERE guild_id = ?"
+UPSERT_SNAPSHOT = """
+INSERT INTO suggestion_snapshots (guild_id, format, as_of, members, data) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (guild_id) DO UPDATE SET format = excluded.format, as_of = excluded.as_of, members = excluded.members,
+    data = excluded.data
+"""
+DELETE_SNAPSHOT = "DELETE FROM suggestion_snapshots WHERE guild_id = ?"
 
 _REQUEST_COLUMNS = """id, guild_id, requester_id, target_id, note, state, created_at, expires_at, answered_at,
 channel_id, message_id, thread_id"""
@@ -317,8 +337,39 @@ class MatchStore:
                                                to_text(now))) > 0
 
     @staticmethod
-    async def remove_avoided(tx: Transaction, guild_id: int, user_id: int, company_keys: Collection[str]) -> None:
+    async def remove_avoided(tx: Transaction, guild_id: int, user_id: int, company_keys: Collection[str],
+                             now: datetime) -> None:
         await tx.execute_many(DELETE_AVOID, ((guild_id, user_id, key) for key in company_keys))
+        await tx.execute(TOUCH_MEMBER, (guild_id, user_id, to_text(now)))
+
+    async def choices_changed_since(self, guild_id: int, since: datetime) -> set[int]:
+        """Who changed their part in rounds, a pause or their avoid list at ``since`` or after."""
+        rows = await self._storage.fetch_all(SELECT_CHOICES_CHANGED_SINCE,
+                                             (guild_id, to_text(since), guild_id, to_text(since)))
+        return {int(row[0]) for row in rows}
+
+    # -- suggestion snapshots (bot/matching/snapshots.py)
+
+    async def snapshot(self, guild_id: int) -> StoredSnapshot | None:
+        row = await self._storage.fetch_one(SELECT_SNAPSHOT, (guild_id,))
+        if row is None:
+            return None
+        return StoredSnapshot(row["format"], from_text(row["as_of"]), row["members"], bytes(row["data"]))
+
+    async def snapshot_saved(self, guild_id: int) -> tuple[str, datetime] | None:
+        """The format of the server's snapshot and the moment it was read as of, without its data; None when
+        there is none."""
+        row = await self._storage.fetch_one(SELECT_SNAPSHOT_SAVED, (guild_id,))
+        return None if row is None else (row["format"], from_text(row["as_of"]))
+
+    async def save_snapshot(self, guild_id: int, snapshot: StoredSnapshot) -> None:
+        async with self._storage.transaction() as tx:
+            await tx.execute(UPSERT_SNAPSHOT, (guild_id, snapshot.format, to_text(snapshot.as_of), snapshot.members,
+                                               snapshot.data))
+
+    async def delete_snapshot(self, guild_id: int) -> None:
+        async with self._storage.transaction() as tx:
+            await tx.execute(DELETE_SNAPSHOT, (guild_id,))
 
     # -- requests
 
@@ -631,6 +682,7 @@ class MatchStore:
         await tx.execute_many(KEEP_BRIDGE, [(guild_id, pair) for pair in bridged])
         await tx.execute(DELETE_MEMBER, (guild_id, user_id))
         await tx.execute(DELETE_AVOID_ALL, (guild_id, user_id))
+        await tx.execute(DELETE_SNAPSHOT, (guild_id,))   # it holds the member's columns too
         await tx.execute(DELETE_MEMBER_REQUESTS, (guild_id, user_id, user_id))
         await tx.execute(DELETE_MEMBER_GROUPS, (guild_id, user_id))
         return delivered

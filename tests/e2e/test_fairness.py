@@ -11,7 +11,9 @@ path's major parameter), as Discord counts these routes; a DM is a channel of it
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -148,3 +150,25 @@ async def test_an_interaction_sent_while_the_first_suggest_builds_the_index_of_3
     started = loop.time()
     await (await discord_server.slash(members[1], "match suggest")).reply()
     assert loop.time() - started <= 1.0
+
+
+async def test_after_a_restart_the_first_suggest_of_3000_profiles_finds_the_stored_index_loaded(
+        discord_server: FakeDiscord, world: World, bot_runner: BotRunner, clock: FakeClock,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The round worker stores the index it builds (bot/matching/snapshots.py); the next start loads it
+    before it connects, so nothing is built again and the first /match suggest is as fast as any."""
+    members = [discord_server.add_member(world.guild, f"m{n:04d}") for n in range(3000)]
+    await seed_community(bot_runner.database_path, world.guild.id, people(members), now=clock.now())
+    clock.advance(timedelta(hours=1))   # the profiles were saved well before the index was built
+    bot: KakehashiBot = await bot_runner.start()
+    await (await discord_server.slash(members[0], "match suggest")).reply(timeout=30)   # built once
+    caplog.set_level(logging.INFO, "bot.matching.service")
+    bot = await bot_runner.restart()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    suggested = await (await discord_server.slash(members[1], "match suggest")).reply(timeout=10)
+    assert loop.time() - started <= 1.0
+    assert suggested.custom_ids and all(c.startswith(f"match:ask:{world.guild.id}:") for c in suggested.custom_ids)
+    loaded = [r.getMessage() for r in caplog.records if "loaded" in r.getMessage()]
+    assert loaded and "(3000 members" in loaded[0], loaded
+    assert not bot.matching.building_index(world.guild.id)

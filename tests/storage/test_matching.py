@@ -605,6 +605,87 @@ async def test_a_large_servers_index_read_in_the_worker_suggests_as_one_built_he
         await worker.close()
 
 
+TOPICS = ("AI", "logistics", "design", "finance", "robots")
+ZONES = ("Asia/Tokyo", "Europe/London", "America/New_York")
+
+
+async def test_a_stored_index_loaded_with_the_changes_made_since_suggests_as_one_built_now(
+        intros: IntroService, matching: MatchService, storage: Storage, clock: FakeClock,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker stores the index it builds (bot/matching/snapshots.py); the next bot loads it and reads
+    afresh whoever changed meanwhile: profiles saved, hidden and shown again, avoid lists grown and shrunk,
+    pauses begun and ended, rounds left. It then suggests exactly as an index built from scratch would."""
+    monkeypatch.setattr(service_module, "READ_IN_WORKER_FROM", 5)
+    for user_id in range(1, 15):
+        await member(intros, user_id, f"Company {user_id % 4}", timezone=ZONES[user_id % 3],
+                     interests=", ".join(TOPICS[user_id % 5:user_id % 5 + 2]))
+        await matching.join(GUILD, user_id)
+    await matching.pause(GUILD, 2, 1)
+    await matching.avoid(GUILD, 5, "Company 2")
+    await intros.left(GUILD, 9)
+    worker = RoundWorker()
+
+    def bot() -> MatchService:
+        return MatchService(MatchStore(storage), intros, PromptStore(storage),
+                            GuildConfig(GuildSettingsStore(storage), clock), clock, planner=plan_in_thread,
+                            worker=worker)
+
+    async def suggested(service: MatchService) -> dict[int, list[tuple[int, float]]]:
+        found = {}
+        for user_id in await intros.active_ids(GUILD):
+            try:
+                found[user_id] = [(s.user_id, s.score) for s, _ in await service.suggest(GUILD, user_id)]
+            except UserError as error:
+                found[user_id] = [(0, float(len(error.key)))]   # the same refusal either way
+        return found
+
+    first, second, third = bot(), bot(), bot()
+    clock.advance(timedelta(hours=1))   # what came before the build is older than its margin for clocks
+    try:
+        assert await first.load_indexes() == 0             # nothing stored yet
+        assert await first.prepare_indexes() == 1          # built in the worker, and stored
+        stored = await MatchStore(storage).snapshot(GUILD)
+        assert stored is not None and stored.members == 13 and stored.as_of == clock.now()
+        await first.close()
+        clock.advance(timedelta(minutes=30))               # while no bot runs
+        await member(intros, 3, "Company 2", interests="finance")      # saved again
+        await matching.avoid(GUILD, 4, "Company 1")
+        await matching.unavoid(GUILD, 5, "Company 2")
+        await matching.pause(GUILD, 6, 2)
+        await matching.leave(GUILD, 7)
+        await intros.left(GUILD, 8)
+        await intros.joined(GUILD, 9, welcome=False)        # hidden before the build, shown again
+        await member(intros, 15, "Company 3", interests="robots, AI")
+        await matching.join(GUILD, 15)
+        assert await second.load_indexes() == 1
+        assert {9, 15} <= set(second._indexes[GUILD])   # shown again, and new
+        assert await suggested(second) == await suggested(matching)
+        assert (await MatchStore(storage).snapshot(GUILD)).as_of == stored.as_of   # loaded, not built
+        clock.advance(timedelta(weeks=2, seconds=1))        # both pauses end (one begun after the build)
+        assert await suggested(second) == await suggested(matching)
+        back = await suggested(second)
+        assert any(2 in (user for user, _ in found) for found in back.values())
+        assert any(6 in (user for user, _ in found) for found in back.values())
+        # An erasure deletes the stored index (it holds the member's columns); the bot builds another.
+        await intros.forget(GUILD, 10)
+        assert await MatchStore(storage).snapshot(GUILD) is None
+        assert await second.renew_snapshots() == 1
+        again = await MatchStore(storage).snapshot(GUILD)
+        assert again is not None and again.members == 13 and again.as_of == clock.now()
+        assert await suggested(second) == await suggested(matching)   # the new index, in the old one's place
+        assert await second.renew_snapshots() == 0                       # stored, and new
+        # Stored with other aliases, or by other code: not used.
+        await intros.set_alias(GUILD, "Company 0", "Company 1", actor_id=1)
+        assert await third.load_indexes() == 0
+        await intros.set_alias(GUILD, "Company 0", None, actor_id=1)
+        monkeypatch.setattr(service_module.snapshots, "FORMAT", "other code")
+        assert await third.load_indexes() == 0
+    finally:
+        for service in (first, second, third):
+            await service.close()
+        await worker.close()
+
+
 async def test_a_members_history_read_from_their_own_rows_is_the_servers_for_them(
         intros: IntroService, matching: MatchService, storage: Storage, clock: FakeClock) -> None:
     for user_id in range(1, 9):

@@ -1,0 +1,72 @@
+"""A large server's suggestion index kept in the database, so that a restart has it at once.
+
+Building the index of a server of 100,000 from its profiles takes the round worker about 5 s (the pool read,
+3.4 s of it, and the index made and packed); a ``/match suggest`` sent meanwhile waits. The worker therefore
+stores each index it builds (``bot.matching.service.build_index``), packed as it sends it to the bot
+(``bot.matching.worker.pack_index``), with when paused members come back and the company aliases it was
+built with; the bot loads it before it connects to the gateway (``MatchService.load_indexes``): about 30 MB,
+read, unpickled and unpacked in well under a second.
+
+What changed after the build is read afresh on loading, member by member (``MatchService._load``): those
+whose profile was saved (``intro_profiles.updated_at``), whose part in rounds, pause or avoid list changed
+(``match_members.updated_at``, which removing an avoided company touches too, and ``match_avoid.created_at``),
+and those whose profile was shown or hidden (the active ids against the index's). Times are compared
+``CLOCK_SKEW`` earlier than the build began, for the clocks of other processes. A snapshot whose aliases
+differ from the server's, or with more than ``LOAD_AT_MOST`` changed members, or of other code, is not used:
+the index is built anew, as without one.
+
+A snapshot holds every member's columns (company, languages, tags), so a member's erasure deletes it in
+the same transaction (``MatchStore.forget``); the bot builds and stores another in the worker soon after
+(``MatchService.keep_snapshots``), as it does for one older than ``RENEW_AFTER``. It is pickled: only the
+bot's own database is ever read, never anything a member sends.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+import sys
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Final
+
+import numpy as np
+
+from bot.matching import index, model, rules, score, terms, worker
+from bot.matching.index import MatchIndex
+from bot.matching.worker import PackedIndex, unpack_index
+
+
+def _format() -> str:
+    """A digest of the code that lays an index out and packs it, and of what unpickles it: a snapshot written
+    by other code (an upgrade, an edit) is not read, and the index is built anew once."""
+    digest = hashlib.sha256(f"{sys.version_info[:2]} numpy {np.__version__}".encode())
+    for module in (index, model, rules, score, terms, worker):
+        digest.update(Path(module.__file__ or "").read_bytes())
+    return digest.hexdigest()[:32]
+
+
+FORMAT: Final = _format()
+CLOCK_SKEW: Final = timedelta(minutes=10)   # changes this much before the build began are read again too
+LOAD_AT_MOST: Final = 2000     # changed members read afresh on loading; more, and the index is built anew
+RENEW_AFTER: Final = timedelta(hours=6)    # a snapshot older than this is built again while the bot runs
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    index: PackedIndex
+    pauses: dict[int, datetime]      # when paused members come back, as of the build
+    aliases: dict[str, str]          # the server's company aliases the candidates were made with
+
+
+def encode(snapshot: Snapshot) -> bytes:
+    return pickle.dumps(snapshot, pickle.HIGHEST_PROTOCOL)
+
+
+def decode(data: bytes) -> tuple[MatchIndex, dict[int, datetime], dict[str, str]]:
+    """The index, pauses and aliases of ``encode``'s bytes; in a thread (it takes a few hundred ms)."""
+    snapshot = pickle.loads(data)
+    if not isinstance(snapshot, Snapshot):
+        raise TypeError(f"not a suggestion snapshot: {type(snapshot).__name__}")
+    return unpack_index(snapshot.index), snapshot.pauses, snapshot.aliases
