@@ -229,10 +229,11 @@ class RoundStats:
 
 @dataclass(frozen=True)
 class StoredSnapshot:
-    """A server's suggestion index as stored (bot/matching/snapshots.py): the code's ``format``, the moment the
-    build read the data ``as_of``, how many members it holds, and the bytes."""
+    """What is said of a server's stored suggestion index beside its bytes (bot/matching/snapshots.py): the
+    code's ``format``, the moment the build read the data ``as_of``, how many members it holds, and the
+    company aliases it was built with."""
 
     format: str
     as_of: datetime
     members: int
-    data: bytes = field(repr=False)
+    aliases: Mapping[str, str]

@@ -256,8 +256,8 @@ async def build_index(order: ServerOrder) -> tuple[PackedIndex, dict[int, dateti
         members = len(pool.candidates)
         packed, pauses = pack_index(MatchIndex(pool.candidates.values(), pool.history)), _pauses(pool, order.now)
         del pool
-        data = snapshots.encode(snapshots.Snapshot(packed, pauses, aliases))
-        await service.store.save_snapshot(order.guild_id, StoredSnapshot(snapshots.FORMAT, order.now, members, data))
+        await service.store.save_snapshot(order.guild_id, StoredSnapshot(snapshots.FORMAT, order.now, members, aliases),
+                                          snapshots.encode(snapshots.Snapshot(packed, pauses)))
     return packed, pauses
 
 
@@ -553,19 +553,23 @@ class MatchService:
         started = asyncio.get_running_loop().time()
         async with self._index_locks.setdefault(guild_id, asyncio.Lock()):
             stored = await self.store.snapshot(guild_id)
-            if guild_id in self._indexes or stored is None or stored.format != snapshots.FORMAT:
+            if guild_id in self._indexes or stored is None or stored.format != snapshots.FORMAT \
+                    or stored.aliases != await self._intros.alias_map(guild_id):
                 return False
-            since = stored.as_of - snapshots.CLOCK_SKEW
             self._building.add(guild_id)   # changes from now on are noted (``changed``)
             try:
-                with heap.building(f"the stored suggestion index of guild {guild_id}"):
-                    index, pauses, aliases = await asyncio.to_thread(snapshots.decode, stored.data)
-                del stored
-                if aliases != await self._intros.alias_map(guild_id):
-                    return False
+                # Who changed since, before the bytes are read (a snapshot too far behind is not worth them).
+                since = stored.as_of - snapshots.CLOCK_SKEW
                 changed = await self._intros.saved_since(guild_id, since)
                 changed |= await self.store.choices_changed_since(guild_id, since)
-                changed |= (await self._intros.active_ids(guild_id)).symmetric_difference(index)
+                if len(changed) <= snapshots.LOAD_AT_MOST:
+                    data = await self.store.snapshot_data(guild_id, stored)
+                    if data is None:
+                        return False   # replaced meanwhile (by another process of the same shards)
+                    with heap.building(f"the stored suggestion index of guild {guild_id}"):
+                        index, pauses = await asyncio.to_thread(snapshots.decode, data)
+                    del data
+                    changed |= (await self._intros.active_ids(guild_id)).symmetric_difference(index)
                 if len(changed) > snapshots.LOAD_AT_MOST:
                     log.info("The stored suggestion index of guild %s is %d members behind; it is built anew",
                              guild_id, len(changed))
@@ -608,8 +612,9 @@ class MatchService:
         for guild_id, index in list(self._indexes.items()):
             if len(index) < READ_IN_WORKER_FROM or self._worker is None or guild_id in self._renewals:
                 continue
-            saved = await self.store.snapshot_saved(guild_id)
-            if saved is None or saved[0] != snapshots.FORMAT or self._clock.now() - saved[1] > snapshots.RENEW_AFTER:
+            saved = await self.store.snapshot(guild_id)
+            if saved is None or saved.format != snapshots.FORMAT \
+                    or self._clock.now() - saved.as_of > snapshots.RENEW_AFTER:
                 self._start_renewal(guild_id)
                 await self._renewals[guild_id]
                 renewed += 1

@@ -57,16 +57,15 @@ RENEW_AFTER: Final = timedelta(hours=6)    # a snapshot older than this is built
 class Snapshot:
     index: PackedIndex
     pauses: dict[int, datetime]      # when paused members come back, as of the build
-    aliases: dict[str, str]          # the server's company aliases the candidates were made with
 
 
 def encode(snapshot: Snapshot) -> bytes:
     return pickle.dumps(snapshot, pickle.HIGHEST_PROTOCOL)
 
 
-def decode(data: bytes) -> tuple[MatchIndex, dict[int, datetime], dict[str, str]]:
-    """The index, pauses and aliases of ``encode``'s bytes; in a thread (it takes a few hundred ms)."""
+def decode(data: bytes) -> tuple[MatchIndex, dict[int, datetime]]:
+    """The index and pauses of ``encode``'s bytes; in a thread (it takes a few hundred ms)."""
     snapshot = pickle.loads(data)
     if not isinstance(snapshot, Snapshot):
         raise TypeError(f"not a suggestion snapshot: {type(snapshot).__name__}")
-    return unpack_index(snapshot.index), snapshot.pauses, snapshot.aliases
+    return unpack_index(snapshot.index), snapshot.pauses

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Collection, Mapping
 from datetime import datetime
 from itertools import combinations
@@ -60,12 +61,12 @@ SELECT user_id FROM match_members WHERE guild_id = ? AND updated_at >= ?
 UNION SELECT user_id FROM match_avoid WHERE guild_id = ? AND created_at >= ?
 """
 
-SELECT_SNAPSHOT = "SELECT format, as_of, members, data FROM suggestion_snapshots WHERE guild_id = ?"
-SELECT_SNAPSHOT_SAVED = "SELECT format, as_of FROM suggestion_snapshots WHERE guild_id = ?"
+SELECT_SNAPSHOT = "SELECT format, as_of, members, aliases FROM suggestion_snapshots WHERE guild_id = ?"
+SELECT_SNAPSHOT_DATA = "SELECT data FROM suggestion_snapshots WHERE guild_id = ? AND format = ? AND as_of = ?"
 UPSERT_SNAPSHOT = """
-INSERT INTO suggestion_snapshots (guild_id, format, as_of, members, data) VALUES (?, ?, ?, ?, ?)
+INSERT INTO suggestion_snapshots (guild_id, format, as_of, members, aliases, data) VALUES (?, ?, ?, ?, ?, ?)
 ON CONFLICT (guild_id) DO UPDATE SET format = excluded.format, as_of = excluded.as_of, members = excluded.members,
-    data = excluded.data
+    aliases = excluded.aliases, data = excluded.data
 """
 DELETE_SNAPSHOT = "DELETE FROM suggestion_snapshots WHERE guild_id = ?"
 
@@ -351,21 +352,23 @@ class MatchStore:
     # -- suggestion snapshots (bot/matching/snapshots.py)
 
     async def snapshot(self, guild_id: int) -> StoredSnapshot | None:
+        """What is said of the server's stored index (not its bytes: ``snapshot_data``); None when none is."""
         row = await self._storage.fetch_one(SELECT_SNAPSHOT, (guild_id,))
         if row is None:
             return None
-        return StoredSnapshot(row["format"], from_text(row["as_of"]), row["members"], bytes(row["data"]))
+        return StoredSnapshot(row["format"], from_text(row["as_of"]), row["members"], json.loads(row["aliases"]))
 
-    async def snapshot_saved(self, guild_id: int) -> tuple[str, datetime] | None:
-        """The format of the server's snapshot and the moment it was read as of, without its data; None when
-        there is none."""
-        row = await self._storage.fetch_one(SELECT_SNAPSHOT_SAVED, (guild_id,))
-        return None if row is None else (row["format"], from_text(row["as_of"]))
+    async def snapshot_data(self, guild_id: int, snapshot: StoredSnapshot) -> bytes | None:
+        """The bytes of ``snapshot``; None when another has taken its place since, or none is stored."""
+        row = await self._storage.fetch_one(SELECT_SNAPSHOT_DATA, (guild_id, snapshot.format,
+                                                                   to_text(snapshot.as_of)))
+        return None if row is None else bytes(row["data"])
 
-    async def save_snapshot(self, guild_id: int, snapshot: StoredSnapshot) -> None:
+    async def save_snapshot(self, guild_id: int, snapshot: StoredSnapshot, data: bytes) -> None:
+        aliases = json.dumps(dict(snapshot.aliases), ensure_ascii=False, sort_keys=True)
         async with self._storage.transaction() as tx:
             await tx.execute(UPSERT_SNAPSHOT, (guild_id, snapshot.format, to_text(snapshot.as_of), snapshot.members,
-                                               snapshot.data))
+                                               aliases, data))
 
     async def delete_snapshot(self, guild_id: int) -> None:
         async with self._storage.transaction() as tx:

@@ -7,5 +7,6 @@ CREATE TABLE suggestion_snapshots (
     format TEXT NOT NULL,
     as_of TEXT NOT NULL,                    -- the moment the build began reading
     members INTEGER NOT NULL,
+    aliases TEXT NOT NULL,                  -- the company aliases it was built with, as JSON
     data BLOB NOT NULL
 );
