@@ -400,6 +400,8 @@ class MatchService:
         self._indexes: dict[int, MatchIndex] = {}
         self._stale: dict[int, set[int]] = {}          # members whose data changed since the index was built
         self._history_stale: set[int] = set()          # servers where who met whom changed since
+        # Servers whose index was loaded, and when (the event loop's time) its stored history is read again.
+        self._history_due: dict[int, float] = {}
         self._building: set[int] = set()               # servers whose index is being built right now
         self._refreshing: dict[int, asyncio.Task[None]] = {}   # servers whose index's history is being read
         self._rebuild: set[int] = set()                # servers whose every candidate changed (an alias)
@@ -515,7 +517,8 @@ class MatchService:
                         self._start_renewal(guild_id)
                     else:
                         self._rebuild.add(guild_id)
-            if guild_id in self._history_stale and guild_id not in self._refreshing:
+            if guild_id in self._history_stale and guild_id not in self._refreshing \
+                    and self._history_due.get(guild_id, 0.0) <= asyncio.get_running_loop().time():
                 self._refreshing[guild_id] = asyncio.create_task(self._refresh_history(guild_id),
                                                                  name=f"history of guild {guild_id}")
             return index
@@ -576,7 +579,11 @@ class MatchService:
                     return False
                 self._indexes[guild_id], self._pauses[guild_id] = index, pauses
                 self._stale.setdefault(guild_id, set()).update(changed)
-                self._history_stale.add(guild_id)   # read again in the worker, in the background
+                # The stored history may be older than the last one read (after a round, say), so it is read
+                # again in the worker, but a minute after the start, the bot's busiest: until then the asker's
+                # own history, read fresh with each suggestion, keeps the people they met out of it.
+                self._history_stale.add(guild_id)
+                self._history_due[guild_id] = asyncio.get_running_loop().time() + snapshots.HISTORY_AFTER_LOAD
             finally:
                 self._building.discard(guild_id)
         await self._index(guild_id)   # the changed members read afresh
@@ -693,6 +700,7 @@ class MatchService:
         declined or replied alongside whom): the next use reads it again."""
         if guild_id in self._indexes:
             self._history_stale.add(guild_id)
+            self._history_due.pop(guild_id, None)
 
     # -- suggestions and the rule
 

@@ -13,7 +13,10 @@ whose profile was saved (``intro_profiles.updated_at``), whose part in rounds, p
 and those whose profile was shown or hidden (the active ids against the index's). Times are compared
 ``CLOCK_SKEW`` earlier than the build began, for the clocks of other processes. A snapshot whose aliases
 differ from the server's, or with more than ``LOAD_AT_MOST`` changed members, or of other code, is not used:
-the index is built anew, as without one.
+the index is built anew, as without one. The history the index keeps (who met, declined or shared a prompt
+thread) is the build's: it is read again in the worker ``HISTORY_AFTER_LOAD`` after loading, at the next
+suggestion (not at the start, the bot's busiest moment); meanwhile each suggestion reads its asker's own
+history fresh, as always, so nobody is suggested someone they met.
 
 A snapshot holds every member's columns (company, languages, tags), so a member's erasure deletes it in
 the same transaction (``MatchStore.forget``); the bot builds and stores another in the worker soon after
@@ -51,6 +54,7 @@ FORMAT: Final = _format()
 CLOCK_SKEW: Final = timedelta(minutes=10)   # changes this much before the build began are read again too
 LOAD_AT_MOST: Final = 2000     # changed members read afresh on loading; more, and the index is built anew
 RENEW_AFTER: Final = timedelta(hours=6)    # a snapshot older than this is built again while the bot runs
+HISTORY_AFTER_LOAD: Final = 60.0   # seconds after loading before the index's history is read again
 
 
 @dataclass(frozen=True)

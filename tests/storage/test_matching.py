@@ -660,6 +660,11 @@ async def test_a_stored_index_loaded_with_the_changes_made_since_suggests_as_one
         assert await second.load_indexes() == 1
         assert {9, 15} <= set(second._indexes[GUILD])   # shown again, and new
         assert await suggested(second) == await suggested(matching)
+        assert GUILD in second._history_stale and not second._refreshing   # read again only a minute later
+        second._history_due[GUILD] = 0.0
+        await second.suggest(GUILD, 1)
+        await asyncio.gather(*second._refreshing.values())
+        assert GUILD not in second._history_stale
         assert (await MatchStore(storage).snapshot(GUILD)).as_of == stored.as_of   # loaded, not built
         clock.advance(timedelta(weeks=2, seconds=1))        # both pauses end (one begun after the build)
         assert await suggested(second) == await suggested(matching)
