@@ -16,7 +16,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot import heap
+from bot import gateway, heap
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.guilds.rules import all_required_permissions
@@ -95,6 +95,7 @@ class KakehashiBot(commands.AutoShardedBot):
         # The bot never joins voice; spare operators discord.py's start-up warnings about it.
         discord.VoiceClient.warn_nacl = False
         discord.VoiceClient.warn_dave = False
+        gateway.install()   # events read one at a time, others' turns between them (bot/gateway.py)
         super().__init__(
             # No text commands: every command is a slash command.
             command_prefix=commands.when_mentioned,

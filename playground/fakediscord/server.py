@@ -56,6 +56,7 @@ from aiohttp import BodyPartReader, WSMsgType, web
 
 from playground.fakediscord.model import (
     MEMBERS_CHUNK,
+    MEMBERS_CHUNK_EVERY,
     Attachment,
     Channel,
     ChannelType,
@@ -504,6 +505,7 @@ class FakeDiscord:
         self.listeners: list[Callable[[], None]] = []
         self._runner: web.AppRunner | None = None
         self._sockets: set[web.WebSocketResponse] = set()
+        self._chunking: set[asyncio.Task[None]] = set()   # member chunks being sent, paced (_send_chunks)
         self.host = "127.0.0.1"
         self.port = 0
         self._routes: list[Route] = []
@@ -674,6 +676,8 @@ class FakeDiscord:
         # A held answer would keep its request open, and aiohttp waits for open requests on cleanup.
         for hold in self._holds:
             hold.release()
+        for task in self._chunking:
+            task.cancel()
         for ws in list(self._sockets):
             await ws.close(code=1001)
         if self._runner is not None:
@@ -1240,16 +1244,22 @@ class FakeDiscord:
             guild = self.guilds.get(int(data.get("guild_id") or 0))
             if session is None or guild is None or not session.owns(guild):
                 return
-            # Every member (the query and limit a client may give are not modelled), 1,000 to a chunk.
-            members = list(guild.members.values())
-            count = max(1, -(-len(members) // MEMBERS_CHUNK))
-            for index in range(count):
-                await session.dispatch("GUILD_MEMBERS_CHUNK", {
-                    "guild_id": str(guild.id), "chunk_index": index, "chunk_count": count, "nonce": data.get("nonce"),
-                    "members": [m.payload() for m in members[index * MEMBERS_CHUNK:(index + 1) * MEMBERS_CHUNK]]})
-                # Discord sends other events between chunks; the fake's own loop serves its other clients and
-                # routes (interactions a test sends) between them too, instead of after 100 chunks (about 1 s).
-                await asyncio.sleep(0)
+            # Sent by a task of its own: the connection's other ops (heartbeats) are answered meanwhile.
+            task = asyncio.create_task(self._send_chunks(session, guild, data.get("nonce")))
+            self._chunking.add(task)
+            task.add_done_callback(self._chunking.discard)
+
+    async def _send_chunks(self, session: GatewaySession, guild: Guild, nonce: Any) -> None:
+        """Every member of ``guild`` (the query and limit a client may give are not modelled), 1,000 to a chunk,
+        paced as Discord paces them (``MEMBERS_CHUNK_EVERY``); other events (interactions) go out in between."""
+        members = list(guild.members.values())
+        count = max(1, -(-len(members) // MEMBERS_CHUNK))
+        for index in range(count):
+            await session.dispatch("GUILD_MEMBERS_CHUNK", {
+                "guild_id": str(guild.id), "chunk_index": index, "chunk_count": count, "nonce": nonce,
+                "members": [m.payload() for m in members[index * MEMBERS_CHUNK:(index + 1) * MEMBERS_CHUNK]]})
+            if index + 1 < count:
+                await asyncio.sleep(MEMBERS_CHUNK_EVERY)
 
     async def _identify(self, connection: Connection, data: dict[str, Any]) -> None:
         if data.get("token") != self.token:
