@@ -261,6 +261,13 @@ class KakehashiBot(commands.AutoShardedBot):
         await store.record(scope, digest, self.clock.now())
         log.info("Synced %d commands (%s)", len(synced), scope)
 
+    async def on_socket_event_type(self, event_type: str) -> None:
+        """A server's member list comes in chunks of 1,000 for up to a minute after a start: each chunk's
+        members are settled once read (this runs after discord.py has read the event), so the collector's
+        full runs meanwhile walk neither them nor the chunks before (bot/heap.py)."""
+        if event_type == "GUILD_MEMBERS_CHUNK":
+            heap.settled("a chunk of a server's members")
+
     async def on_ready(self) -> None:
         assert self.user is not None
         log.info("Ready as %s (id %s) in %d servers", self.user, self.user.id, len(self.guilds))

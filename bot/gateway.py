@@ -1,18 +1,19 @@
 """discord.py's gateway connection, sharing the event loop with the bot's other tasks while events pour in.
 
 discord.py reads the events its socket already holds one after another without ever suspending: aiohttp
-hands a buffered message over at once, so ``poll_event`` returns without giving other tasks a turn. After
-the bot connects, a server of 100,000 members sends 100 GUILD_MEMBERS_CHUNKs of 1,000 members; each takes
-discord.py 10-20 ms to read into its member cache, and the interactions that arrive with them (their
-handlers are tasks, created as each event is read) waited for all of them: about a second, measured with
-``bench/interactions.py``. Yielding once after each event was not enough: an answer that reads the
-database a dozen times waits for a chunk between any two reads.
+hands a buffered message over at once, so ``poll_event`` returns without giving other tasks a turn. A
+server of 100,000 members sends 100 GUILD_MEMBERS_CHUNKs of 1,000 members after the bot connects; each
+takes discord.py 10-20 ms to read into its member cache. Discord paces them (about 10 a second), but
+whatever piles up in the socket meanwhile (a slow moment, a resumed session's replay) is read in one go,
+and the interactions that came before it (their handlers are tasks, created as each event is read) wait
+for all of it: 0.9 s with 100 chunks sent at once (``bench/interactions.py`` on a fake that did not pace
+them). Yielding once after each event was not enough: an answer that reads the database a dozen times
+waits for a chunk between any two reads.
 
-``Gateway`` therefore rests after each event as long as reading it took, when that was more than
-``_BUSY`` (a chunk; not a message or an interaction, which take well under a millisecond): while chunks pour
-in, the gateway has at most half the loop, and the other tasks the rest. Reading a server of 100,000 takes
-about twice as long (some 2 s instead of 1), and nothing else waits for it. Heartbeats are sent by
-discord.py's own thread, so they never wait.
+``Gateway`` therefore rests after each event as long as reading it took, when that was more than ``_BUSY``
+(a chunk; not a message or an interaction, which take well under a millisecond): while chunks pour in,
+the gateway has at most half the loop, and the other tasks the rest (0.1 s instead of 0.9 s, measured the
+same way). Heartbeats are sent by discord.py's own thread, so they never wait.
 
 discord.py makes its connections with the ``DiscordWebSocket`` its ``client`` and ``shard`` modules import
 from ``discord.gateway``; ``install()`` points both at ``Gateway`` (the bot calls it when it is made).
