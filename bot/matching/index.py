@@ -3,8 +3,10 @@
 A suggestion scores the asker against every member at once (``ScoreColumns.units``), applies the rule
 the same way (``RuleColumns.exclude``), and keeps the best few; only those are scored again in floats. Their
 reasons are the caller's to give (``reasons`` of the two candidates, read fresh): the index keeps no
-``Candidate`` of anyone, only what the rule and the score need of them in columns, so a server of 100,000
-costs about 60 MB instead of 180.
+``Candidate`` of anyone, only what the rule and the score need of them in columns, and those as arrays with
+no Python object a member (bot/matching/slots.py: each member's slot, their tags and terms, the history's
+pairs), so a server of 100,000 costs about 30 MB, a round's history included (180 MB with candidates, 60 MB
+with tuples and dicts of them; bench/index_memory.py).
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from bot.matching.model import Candidate, History, Suggestion
-from bot.matching.rules import RuleColumns, grown, kept_apart
+from bot.matching.rules import RuleColumns
 from bot.matching.score import ScoreColumns, cut_units
+from bot.matching.slots import LINK_DECLINED, LINK_MET, LINK_THREAD, Linked, Links, Slots
 
 # An index is sparse once its retired slots outnumber the live ones (and there are this many): a profile
 # edit appends a slot, so a busy server's index is built again now and then (by its owner, from fresh
@@ -28,16 +31,17 @@ _COMPACT_FROM: Final = 1024
 
 @dataclass(frozen=True)
 class PreparedHistory:
-    """What the index keeps of a history: for each member, who the rule keeps them from and who shared a
-    prompt thread with them, both ways round. Worked out from the history alone, so in any thread."""
+    """What the index keeps of a history: its pairs as arrays, both ways round (``Links``), and the history
+    read from them. Worked out from the history alone, so in any thread."""
 
+    links: Links
     history: History
-    apart: dict[int, frozenset[int]]
-    shared: dict[int, frozenset[int]]
 
     @classmethod
     def of(cls, history: History) -> PreparedHistory:
-        return cls(history, kept_apart(history), kept_apart(History(met=history.threads)))
+        links = Links.of(((LINK_MET, history.met), (LINK_DECLINED, history.declined), (LINK_THREAD, history.threads)))
+        return cls(links, History(met=Linked(links, LINK_MET), declined=Linked(links, LINK_DECLINED),
+                                  threads=Linked(links, LINK_THREAD)))
 
 
 class Members:
@@ -48,9 +52,7 @@ class Members:
     """
 
     def __init__(self, candidates: Iterable[Candidate], history: History, capacity: int = 0) -> None:
-        self.slot_of: dict[int, int] = {}   # live members only
-        self.size = 0                       # slots taken, live or retired
-        self.user_ids = np.zeros(0, np.int64)
+        self.slot_of = Slots()   # each slot's member, and each member's slot
         self.rules = RuleColumns(self.slot_of)
         self.scores = ScoreColumns(self.slot_of)
         self.rules.reserve(capacity)
@@ -62,37 +64,43 @@ class Members:
     def capacity(self) -> int:
         return self.rules.capacity
 
+    @property
+    def size(self) -> int:
+        """Slots taken, live or retired."""
+        return self.slot_of.size
+
+    @property
+    def user_ids(self) -> NDArray[np.int64]:
+        """Each slot's member (entries past ``size`` are padding)."""
+        return self.slot_of.user_ids
+
     def extend(self, candidates: Sequence[Candidate]) -> None:
         """Put ``candidates`` in the next slots, in order; a member already held moves to their new slot."""
-        if len({candidate.user_id for candidate in candidates}) != len(candidates):
+        user_ids = np.fromiter((candidate.user_id for candidate in candidates), np.int64, len(candidates))
+        if len(np.unique(user_ids)) != len(user_ids):
             raise ValueError("a member appears twice")
-        for candidate in candidates:
-            old = self.slot_of.get(candidate.user_id)
-            if old is not None:
-                self.retire(old)
-        first = self.size
+        for old in self.slot_of.slots(user_ids).tolist():
+            if old >= 0:
+                self.rules.retire(old)
         self.rules.extend(candidates)
         self.scores.extend(candidates)
-        self.size += len(candidates)
-        self.user_ids = grown(self.user_ids, self.rules.capacity)
-        self.user_ids[first:self.size] = [candidate.user_id for candidate in candidates]
-        self.slot_of.update((candidate.user_id, slot) for slot, candidate in enumerate(candidates, first))
+        self.slot_of.add(user_ids)
         if self.rules.capacity != self.scores.capacity:
             raise AssertionError("rule and score columns out of step")
 
     def retire(self, slot: int) -> None:
         user_id = int(self.user_ids[slot])
-        if self.slot_of.get(user_id) == slot:
+        if self.slot_of.slot(user_id) == slot:
             self.rules.retire(slot)
-            del self.slot_of[user_id]
+            self.slot_of.remove(user_id)
 
     def set_history(self, history: History) -> None:
         self.use_history(PreparedHistory.of(history))
 
     def use_history(self, prepared: PreparedHistory) -> None:
         self.history = prepared.history
-        self.rules.set_apart(prepared.apart)
-        self.scores.set_shared(prepared.shared)
+        self.rules.set_links(prepared.links)
+        self.scores.set_links(prepared.links)
 
     def rows(self, slots: Sequence[int], block: NDArray[np.uint8]) -> NDArray[np.uint8]:
         """The scores in units of ``slots`` (a row each) against every slot, 0 where the rule keeps
@@ -123,7 +131,8 @@ class MatchIndex:
 
     @property
     def history(self) -> History:
-        """The history the index keeps members apart by (and the reasons are told from)."""
+        """The history the index keeps members apart by (and the reasons are told from), read from the arrays
+        it keeps: each pair both ways round."""
         return self._members.history
 
     @property
@@ -137,8 +146,8 @@ class MatchIndex:
         self._members.extend([candidate])
 
     def remove(self, user_id: int) -> None:
-        slot = self._members.slot_of.get(user_id)
-        if slot is not None:
+        slot = self._members.slot_of.slot(user_id)
+        if slot >= 0:
             self._members.retire(slot)
 
     def set_history(self, history: History) -> None:
@@ -156,20 +165,20 @@ class MatchIndex:
 
     def available(self, user_id: int) -> bool | None:
         """Whether the member may be matched now (None: the index does not hold them)."""
-        slot = self._members.slot_of.get(user_id)
-        return None if slot is None else self._members.rules.available(slot)
+        slot = self._members.slot_of.slot(user_id)
+        return None if slot < 0 else self._members.rules.available(slot)
 
     def suggest(self, user_id: int, k: int = 3, exclude: Collection[int] = ()) -> list[Suggestion]:
         """The ``k`` members who fit ``user_id`` best among those the rule allows, best first (equal
         scores by user id), without their reasons (``reasons`` of the two candidates gives them)."""
         members = self._members
-        slot = members.slot_of.get(user_id)
-        if slot is None or k <= 0:
+        slot = members.slot_of.slot(user_id)
+        if slot < 0 or k <= 0:
             return []
         block = members.rows([slot], np.empty((1, members.capacity), np.uint8))
         row = block[0]
         if exclude:
-            hidden = np.fromiter((members.slot_of.get(other, -1) for other in exclude), np.intp)
+            hidden = members.slot_of.slots(np.fromiter(exclude, np.int64, len(exclude)))
             row[hidden[hidden >= 0]] = 0
         # Everyone who can be among the best k holds at least the cut; floats then settle the order.
         others = np.flatnonzero(row >= cut_units(block, k)[0])

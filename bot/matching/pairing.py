@@ -160,7 +160,7 @@ def _grouped(graph: _Graph, partner: NDArray[np.int64], scan: _Scan, members: Me
 def _row_order(members: Members, n: int) -> NDArray[np.int64]:
     """Rows ordered so that neighbours share languages, seeks, offers and time zone: a row scanned after
     one that seeks and offers the same reuses what the scan computed for it."""
-    keys = [members.scores.shared_key(i) for i in range(n)]
+    keys = members.scores.shared_keys()[:n]
     rank = {key: r for r, key in enumerate(sorted(set(keys)))}
     shared = np.fromiter((rank[key] for key in keys), np.intp, n)
     languages = np.fromiter((members.rules.languages(i) for i in range(n)), np.int64, n)

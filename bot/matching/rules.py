@@ -10,10 +10,8 @@ who avoid it; for each member, the slots they met or were declined by). The prop
 
 from __future__ import annotations
 
-import itertools
-from collections import defaultdict
-from collections.abc import Collection, Iterable, Mapping, Sequence
-from typing import Final, NamedTuple, TypeVar
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Final, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -29,6 +27,7 @@ from bot.matching.model import (
     Candidate,
     History,
 )
+from bot.matching.slots import LINK_DECLINED, LINK_MET, Links, Rows, Slots, grown
 
 
 def linked(pairs: Mapping[int, frozenset[int]], a: int, b: int) -> bool:
@@ -65,41 +64,10 @@ def eligible(a: Candidate, b: Candidate, history: History) -> bool:
     return why_not(a, b, history) is None
 
 
-def kept_apart(history: History) -> dict[int, frozenset[int]]:
-    """For each member, everyone the rule keeps them from (met or declined), both ways round."""
-    apart: dict[int, frozenset[int]] = {}
-    for pairs in (history.met, history.declined):
-        for user, others in pairs.items():
-            known = apart.get(user)
-            apart[user] = others if known is None else known | others
-    # Stored both ways already, as a rule; only a pair given one way round costs anything here.
-    missing: defaultdict[int, set[int]] = defaultdict(set)
-    for user, others in apart.items():
-        for other in others:
-            if user not in apart.get(other, ()):
-                missing[other].add(user)
-    for user, extra in missing.items():
-        apart[user] = apart.get(user, frozenset()).union(extra)
-    for user, others in apart.items():
-        if user in others:
-            apart[user] = others - {user}
-    return apart
-
-
 # --- many members at once --------------------------------------------------------------------------------
 
-_T = TypeVar("_T", bound=np.generic)
 BLOCK: Final = 64   # capacities are multiples of this, so a row of scores folds into BLOCK equal parts
 MOST_LANGUAGES: Final = 64
-
-
-def grown(array: NDArray[_T], capacity: int) -> NDArray[_T]:
-    """``array`` zero-padded to ``capacity`` entries (or itself, when it is long enough already)."""
-    if capacity <= len(array):
-        return array
-    bigger = np.zeros(capacity, dtype=array.dtype)
-    bigger[:len(array)] = array
-    return bigger
 
 
 class RuleArrays(NamedTuple):
@@ -116,58 +84,26 @@ class RuleArrays(NamedTuple):
     apart: tuple[NDArray[np.int64], NDArray[np.int64]]      # slot -> slots it may not meet
 
 
-def csr(lists: Sequence[Sequence[int]]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """Lists as one array of values and where each list starts in it (one more entry: the end)."""
-    starts = np.zeros(len(lists) + 1, np.int64)
-    np.cumsum([len(values) for values in lists], out=starts[1:])
-    values = np.fromiter(itertools.chain.from_iterable(lists), np.int64, int(starts[-1]))
-    return starts, values
-
-
-def linked_slots(links: Mapping[int, Collection[int]], users: Sequence[int], slot_of: Mapping[int, int],
-                 ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """For each slot (``users[slot]`` its member), the slots of the members ``links`` lists for that
-    member, as (starts, values) like ``csr``: only members who hold a slot, never the slot itself."""
-    n = len(users)
-    listed = [links.get(user, ()) for user in users]
-    counts = np.fromiter(map(len, listed), np.int64, n)
-    rows = np.repeat(np.arange(n, dtype=np.int64), counts)
-    others = np.fromiter(itertools.chain.from_iterable(listed), np.int64, int(counts.sum()))
-    held = np.fromiter(slot_of.keys(), np.int64, len(slot_of))
-    order = np.argsort(held)
-    held, their_slots = held[order], np.fromiter(slot_of.values(), np.int64, len(slot_of))[order]
-    slots = np.full(len(others), -1, np.int64)
-    if len(held):
-        at = np.minimum(np.searchsorted(held, others), len(held) - 1)
-        slots = np.where(held[at] == others, their_slots[at], -1)
-    keep = (slots >= 0) & (slots != rows)
-    starts = np.zeros(n + 1, np.int64)
-    np.cumsum(np.bincount(rows[keep], minlength=n), out=starts[1:])
-    return starts, slots[keep]
-
-
 class RuleColumns:
     """The rule for members held in numbered slots, one member against all slots at once.
 
-    The owner numbers the slots (``add`` appends) and shares its ``slot_of`` map, through which history
-    kept by user id reaches slots. A retired slot is unavailable, so nobody is ever matched with it.
+    The owner numbers the slots (``add`` appends) and shares its ``Slots``, through which history kept by
+    user id reaches slots. A retired slot is unavailable, so nobody is ever matched with it.
     Rows of values over the slots have ``capacity`` entries; entries past ``size`` are padding and are
     always excluded.
     """
 
-    def __init__(self, slot_of: Mapping[int, int]) -> None:
+    def __init__(self, slot_of: Slots) -> None:
         self._slot_of = slot_of
         self.size = 0
         self.capacity = 0
         self._company = np.zeros(0, np.int32)
         self._languages = np.zeros(0, np.uint64)
         self._available = np.zeros(0, np.bool_)
-        self._user: list[int] = []
         self._company_id: dict[str, int] = {}
         self._language_bit: dict[str, int] = {}
-        self._avoid: list[tuple[int, ...]] = []
-        self._avoided_by: defaultdict[int, set[int]] = defaultdict(set)
-        self._apart: Mapping[int, frozenset[int]] = {}
+        self._avoid = Rows()   # each slot's avoided company ids, ascending
+        self._links = Links.of(())
         # Derived, dropped on every change: who is open to a language set; who avoids a company.
         self._open: dict[int, NDArray[np.uint8]] = {}
         self._avoiders: dict[int, NDArray[np.intp]] = {}
@@ -204,35 +140,25 @@ class RuleColumns:
         if first + len(candidates) > self.capacity:
             self.reserve(max(first + len(candidates), 2 * self.capacity))
         self.size += len(candidates)
-        self._user.extend(candidate.user_id for candidate in candidates)
         self._company[first:self.size] = [self.company_id(candidate.company) for candidate in candidates]
         bits: dict[frozenset[str], int] = {}
         self._languages[first:self.size] = [
             bits[c.languages] if c.languages in bits else bits.setdefault(c.languages, self.language_bits(c.languages))
             for c in candidates]
         self._available[first:self.size] = [candidate.available for candidate in candidates]
-        for slot, candidate in enumerate(candidates, first):
-            avoid = tuple(sorted(self.company_id(company) for company in candidate.avoid))
-            self._avoid.append(avoid)
-            for company in avoid:
-                self._avoided_by[company].add(slot)
+        self._avoid.extend([sorted(self.company_id(company) for company in candidate.avoid)
+                            for candidate in candidates])
         self._changed()
 
     def retire(self, slot: int) -> None:
-        """Nobody is matched with ``slot`` any more (its member left, or moved to another slot)."""
+        """Nobody is matched with ``slot`` any more (its member left, or moved to another slot). Its avoid
+        list stays, and changes nothing: an unavailable slot's row and column are all 0 anyway."""
         self._available[slot] = False
-        for company in self._avoid[slot]:
-            self._avoided_by[company].discard(slot)
-        self._avoid[slot] = ()
         self._changed()
 
-    def set_history(self, history: History) -> None:
-        self.set_apart(kept_apart(history))
-
-    def set_apart(self, apart: dict[int, frozenset[int]]) -> None:
-        """``kept_apart(history)``, worked out beforehand (it takes tens of milliseconds for a server whose
-        round brought 100,000 members together: bot/matching/index.py works it out in a thread)."""
-        self._apart = apart
+    def set_links(self, links: Links) -> None:
+        """The history, as arrays (worked out beforehand, in any thread: ``Links.of``)."""
+        self._links = links
 
     def sort_by_company(self) -> None:
         """Declare that slots hold companies in runs of ascending id, so a company is a range of slots:
@@ -271,15 +197,15 @@ class RuleColumns:
     def _avoiding(self, company: int) -> NDArray[np.intp]:
         found = self._avoiders.get(company)
         if found is None:
-            found = np.fromiter(sorted(self._avoided_by.get(company, ())), np.intp)
-            self._avoiders[company] = found
+            found = self._avoiders[company] = self._avoid.slots_at(np.flatnonzero(self._avoid.values == company))
         return found
 
     def apart(self, slot: int) -> NDArray[np.intp]:
         """The slots of the members ``slot``'s member met recently or was declined by."""
-        others = self._apart.get(self._user[slot], ())
-        return np.array([s for s in map(self._slot_of.get, others, itertools.repeat(-1)) if s >= 0 and s != slot],
-                        np.intp)
+        linked = self._links.linked(int(self._slot_of.user_ids[slot]), LINK_MET | LINK_DECLINED)
+        others = self._slot_of.slots(linked) if len(linked) else linked
+        found: NDArray[np.intp] = others[(others >= 0) & (others != slot)]
+        return found
 
     def exclude(self, slots: Sequence[int], block: NDArray[np.uint8]) -> None:
         """Set to 0 every entry of ``block`` whose column may not be matched with its row's member: the
@@ -301,7 +227,7 @@ class RuleColumns:
                 block[r] = 0
                 continue
             own = int(self._company[slot])
-            for company in (own, *self._avoid[slot]):
+            for company in (own, *self._avoid.ids(slot)):
                 if self._ranges is not None:
                     block[r, self._ranges[0][company]:self._ranges[1][company]] = 0
                 else:   # a product, not a masked store: four times faster over 100,000 slots
@@ -327,9 +253,17 @@ class RuleColumns:
             company=self._company.astype(np.int64),
             company_from=self._ranges[0].astype(np.int64),
             company_to=self._ranges[1].astype(np.int64),
-            avoid=csr(self._avoid[:self.size]),
-            avoiders=csr([self._avoiding(company).tolist() for company in range(len(self._company_id))]),
-            apart=linked_slots(self._apart, self._user[:self.size], self._slot_of))
+            avoid=self._avoid.csr(),
+            avoiders=self._avoiders_csr(),
+            apart=self._links.linked_slots(LINK_MET | LINK_DECLINED, self._slot_of, self.size))
+
+    def _avoiders_csr(self) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """For each company id, the slots avoiding it, ascending, as (starts, values) like ``Rows.csr``."""
+        companies = self._avoid.values
+        order = np.argsort(companies, kind="stable")
+        starts = np.zeros(len(self._company_id) + 1, np.int64)
+        np.cumsum(np.bincount(companies, minlength=len(self._company_id)), out=starts[1:])
+        return starts, self._avoid.slots_at(order).astype(np.int64)
 
     def mask(self, slot: int) -> NDArray[np.bool_]:
         """Which slots may be matched with ``slot``: ``exclude`` applied to a row of ones."""

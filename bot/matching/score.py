@@ -7,13 +7,11 @@ replied in add to it.
 
 from __future__ import annotations
 
-import itertools
 import math
-from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from types import MappingProxyType
-from typing import Final, NamedTuple
+from typing import Any, Final, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -30,7 +28,8 @@ from bot.matching.model import (
     History,
     Reason,
 )
-from bot.matching.rules import BLOCK, csr, grown, kept_apart, linked, linked_slots
+from bot.matching.rules import BLOCK, linked
+from bot.matching.slots import LINK_THREAD, Links, Rows, Slots, grown
 from bot.matching.terms import phrase_terms
 
 BASE: Final = 1.0
@@ -188,83 +187,129 @@ class _Postings:
 
     An id that many slots hold is a row of bytes, added with one vector operation; a rare one is a list
     of slots, added by index; so a row costs the same whether a server has forty tags or forty thousand.
+    The lists are ``held`` (each slot's ids) turned round: one array of slots, by id, for the slots below
+    ``_upto``; the ids of the slots added since are read from ``held`` itself, until there are enough of them
+    to turn it round again (so an edit costs no copy of the whole array, and a look-up reads few of them).
     """
 
-    def __init__(self, value: int) -> None:
+    def __init__(self, value: int, held: Rows) -> None:
         self._value = value
+        self._held = held
         self._capacity = 0
-        self._slots: defaultdict[int, list[int]] = defaultdict(list)
-        self._arrays: dict[int, NDArray[np.intp]] = {}
-        self._dense: dict[int, NDArray[np.uint8]] = {}
+        self._dense_of = np.zeros(0, np.int64)      # id -> its row in _dense, -1 for none
+        self._dense: list[NDArray[np.uint8]] = []   # the rows of the common ids
+        self._upto = 0
+        self._starts = np.zeros(1, np.int64)        # id -> where its slots below _upto start in _slots
+        self._slots = np.zeros(0, np.int32)
 
     def reserve(self, capacity: int) -> None:
         self._capacity = capacity
-        for key, row in self._dense.items():
-            self._dense[key] = grown(row, capacity)
+        self._dense = [grown(row, capacity) for row in self._dense]
 
-    def extend(self, slots: NDArray[np.intp], ids: NDArray[np.intp]) -> None:
-        """Record that ``slots[i]`` holds ``ids[i]``, for every i."""
+    def extend(self, first: int) -> None:
+        """Take in the ids of the slots from ``first`` on, just added to ``held``."""
+        starts, values = self._held.starts, self._held.values
+        begin, since = int(starts[first]), int(starts[self._upto])
+        ids = values[begin:]
         if not len(ids):
             return
-        order = np.argsort(ids, kind="stable")
-        ids, slots = ids[order], slots[order]
-        starts = np.flatnonzero(np.diff(ids, prepend=-1))
-        ends = np.append(starts[1:], len(ids))
-        for key, start, end in zip(ids[starts].tolist(), starts.tolist(), ends.tolist(), strict=True):
-            held = slots[start:end]
-            dense = self._dense.get(key)
-            if dense is None:
-                listed = self._slots[key]
-                listed.extend(held.tolist())
-                self._arrays.pop(key, None)
-                if len(listed) <= max(_DENSE_FROM, self._capacity // _DENSE_SHARE):
-                    continue
-                dense = self._dense[key] = np.zeros(self._capacity, np.uint8)
-                held = np.array(listed, np.intp)
-                del self._slots[key]
-            dense[held] = self._value
+        top = int(ids.max())
+        if top >= len(self._dense_of):
+            known = len(self._dense_of)
+            self._dense_of = grown(self._dense_of, max(top + 1, 2 * known))
+            self._dense_of[known:] = -1
+        rows = self._dense_of[ids]
+        slots = self._held.slots_at(np.arange(begin, len(values)))
+        for row in set(rows[rows >= 0].tolist()):
+            self._dense[row][slots[rows == row]] = self._value
+        rare = np.unique(ids[rows < 0])
+        if len(rare):
+            counts = np.bincount(values[since:], minlength=top + 1)[rare]
+            listed = rare < len(self._starts) - 1
+            counts[listed] += self._starts[rare[listed] + 1] - self._starts[rare[listed]]
+            for key in rare[counts > max(_DENSE_FROM, self._capacity // _DENSE_SHARE)].tolist():
+                self._make_dense(key)
+        if len(values) - since > max(_TURN_FROM, len(self._slots) // _TURN_SHARE):
+            self._turn()
 
-    def _held(self, key: int) -> NDArray[np.intp]:
-        found = self._arrays.get(key)
-        if found is None:
-            found = self._arrays[key] = np.array(self._slots.get(key, ()), np.intp)
+    def _make_dense(self, key: int) -> None:
+        row = np.zeros(self._capacity, np.uint8)
+        row[self._holding(key)] = self._value
+        self._dense_of[key] = len(self._dense)
+        self._dense.append(row)
+
+    def _turn(self) -> None:
+        """The rare ids of the slots added since the last time merged into the lists of slots by id (and
+        the ids made common since dropped from them)."""
+        starts, values = self._held.starts, self._held.values
+        since = int(starts[self._upto])
+        ids = np.concatenate([np.repeat(np.arange(len(self._starts) - 1, dtype=np.int32), np.diff(self._starts)),
+                              values[since:]])
+        slots = np.concatenate([self._slots, self._held.slots_at(np.arange(since, len(values)))])
+        rare = self._dense_of[ids] < 0
+        ids = ids[rare]
+        # Stable: a list's slots stay ascending, those added after those before.
+        self._slots = slots[rare][np.argsort(ids, kind="stable")].astype(np.int32)
+        self._starts = np.zeros(len(self._dense_of) + 1, np.int64)
+        np.cumsum(np.bincount(ids, minlength=len(self._dense_of)), out=self._starts[1:])
+        self._upto = self._held.size
+
+    def _holding(self, key: int) -> NDArray[np.signedinteger[Any]]:
+        """The slots holding ``key``, a rare id."""
+        found: NDArray[np.signedinteger[Any]] = self._slots[self._starts[key]:self._starts[key + 1]] \
+            if key < len(self._starts) - 1 else np.zeros(0, np.intp)
+        if self._upto == self._held.size:
+            return found
+        since = self._held.starts[self._upto]
+        added = np.flatnonzero(self._held.values[since:] == key)
+        if len(added):
+            found = np.concatenate([found, self._held.slots_at(added + since)])
         return found
+
+    def _row(self, key: int) -> NDArray[np.uint8] | None:
+        row = self._dense_of[key] if key < len(self._dense_of) else -1
+        return None if row < 0 else self._dense[row]
 
     def add_into(self, row: NDArray[np.uint8], ids: tuple[int, ...]) -> None:
         """Add the value to ``row`` once for each of ``ids`` a slot holds."""
         for key in ids:
-            dense = self._dense.get(key)
+            dense = self._row(key)
             if dense is not None:
                 np.add(row, dense, out=row)
             else:
-                row[self._held(key)] += self._value
+                row[self._holding(key)] += self._value
 
     def arrays(self, ids: int) -> Postings:
         """The postings of ids ``0 .. ids - 1`` as arrays (see ``Postings``)."""
-        dense_keys = sorted(key for key in self._dense if key < ids)
+        if self._upto < self._held.size:
+            self._turn()
+        known = min(ids, len(self._dense_of))
         dense_of = np.full(ids, -1, np.int64)
-        dense_of[dense_keys] = np.arange(len(dense_keys))
-        dense = np.stack([self._dense[key] for key in dense_keys] or [np.zeros(self._capacity, np.uint8)])
-        sparse_at, sparse = csr([self._slots.get(key, []) if dense_of[key] < 0 else [] for key in range(ids)])
-        return Postings(dense_of, dense, sparse_at, sparse)
+        dense_of[:known] = self._dense_of[:known]
+        sparse_at = np.zeros(ids + 1, np.int64)
+        sparse_at[1:known + 1] = self._starts[1:known + 1]
+        sparse_at[known + 1:] = sparse_at[known]
+        dense = np.stack(self._dense or [np.zeros(self._capacity, np.uint8)])
+        return Postings(dense_of, dense, sparse_at, self._slots[:sparse_at[-1]].astype(np.int64))
 
     def any_into(self, row: NDArray[np.uint8], ids: tuple[int, ...]) -> None:
         """Set ``row`` to the value where a slot holds any of ``ids``."""
         for key in ids:
-            dense = self._dense.get(key)
+            dense = self._row(key)
             if dense is not None:
                 np.maximum(row, dense, out=row)
             else:
-                row[self._held(key)] = self._value
+                row[self._holding(key)] = self._value
 
 
 _MEMO_BYTES: Final = 16 << 20   # shared parts of rows ``ScoreColumns.units`` keeps at once
 _DENSE_FROM: Final = 64      # slots, at least, before an id is kept as a row of bytes
 _DENSE_SHARE: Final = 64     # ... and at least this share (1/64) of the capacity
+_TURN_FROM: Final = 1024     # ids of slots added since the lists were turned round, at least, before they are again
+_TURN_SHARE: Final = 64      # ... and at least this share (1/64) of the ids in the lists
 
 
-@dataclass(frozen=True, slots=True)
-class _Features:
+class _Features(NamedTuple):
     zone: int
     tags: tuple[int, ...]
     seeks: tuple[int, ...]     # term ids
@@ -274,11 +319,11 @@ class _Features:
 class ScoreColumns:
     """What the score needs of members held in numbered slots, to score one against all at once.
 
-    The owner numbers the slots (``add`` appends) and shares its ``slot_of`` map, through which prompt
-    threads kept by user id reach slots. ``units`` ignores the rule: ``RuleColumns.exclude`` applies it.
+    The owner numbers the slots (``add`` appends) and shares its ``Slots``, through which prompt threads
+    kept by user id reach slots. ``units`` ignores the rule: ``RuleColumns.exclude`` applies it.
     """
 
-    def __init__(self, slot_of: Mapping[int, int]) -> None:
+    def __init__(self, slot_of: Slots) -> None:
         self._slot_of = slot_of
         self.size = 0
         self.capacity = 0
@@ -291,12 +336,13 @@ class ScoreColumns:
         self._term_id: dict[str, int] = {}
         self._tags_of: dict[frozenset[str], tuple[int, ...]] = {}
         self._terms_of: dict[tuple[str, ...], tuple[int, ...]] = {}
-        self._tags = _Postings(INTEREST_UNITS)
-        self._offers = _Postings(OFFER_UNITS)
-        self._seeks = _Postings(OFFER_UNITS)
-        self._features: list[_Features] = []
-        self._user: list[int] = []
-        self._threads: Mapping[int, frozenset[int]] = {}
+        self._tags = Rows()     # each slot's tag ids
+        self._seeks = Rows()    # ... and term ids
+        self._offers = Rows()
+        self._tagged = _Postings(INTEREST_UNITS, self._tags)
+        self._offered = _Postings(OFFER_UNITS, self._offers)   # who offers each term
+        self._sought = _Postings(OFFER_UNITS, self._seeks)
+        self._links = Links.of(())
         self._base: dict[int, NDArray[np.uint8]] = {}
         self._most_interests = np.zeros(0, np.uint8)
 
@@ -305,7 +351,7 @@ class ScoreColumns:
         if capacity > self.capacity:
             self.capacity = capacity
             self._zone = grown(self._zone, capacity)
-            for postings in (self._tags, self._offers, self._seeks):
+            for postings in (self._tagged, self._offered, self._sought):
                 postings.reserve(capacity)
             self._most_interests = np.full(capacity, INTEREST_UNITS * MOST_INTERESTS, np.uint8)
             self._base.clear()
@@ -344,16 +390,12 @@ class ScoreColumns:
         if first + len(candidates) > self.capacity:
             self.reserve(max(first + len(candidates), 2 * self.capacity))
         features = [self._features_of(candidate) for candidate in candidates]
-        self._features.extend(features)
-        self._user.extend(candidate.user_id for candidate in candidates)
         self.size += len(candidates)
-        slots = np.arange(first, self.size)
         self._zone[first:self.size] = [feature.zone for feature in features]
-        for postings, field in ((self._tags, "tags"), (self._offers, "offers"), (self._seeks, "seeks")):
-            held = [getattr(feature, field) for feature in features]
-            counts = np.fromiter(map(len, held), np.intp, len(held))
-            postings.extend(np.repeat(slots, counts),
-                            np.fromiter(itertools.chain.from_iterable(held), np.intp, int(counts.sum())))
+        for held, postings, field in ((self._tags, self._tagged, "tags"), (self._offers, self._offered, "offers"),
+                                      (self._seeks, self._sought, "seeks")):
+            held.extend([getattr(feature, field) for feature in features])
+            postings.extend(first)
         for zone, base in self._base.items():
             base[first:self.size] = BASE_UNITS + self._tz_units[zone, self._zone[first:self.size]]
 
@@ -364,17 +406,13 @@ class ScoreColumns:
         self._terms_of.clear()
         self._base.clear()
 
-    def set_threads(self, threads: Mapping[int, frozenset[int]]) -> None:
-        self.set_shared(kept_apart(History(met=threads)))
+    def set_links(self, links: Links) -> None:
+        """The history, as arrays (worked out beforehand, in any thread: ``Links.of``)."""
+        self._links = links
 
-    def set_shared(self, shared: dict[int, frozenset[int]]) -> None:
-        """``kept_apart(History(met=threads))``, worked out beforehand (see ``RuleColumns.set_apart``)."""
-        self._threads = shared
-
-    def shared_key(self, slot: int) -> tuple[tuple[int, ...], tuple[int, ...], int]:
-        """What rows that share part of their work have in common (see ``units``)."""
-        features = self._features[slot]
-        return features.seeks, features.offers, features.zone
+    def shared_keys(self) -> list[tuple[tuple[int, ...], tuple[int, ...], int]]:
+        """For each slot, what rows that share part of their work have in common (see ``units``)."""
+        return list(zip(self._seeks.all_ids(), self._offers.all_ids(), self._zone[:self.size].tolist(), strict=True))
 
     def _base_for(self, zone: int) -> NDArray[np.uint8]:
         base = self._base.get(zone)
@@ -401,45 +439,38 @@ class ScoreColumns:
         Rows that seek (or offer) the same terms share what the slots' offers (seeks) give them.
         """
         memo: dict[object, NDArray[np.uint8]] = {}
-        features = [self._features[slot] for slot in slots]
-        for r, feature in enumerate(features):
+        for r, slot in enumerate(slots):
             row = block[r]
-            row[:] = self._base_for(feature.zone)
-            if feature.seeks:   # they offer what this member seeks
-                np.add(row, self._matching(self._offers, feature.seeks, memo), out=row)
-            if feature.offers:  # they seek what this member offers
-                np.add(row, self._matching(self._seeks, feature.offers, memo), out=row)
-            if len(feature.tags) <= MOST_INTERESTS:
-                self._tags.add_into(row, feature.tags)
+            row[:] = self._base_for(int(self._zone[slot]))
+            seeks, offers, tags = self._seeks.ids(slot), self._offers.ids(slot), self._tags.ids(slot)
+            if seeks:   # they offer what this member seeks
+                np.add(row, self._matching(self._offered, seeks, memo), out=row)
+            if offers:  # they seek what this member offers
+                np.add(row, self._matching(self._sought, offers, memo), out=row)
+            if len(tags) <= MOST_INTERESTS:
+                self._tagged.add_into(row, tags)
             else:
                 spare = np.zeros(self.capacity, np.uint8)
-                self._tags.add_into(spare, feature.tags)
+                self._tagged.add_into(spare, tags)
                 np.minimum(spare, self._most_interests, out=spare)
                 np.add(row, spare, out=row)
-        rows: list[int] = []
-        columns: list[int] = []
-        for r, slot in enumerate(slots):
-            for user in self._threads.get(self._user[slot], ()):
-                other = self._slot_of.get(user, -1)
-                if other >= 0:
-                    rows.append(r)
-                    columns.append(other)
-        if rows:
-            block[rows, columns] += THREAD_UNITS
+            shared = self._links.linked(int(self._slot_of.user_ids[slot]), LINK_THREAD)
+            if len(shared):
+                others = self._slot_of.slots(shared)
+                row[others[others >= 0]] += THREAD_UNITS
 
     def arrays(self) -> ScoreArrays:
         """What ``units`` reads, as arrays (``bot.matching.kernels`` computes the same rows from them)."""
-        slots = range(self.size)
         return ScoreArrays(
             base=np.stack([self._base_for(zone) for zone in range(len(self._offsets))]),
             zone=self._zone.astype(np.int64),
-            tags=csr([self._features[slot].tags for slot in slots]),
-            seeks=csr([self._features[slot].seeks for slot in slots]),
-            offers=csr([self._features[slot].offers for slot in slots]),
-            threads=linked_slots(self._threads, self._user[:self.size], self._slot_of),
-            tag_postings=self._tags.arrays(len(self._tag_id)),
-            offer_postings=self._offers.arrays(len(self._term_id)),
-            seek_postings=self._seeks.arrays(len(self._term_id)),
+            tags=self._tags.csr(),
+            seeks=self._seeks.csr(),
+            offers=self._offers.csr(),
+            threads=self._links.linked_slots(LINK_THREAD, self._slot_of, self.size),
+            tag_postings=self._tagged.arrays(len(self._tag_id)),
+            offer_postings=self._offered.arrays(len(self._term_id)),
+            seek_postings=self._sought.arrays(len(self._term_id)),
             zone_units=self._tz_units, zone_scores=self._tz_scores)
 
     def exact(self, slot: int, others: NDArray[np.intp], units: NDArray[np.uint8]) -> NDArray[np.float64]:

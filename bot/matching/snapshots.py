@@ -36,7 +36,7 @@ from typing import Final
 
 import numpy as np
 
-from bot.matching import index, model, rules, score, terms, worker
+from bot.matching import index, model, rules, score, slots, terms, worker
 from bot.matching.index import MatchIndex
 from bot.matching.worker import PackedIndex, unpack_index
 
@@ -45,7 +45,7 @@ def _format() -> str:
     """A digest of the code that lays an index out and packs it, and of what unpickles it: a snapshot written
     by other code (an upgrade, an edit) is not read, and the index is built anew once."""
     digest = hashlib.sha256(f"{sys.version_info[:2]} numpy {np.__version__}".encode())
-    for module in (index, model, rules, score, terms, worker):
+    for module in (index, model, rules, score, slots, terms, worker):
         digest.update(Path(module.__file__ or "").read_bytes())
     return digest.hexdigest()[:32]
 

@@ -20,11 +20,11 @@ under ``if __name__ == "__main__":``, or the worker would start a second bot. Th
 environment, so ``NUMBA_CACHE_DIR`` chooses where its kernels are cached (beside ``kernels.py`` when
 unset), and a fresh cache costs the worker's time, not the bot's.
 
-What crosses between the processes is pickled in chunks of ``_CHUNK`` objects, in a thread. Pickling is
-one C call that holds the GIL from start to end, whatever thread makes it: 100,000 candidates at once
-take 0.3-1.1 s on a 2-core machine, which the event loop would wait out, but a chunk of 2,000 takes
-about 3 ms, and the GIL changes hands between chunks. (And the mapping proxies ``History`` and
-``RoundPlan`` hold cannot be pickled as they are.)
+What crosses between the processes is pickled in chunks of ``_CHUNK`` objects (arrays in chunks of
+``_ARRAY_CHUNK`` bytes), in a thread. Pickling is one C call that holds the GIL from start to end, whatever
+thread makes it: 100,000 candidates at once take 0.3-1.1 s on a 2-core machine, which the event loop would
+wait out, but a chunk of 2,000 takes about 3 ms, and the GIL changes hands between chunks. (And the mapping
+proxies ``History`` and ``RoundPlan`` hold cannot be pickled as they are.)
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ import contextlib
 import gc
 import itertools
 import logging
+import math
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -47,6 +48,8 @@ from dataclasses import dataclass, fields
 from multiprocessing.process import BaseProcess
 from types import MappingProxyType
 from typing import Any, Final, TypeAlias, TypeVar
+
+import numpy as np
 
 from bot.matching.index import MatchIndex
 from bot.matching.model import Candidate, Group, History, LeftOut, RoundPlan
@@ -232,11 +235,13 @@ def unpack_pool(packed: PackedPool) -> tuple[list[Candidate], History]:
 
 
 # A suggestion index as pickled chunks (``pack_index``): its objects' attributes one by one, each list or dict
-# among them a chunk of items at a time, so that the bot, which unpacks it in a thread, never holds the GIL for
-# more than a chunk (a 100,000-member index unpickled whole holds it 80-130 ms). Every list, dict and object of
-# the index's own classes is packed once and referred to after (``_SHARED``): the columns share their owner's
-# ``slot_of``.
-_WHOLE, _LIST, _DICT, _PROXY, _OBJECT, _SHARED = range(6)
+# among them a chunk of items at a time and each array (alone, or in a list of them) a chunk of bytes at a time,
+# so that the bot, which unpacks it in a thread, never holds the GIL for more than a chunk (a 100,000-member index
+# unpickled whole holds it 10-15 ms: 30 MB of arrays; 80-130 ms when it held objects a member). Every list, dict,
+# array and object of the index's own classes is packed once and referred to after (``_SHARED``): the columns
+# share their owner's ``Slots``.
+_WHOLE, _LIST, _DICT, _OBJECT, _SHARED, _ARRAY, _ARRAYS = range(7)
+_ARRAY_CHUNK: Final = 1 << 20   # bytes of an array copied at once: well under a millisecond
 PackedIndex: TypeAlias = tuple[Any, ...]
 
 
@@ -258,13 +263,18 @@ def _pack(value: Any, seen: dict[int, tuple[int, Any]]) -> PackedIndex:
     known = seen.get(id(value))
     if known is not None:
         return (_SHARED, known[0])
-    if isinstance(value, MappingProxyType):
-        return (_PROXY, _pack(dict(value), seen))
     ours = type(value).__module__.startswith("bot.matching.") and hasattr(value, "__dict__")
-    if not (ours or isinstance(value, list | dict)):
+    if not (ours or isinstance(value, list | dict | np.ndarray)):
         return (_WHOLE, pickle.dumps(value, pickle.HIGHEST_PROTOCOL))
     key = len(seen)
     seen[id(value)] = (key, value)   # the value kept alive, so that its id is not another's meanwhile
+    if isinstance(value, np.ndarray):
+        flat = np.ascontiguousarray(value).reshape(-1)
+        step = max(1, _ARRAY_CHUNK // flat.itemsize)
+        return (_ARRAY, key, value.dtype, value.shape,
+                tuple(flat[start:start + step].tobytes() for start in range(0, len(flat), step)))
+    if isinstance(value, list) and any(isinstance(item, np.ndarray) for item in value):
+        return (_ARRAYS, key, tuple(_pack(item, seen) for item in value))
     if isinstance(value, list):
         return (_LIST, key, _pickled(value))
     if isinstance(value, dict):
@@ -279,9 +289,21 @@ def _unpack(packed: PackedIndex, made: dict[int, Any]) -> Any:
         return made[packed[1]]
     if kind == _WHOLE:
         return pickle.loads(packed[1])
-    if kind == _PROXY:
-        return MappingProxyType(_unpack(packed[1], made))
     key = packed[1]
+    if kind == _ARRAY:
+        _, _, dtype, shape, chunks = packed
+        flat = np.empty(math.prod(shape), dtype)
+        at = 0
+        for chunk in chunks:
+            part = np.frombuffer(chunk, dtype)
+            flat[at:at + len(part)] = part
+            at += len(part)
+        made[key] = array = flat.reshape(shape)
+        return array
+    if kind == _ARRAYS:
+        arrays: list[Any] = made.setdefault(key, [])
+        arrays.extend(_unpack(each, made) for each in packed[2])
+        return arrays
     if kind == _LIST:
         items: list[Any] = made.setdefault(key, [])
         for chunk in packed[2]:

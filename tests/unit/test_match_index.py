@@ -3,18 +3,24 @@ after profiles change. (Their reasons are given by the service, from candidates 
 
 from __future__ import annotations
 
+import itertools
 import pickle
+import random
 from types import MappingProxyType
+from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bot.matching import worker
 from bot.matching.index import MatchIndex
 from bot.matching.model import Candidate, History
-from bot.matching.rules import why_not
+from bot.matching.rules import linked, why_not
 from bot.matching.score import score
 from bot.matching.worker import pack_index, unpack_index
-from tests.unit.test_matching_rules import COMPANIES, both_ways, communities, member
+from tests.unit.test_match_kernels import large_community
+from tests.unit.test_matching_rules import COMPANIES, PHRASES, TAGS, both_ways, communities, member
 
 
 def expected(index_members: list[Candidate], history: History, user_id: int, k: int,
@@ -39,7 +45,7 @@ def test_suggests_the_best_fits() -> None:
     found = index.suggest(1, k=3)
     assert [s.user_id for s in found] == [2, 3, 5]
     assert [s.score for s in found] == [5.0, 3.0, 1.0] and all(s.reasons == () for s in found)
-    assert index.history is history and 1 in index and 99 not in index
+    assert index.history == history and 1 in index and 99 not in index
     assert (index.available(1), index.available(99)) == (True, None)
     assert [s.user_id for s in index.suggest(1, k=3, exclude={2})] == [3, 5]
     assert index.suggest(99) == [] and index.suggest(1, k=0) == []
@@ -113,7 +119,11 @@ def test_an_index_packed_for_another_process_comes_back_the_same_and_still_follo
     index = MatchIndex(candidates, history)
     packed = pickle.loads(pickle.dumps(pack_index(index)))   # as the round worker sends it
     back = unpack_index(packed)
-    assert isinstance(back.history.met, MappingProxyType) and back.history == history
+    assert back.history == index.history
+    users = [c.user_id for c in candidates]
+    for name in ("met", "declined", "threads"):   # kept both ways round, as the rule and the reasons read them
+        for a, b in itertools.permutations(users, 2):
+            assert linked(getattr(back.history, name), a, b) == linked(getattr(history, name), a, b)
     asker = candidates[0].user_id
     assert back.suggest(asker, k=5) == index.suggest(asker, k=5)
     edited = Candidate(**{**candidates[-1].__dict__, "company": data.draw(st.sampled_from(COMPANIES))})
@@ -124,3 +134,43 @@ def test_an_index_packed_for_another_process_comes_back_the_same_and_still_follo
     for user in [c.user_id for c in held]:
         got = [(s.user_id, s.score) for s in back.suggest(user, k=5)]
         assert got == [(s.user_id, s.score) for s in index.suggest(user, k=5)] == expected(held, history, user, 5)
+
+
+def test_an_index_edited_many_times_answers_as_one_built_afresh() -> None:
+    """Enough members for common tags and terms to be rows of bytes, and enough edits for the rare ones'
+    lists to be turned round several times, some ids becoming common on the way."""
+    people, history = large_community(600, seed=11)
+    index = MatchIndex(people[:300], history)
+    rng = random.Random(4)
+    held = {person.user_id: person for person in people[:300]}
+    for person in people[300:] + rng.choices(people, k=1500):
+        edited = Candidate(**{**person.__dict__, "interests": frozenset(rng.sample(TAGS, rng.randint(0, 4))),
+                              "seeks": tuple(rng.sample(PHRASES, rng.randint(0, 2)))})
+        index.upsert(edited)
+        held[edited.user_id] = edited
+    fresh = MatchIndex(held.values(), history)
+    for user in rng.sample(sorted(held), 60):
+        assert index.suggest(user, k=5) == fresh.suggest(user, k=5)
+
+
+def test_an_index_is_packed_an_array_chunk_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(worker, "_ARRAY_CHUNK", 256)
+    people, history = large_community(300, seed=12)
+    index = MatchIndex(people, history)
+    packed = pack_index(index)
+    arrays = arrays_in(packed)
+    chunks = [chunk for array in arrays for chunk in array[4]]
+    assert max(map(len, chunks)) <= 256 and any(len(array[4]) > 1 for array in arrays)
+    back = unpack_index(pickle.loads(pickle.dumps(packed)))
+    assert all(back.suggest(person.user_id) == index.suggest(person.user_id) for person in people)
+
+
+def arrays_in(packed: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    """The arrays among a packed object's attributes (alone or in lists), and theirs."""
+    if packed[0] == worker._ARRAY:
+        return [packed]
+    if packed[0] == worker._ARRAYS:
+        return [found for each in packed[2] for found in arrays_in(each)]
+    if packed[0] == worker._OBJECT:
+        return [found for _, each in packed[3] for found in arrays_in(each)]
+    return []
