@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 from bot.matching.model import Candidate, History, Suggestion
 from bot.matching.rules import RuleColumns
 from bot.matching.score import ScoreColumns, cut_units
-from bot.matching.slots import LINK_DECLINED, LINK_MET, LINK_THREAD, Linked, Links, Slots
+from bot.matching.slots import Links, Slots, history_links, linked_history
 
 # An index is sparse once its retired slots outnumber the live ones (and there are this many): a profile
 # edit appends a slot, so a busy server's index is built again now and then (by its owner, from fresh
@@ -39,9 +39,8 @@ class PreparedHistory:
 
     @classmethod
     def of(cls, history: History) -> PreparedHistory:
-        links = Links.of(((LINK_MET, history.met), (LINK_DECLINED, history.declined), (LINK_THREAD, history.threads)))
-        return cls(links, History(met=Linked(links, LINK_MET), declined=Linked(links, LINK_DECLINED),
-                                  threads=Linked(links, LINK_THREAD)))
+        links = history_links(history)
+        return cls(links, linked_history(links))
 
 
 class Members:

@@ -19,6 +19,8 @@ from typing import Final, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
+from bot.matching.model import History
+
 _T = TypeVar("_T", bound=np.generic)
 
 # What links two members in a history (bits, so that one pair can be linked in several ways).
@@ -265,3 +267,19 @@ class Linked(Mapping[int, frozenset[int]]):
     def __len__(self) -> int:
         return len(self._linked())
 
+
+def history_links(history: History) -> Links:
+    """The pairs of ``history`` as ``Links``: those it is read from when it is (``linked_history``), else
+    made from its mappings."""
+    maps = ((LINK_MET, history.met), (LINK_DECLINED, history.declined), (LINK_THREAD, history.threads))
+    links = history.met.links if isinstance(history.met, Linked) else None
+    if all(isinstance(linked, Linked) and linked.links is links and linked.kinds == kind for kind, linked in maps):
+        assert links is not None
+        return links
+    return Links.of(maps)
+
+
+def linked_history(links: Links) -> History:
+    """A ``History`` read from ``links``."""
+    return History(met=Linked(links, LINK_MET), declined=Linked(links, LINK_DECLINED),
+                   threads=Linked(links, LINK_THREAD))

@@ -24,7 +24,8 @@ What crosses between the processes is pickled in chunks of ``_CHUNK`` objects (a
 ``_ARRAY_CHUNK`` bytes), in a thread. Pickling is one C call that holds the GIL from start to end, whatever
 thread makes it: 100,000 candidates at once take 0.3-1.1 s on a 2-core machine, which the event loop would
 wait out, but a chunk of 2,000 takes about 3 ms, and the GIL changes hands between chunks. (And the mapping
-proxies ``History`` and ``RoundPlan`` hold cannot be pickled as they are.)
+proxies a ``RoundPlan`` holds cannot be pickled as they are; a ``History`` crosses as its pairs in arrays,
+``Links``.)
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ import os
 import pickle
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, fields
@@ -54,6 +55,7 @@ import numpy as np
 from bot.matching.index import MatchIndex
 from bot.matching.model import Candidate, Group, History, LeftOut, RoundPlan
 from bot.matching.pairing import plan_round
+from bot.matching.slots import Links, history_links, linked_history
 
 log = logging.getLogger(__name__)
 
@@ -73,13 +75,13 @@ _Result = TypeVar("_Result")
 
 @dataclass(frozen=True)
 class PackedPool:
-    """Candidates and their history as pickled chunks (the candidates, and each of the history's mappings as
-    items): a round's input on its way to the worker, and a server's history on its way back for its
-    suggestion index (``bot.matching.service.read_history``). Made and read with ``pack_pool`` and
-    ``unpack_pool``, in a thread."""
+    """Candidates and their history in chunks (the candidates pickled, the history's pairs as arrays,
+    ``Links``, packed as ``pack_index`` packs an index): a round's input on its way to the worker, and a
+    server's history on its way back for its suggestion index (``bot.matching.service.read_history``). Made
+    and read with ``pack_pool`` and ``unpack_pool``, in a thread."""
 
     candidates: _Chunks
-    history: tuple[tuple[str, _Chunks], ...]
+    history: tuple[Any, ...]
 
 
 @dataclass(frozen=True)
@@ -220,18 +222,19 @@ def _kill(processes: Sequence[BaseProcess]) -> None:
 # --- in a thread (packing and unpacking) ------------------------------------------------------------------
 
 def pack_pool(candidates: Iterable[Candidate], history: History) -> PackedPool:
-    mappings: list[tuple[str, _Chunks]] = []
-    for each in fields(history):
-        mapping: Mapping[Any, Any] = getattr(history, each.name)
-        mappings.append((each.name, _pickled(mapping.items())))
-    return PackedPool(candidates=_pickled(candidates), history=tuple(mappings))
+    return PackedPool(candidates=_pickled(candidates), history=_pack(history_links(history), {}))
 
 
 def unpack_pool(packed: PackedPool) -> tuple[list[Candidate], History]:
-    """``pack_pool``'s candidates and history again: a chunk at a time, so the GIL changes hands between."""
+    """``pack_pool``'s candidates and history again: a chunk at a time, so the GIL changes hands between. The
+    history is read from the arrays it came in (``linked_history``): a 100,000-member server's, made into
+    mappings of frozensets, would be some 60 MB of small objects, and the suggestion index keeps the arrays
+    (``PreparedHistory.of`` takes them as they are)."""
     candidates: list[Candidate] = _unpickled(packed.candidates)
-    history = History(**{name: MappingProxyType(dict(_unpickled(chunks))) for name, chunks in packed.history})
-    return candidates, history
+    links = _unpack(packed.history, {})
+    if not isinstance(links, Links):
+        raise TypeError(f"not a packed history: {type(links).__name__}")
+    return candidates, linked_history(links)
 
 
 # A suggestion index as pickled chunks (``pack_index``): its objects' attributes one by one, each list or dict

@@ -14,11 +14,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.matching import worker
-from bot.matching.index import MatchIndex
+from bot.matching.index import MatchIndex, PreparedHistory
 from bot.matching.model import Candidate, History
 from bot.matching.rules import linked, why_not
 from bot.matching.score import score
-from bot.matching.worker import pack_index, unpack_index
+from bot.matching.slots import Linked
+from bot.matching.worker import pack_index, pack_pool, unpack_index, unpack_pool
 from tests.unit.test_match_kernels import large_community
 from tests.unit.test_matching_rules import COMPANIES, PHRASES, TAGS, both_ways, communities, member
 
@@ -174,3 +175,15 @@ def arrays_in(packed: tuple[Any, ...]) -> list[tuple[Any, ...]]:
     if packed[0] == worker._OBJECT:
         return [found for _, each in packed[3] for found in arrays_in(each)]
     return []
+
+
+def test_a_history_packed_for_another_process_comes_back_as_the_arrays_the_index_keeps() -> None:
+    people, history = large_community(200, seed=13)
+    _, back = unpack_pool(pickle.loads(pickle.dumps(pack_pool((), history))))   # as read_history sends it
+    assert back == MatchIndex([], history).history
+    prepared = PreparedHistory.of(back)
+    assert isinstance(back.met, Linked) and prepared.links is back.met.links   # taken as they are
+    index = MatchIndex(people, History())
+    index.use_history(prepared)
+    built = MatchIndex(people, history)
+    assert all(index.suggest(person.user_id) == built.suggest(person.user_id) for person in people)

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bot.matching.model import History
 from bot.matching.slots import (
     LINK_DECLINED,
     LINK_MET,
@@ -19,6 +20,8 @@ from bot.matching.slots import (
     Links,
     Rows,
     Slots,
+    history_links,
+    linked_history,
 )
 
 ids = st.lists(st.integers(0, 40), max_size=4)
@@ -85,12 +88,15 @@ def closure(*maps: dict[int, frozenset[int]]) -> dict[int, frozenset[int]]:
 def test_links_keep_a_historys_pairs_both_ways_round(met: dict[int, frozenset[int]],
                                                      declined: dict[int, frozenset[int]],
                                                      threads: dict[int, frozenset[int]]) -> None:
-    links = Links.of(((LINK_MET, met), (LINK_DECLINED, declined), (LINK_THREAD, threads)))
-    for kinds, linked in ((LINK_MET, met), (LINK_DECLINED, declined), (LINK_THREAD, threads)):
-        assert dict(Linked(links, kinds)) == closure(linked)
+    history = History(met=MappingProxyType(met), declined=MappingProxyType(declined), threads=MappingProxyType(threads))
+    links = history_links(history)
+    read = linked_history(links)
+    assert dict(read.met) == closure(met) and dict(read.declined) == closure(declined)
+    assert dict(read.threads) == closure(threads)
     apart = closure(met, declined)
     for user in range(14):
         assert sorted(links.linked(user, LINK_MET | LINK_DECLINED).tolist()) == sorted(apart.get(user, ()))
+    assert history_links(read) is links   # read from arrays already: taken as they are
 
 
 @settings(max_examples=60)
