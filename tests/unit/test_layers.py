@@ -17,7 +17,7 @@ import bot
 BOT = Path(bot.__file__).resolve().parent
 # The glue: the only modules of bot/ that may import discord (docs/architecture.md).
 GLUE = {"bot.__main__", "bot.client", "bot.interactions", "bot.posting", "bot.translator", "bot.checks", "bot.ui",
-        "bot.channels", "bot.threads", "bot.profile_form"}
+        "bot.channels", "bot.threads", "bot.profile_form", "bot.gateway"}
 MODULES = sorted(info.name for info in pkgutil.walk_packages([str(BOT)], prefix="bot."))
 
 
