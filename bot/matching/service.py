@@ -254,10 +254,11 @@ async def build_index(order: ServerOrder) -> tuple[PackedIndex, dict[int, dateti
         aliases = await service._intros.alias_map(order.guild_id)
         pool = await service.pool(order.guild_id)
         members = len(pool.candidates)
-        packed, pauses = pack_index(MatchIndex(pool.candidates.values(), pool.history)), _pauses(pool, order.now)
+        index, pauses = MatchIndex(pool.candidates.values(), pool.history), _pauses(pool, order.now)
         del pool
         await service.store.save_snapshot(order.guild_id, StoredSnapshot(snapshots.FORMAT, order.now, members, aliases),
-                                          snapshots.encode(snapshots.Snapshot(packed, pauses)))
+                                          snapshots.encode(snapshots.Snapshot(index, pauses)))
+        packed = pack_index(index)
     return packed, pauses
 
 

@@ -2,10 +2,9 @@
 
 Building the index of a server of 100,000 from its profiles takes the round worker about 5 s (the pool read,
 3.4 s of it, and the index made and packed); a ``/match suggest`` sent meanwhile waits. The worker therefore
-stores each index it builds (``bot.matching.service.build_index``), packed as it sends it to the bot
-(``bot.matching.worker.pack_index``), with when paused members come back and the company aliases it was
-built with; the bot loads it before it connects to the gateway (``MatchService.load_indexes``): about 30 MB,
-read, unpickled and unpacked in well under a second.
+stores each index it builds (``bot.matching.service.build_index``), pickled whole with when paused members
+come back, and the company aliases it was built with beside it; the bot loads it before it connects to the
+gateway (``MatchService.load_indexes``): about 30 MB at 100,000, read and unpickled in well under a second.
 
 What changed after the build is read afresh on loading, member by member (``MatchService._load``): those
 whose profile was saved (``intro_profiles.updated_at``), whose part in rounds, pause or avoid list changed
@@ -38,7 +37,6 @@ import numpy as np
 
 from bot.matching import index, model, rules, score, slots, terms, worker
 from bot.matching.index import MatchIndex
-from bot.matching.worker import PackedIndex, unpack_index
 
 
 def _format() -> str:
@@ -59,17 +57,22 @@ HISTORY_AFTER_LOAD: Final = 60.0   # seconds after loading before the index's hi
 
 @dataclass(frozen=True)
 class Snapshot:
-    index: PackedIndex
+    index: MatchIndex
     pauses: dict[int, datetime]      # when paused members come back, as of the build
 
 
 def encode(snapshot: Snapshot) -> bytes:
+    """The index pickled whole (its caches left behind): its columns are arrays, so loading it makes them
+    straight from the bytes, and at its peak the bot holds the bytes and the index, nothing more. (Unlike
+    the index the worker sends while the bot serves, chunked by ``pack_index``: this one is loaded before
+    the bot connects, when holding the GIL for the tens of milliseconds it takes keeps nobody waiting.)"""
+    snapshot.index.forget_caches()
     return pickle.dumps(snapshot, pickle.HIGHEST_PROTOCOL)
 
 
 def decode(data: bytes) -> tuple[MatchIndex, dict[int, datetime]]:
-    """The index and pauses of ``encode``'s bytes; in a thread (it takes a few hundred ms)."""
+    """The index and pauses of ``encode``'s bytes; in a thread."""
     snapshot = pickle.loads(data)
-    if not isinstance(snapshot, Snapshot):
+    if not isinstance(snapshot, Snapshot) or not isinstance(snapshot.index, MatchIndex):
         raise TypeError(f"not a suggestion snapshot: {type(snapshot).__name__}")
-    return unpack_index(snapshot.index), snapshot.pauses
+    return snapshot.index, snapshot.pauses
