@@ -49,7 +49,7 @@ from bot.intros.profile import (
     parse_profile_timezone,
     parse_tags,
 )
-from bot.intros.store import IntroStore
+from bot.intros.store import ROWS_AT_ONCE, IntroStore
 from bot.matching.store import MatchStore
 from bot.outbox.model import Job, JobState
 from bot.outbox.store import OutboxStore
@@ -206,10 +206,8 @@ class IntroService:
         nobody who joined meanwhile is. ``is_member`` answers from the server's complete member list and is
         asked again just before each change, so a join or leave seen meanwhile wins."""
         stored = await self._store.presence(guild_id)
-        # In a thread too (``is_member`` only reads the member cache): 100,000 look-ups.
-        departed, returned = await asyncio.to_thread(
-            lambda: (sorted(user_id for user_id in stored.present if not is_member(user_id)),
-                     sorted(user_id for user_id in stored.left if is_member(user_id))))
+        departed = await _those(sorted(stored.present), lambda user_id: not is_member(user_id))
+        returned = await _those(sorted(stored.left), is_member)
         done_departed, done_returned = [], []
         for user_id in departed:
             if not is_member(user_id):
@@ -406,3 +404,12 @@ class IntroService:
             no_industry=sum(1 for p in profiles if not p.industry),
             companies=len(keys),
         )
+
+
+async def _those(user_ids: list[int], keep: Callable[[int], bool]) -> list[int]:
+    """``user_ids`` that ``keep`` keeps, a slice between two turns of the event loop (a server's 100,000)."""
+    kept: list[int] = []
+    for start in range(0, len(user_ids), ROWS_AT_ONCE):
+        kept += [user_id for user_id in user_ids[start:start + ROWS_AT_ONCE] if keep(user_id)]
+        await asyncio.sleep(0)
+    return kept
