@@ -82,7 +82,7 @@ ATTACHMENT_SIZE_LIMIT = 10 * 1024 * 1024  # bytes per file, as the interaction p
 MAX_REACTIONS = 20  # distinct emojis on one message
 NONCE_WINDOW = 5 * 60.0  # seconds a message's nonce stays taken for its author in its channel ("a few minutes")
 MAX_NONCE_LENGTH = 25
-FAULT_STATUSES = frozenset({429, 500, 502, 503, 504})
+FAULT_STATUSES = frozenset({403, 429, 500, 502, 503, 504})
 # Calls chaos leaves alone unless told otherwise: failing them says nothing about how the bot delivers (an
 # interaction callback retried after a lost answer is "already acknowledged"; login is discord.py's own).
 CHAOS_EXCLUDE = r"/interactions/\d+/[^/]+/callback|/users/@me|/oauth2/applications/@me|/gateway(?:/bot)?"
@@ -168,7 +168,7 @@ class NotModelled(Exception):
     end-to-end runner reports it instead of the fake pretending."""
 
 
-FaultKind = Literal["rate_limited", "failed", "answer_lost"]
+FaultKind = Literal["rate_limited", "failed", "answer_lost", "refused"]
 
 
 @dataclass
@@ -191,8 +191,8 @@ class Call:
 
 @dataclass(frozen=True)
 class Injection:
-    """What a fault or chaos does to one call: a 429 (``retry_after`` seconds) or a 5xx, before the call is carried
-    out (``failed``) or after (``answer_lost``)."""
+    """What a fault or chaos does to one call: a 429 (``retry_after`` seconds), a 403 (``refused``: Discord's
+    50013, nothing done) or a 5xx, before the call is carried out (``failed``) or after (``answer_lost``)."""
 
     kind: FaultKind
     status: int
@@ -207,8 +207,8 @@ class Fault:
                  retry_after: float) -> None:
         if status not in FAULT_STATUSES:
             raise ValueError(f"a fault answers one of {sorted(FAULT_STATUSES)}, not {status}")
-        if carried_out and status == 429:
-            raise ValueError("a 429 is never carried out: Discord refuses before doing anything")
+        if carried_out and status in (403, 429):
+            raise ValueError(f"a {status} is never carried out: Discord refuses before doing anything")
         if times < 1:
             raise ValueError("a fault catches at least one call")
         if retry_after <= 0:
@@ -217,7 +217,8 @@ class Fault:
         self.regex = regex
         self.times = times
         self.calls: list[Call] = []
-        kind: FaultKind = "rate_limited" if status == 429 else "answer_lost" if carried_out else "failed"
+        kind: FaultKind = ("rate_limited" if status == 429 else "refused" if status == 403
+                           else "answer_lost" if carried_out else "failed")
         self.injection = Injection(kind, status, retry_after if status == 429 else 0.0)
 
     @property
@@ -780,8 +781,10 @@ class FakeDiscord:
         """The next ``times`` ``method`` calls whose path matches ``pattern`` (as in :meth:`calls_to`) get
         ``status`` instead of their answer: 500, 502, 503 or 504 (``carried_out=True``: the fake performs the
         call first, so what it creates exists and the answer is what is lost), or 429 with ``retry_after``
-        seconds (scope ``shared``, ``Via`` set so discord.py waits and retries). A call a rate limit refuses
-        does not use up a fault. ``fault.calls`` are the calls it caught."""
+        seconds (scope ``shared``, ``Via`` set so discord.py waits and retries), or 403 (50013 "Missing
+        Permissions", nothing done: Discord refusing what its rules, as the fake models them, would allow, e.g. a
+        thread's creator closing its invitations). A call a rate limit refuses does not use up a fault.
+        ``fault.calls`` are the calls it caught."""
         fault = Fault(method, self._path_regex(pattern), status, carried_out, times, retry_after)
         self._faults.append(fault)
         return fault
@@ -1390,6 +1393,8 @@ class FakeDiscord:
             call.fault = injection.kind
             if injection.kind == "rate_limited":
                 return self._too_many(call, injection.retry_after, "shared", headers)
+            if injection.kind == "refused":
+                return self._error(call, DiscordError(403, 50013, "Missing Permissions"))
             if injection.kind == "failed":
                 return self._server_error(call, injection.status, headers)
         status, result = await self._perform(request, route, match, body, call)

@@ -648,8 +648,37 @@ async def test_a_private_thread_shows_invitable_and_strict_invitable_keeps_non_m
     assert refused.value.code == 50013 and newcomer.id not in fake.thread_members
     await thread.add_user(discord.Object(club.member.id))  # one already in changes nothing, so it is no refusal
     assert (await thread.edit(invitable=True)).invitable  # its creator may open it
-    await thread.add_user(discord.Object(newcomer.id))
+    await thread.add_user(discord.Object(newcomer.id))  # and with invitations open, a non-moderator adds
     assert set(fake.thread_members) == {server.bot_user.id, club.member.id, newcomer.id}
+    assert not (await thread.edit(invitable=False)).invitable and not fake.invitable  # and close it again
+    latecomer = server.add_member(club.guild, "dai")
+    with pytest.raises(discord.Forbidden):
+        await thread.add_user(discord.Object(latecomer.id))
+    # Someone else's private thread the bot is in: neither opening nor closing it without MANAGE_THREADS.
+    (theirs,) = server.add_threads(club.general, 1)
+    theirs.type, theirs.invitable = ChannelType.PRIVATE_THREAD, False
+    theirs.thread_members[server.bot_user.id] = theirs.created_at
+    for invitable in (True, False):
+        status, body = await rest(server, "PATCH", f"/channels/{theirs.id}", {"invitable": invitable})
+        assert (status, body["code"]) == (403, 50013)
+    assert not theirs.invitable
+
+
+async def test_a_faked_403_refuses_what_the_rules_allow_and_does_nothing(
+        server: FakeDiscord, club: Club, client: discord.Client) -> None:
+    deny_bot(server, club.guild, club.general, Perm.MANAGE_THREADS)
+    thread = await channel_of(client, club.general).create_thread(name="Intro", invitable=True)
+    refusal = server.fault("PATCH", rf"/channels/{thread.id}", 403)
+    with pytest.raises(discord.Forbidden) as refused:
+        await thread.edit(invitable=False)  # its creator may, but this once Discord says no
+    assert (refused.value.status, refused.value.code) == (403, 50013) and server.channels[thread.id].invitable
+    (call,) = refusal.calls
+    assert (call.status, call.fault, call.carried_out_status) == (403, "refused", None) and refusal.spent
+    assert not (await thread.edit(invitable=False)).invitable  # the next is carried out
+    with pytest.raises(ValueError, match="never carried out"):
+        server.fault("PATCH", "/x", 403, carried_out=True)
+    with pytest.raises(ValueError, match="a fault answers one of"):
+        server.fault("PATCH", "/x", 404)
 
 
 # ---------------------------------------------------------------------- holds
