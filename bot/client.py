@@ -118,6 +118,9 @@ class KakehashiBot(commands.AutoShardedBot):
         self._matching: MatchService | None = None
         # The forms (modals) the cogs open, routed by custom id (bot/ui.py).
         self.forms = Forms()
+        # Servers where Discord refused to close the bot's private threads to invitations (bot/threads.py): it
+        # is not asked again there until a restart.
+        self.invitations_refused: set[int] = set()
         # Rounds are planned in a process of their own, started at the first round (not at every start).
         self._round_worker = RoundWorker()
         # The bot's own tasks (the outbox, the heap's upkeep, the suggestion indexes made after a start),

@@ -3,14 +3,16 @@
 beside ``bot/posting.py``; here so that neither cog imports the other.
 
 The matches channel, checked; a private thread named with a marker (its last word), so a retry after a crash
-finds one it started; a message the bot sent before a crash, found by its button or its marker; a thread
-archived once its purpose is served; a member told something by DM; and the one message that opens an
-introduction in a thread.
+finds one it started, started open to invitations, its members added, then closed; a message the bot sent
+before a crash, found by its button or its marker; a thread archived once its purpose is served; a member told
+something by DM; the one message that opens an introduction in a thread, and the DM that introduces a member
+the thread could not have.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Literal
 
 import discord
@@ -66,25 +68,86 @@ async def find_thread(guild: discord.Guild, channel: discord.TextChannel, marker
 
 
 async def start_thread(channel: discord.TextChannel, marker: str, members: list[discord.Member]) -> discord.Thread:
-    """A private thread for ``members``. It archives after a day of silence (a message reopens it), so that
-    introductions do not hold the server's room for active threads for a week."""
+    """A private thread for ``members``, open to invitations until they are in (``add_members`` closes it).
+    It archives after a day of silence (a message reopens it), so that introductions do not hold the server's
+    room for active threads for a week."""
     return await channel.create_thread(
         name=thread_name([m.display_name for m in members], marker), type=discord.ChannelType.private_thread,
-        invitable=False, auto_archive_duration=ARCHIVE_MINUTES)
+        invitable=True, auto_archive_duration=ARCHIVE_MINUTES)
 
 
-async def open_thread(guild: discord.Guild, channel: discord.TextChannel, marker: str,
-                      members: list[discord.Member], known: int | None, *, retry: bool) -> discord.Thread:
+@dataclass(frozen=True)
+class Joined:
+    """A private thread and who is in it after the bot added them, by Discord's answers to the adds."""
+
+    thread: discord.Thread
+    members: list[discord.Member]   # in the thread
+    refused: list[discord.Member]   # Discord refused to add them (403): to be introduced by DM
+    gone: list[discord.Member]      # no longer in the server (404)
+
+
+async def add_members(bot: KakehashiBot, thread: discord.Thread, members: list[discord.Member]) -> Joined:
+    """Add ``members`` to a private thread the bot started, then close it to invitations.
+
+    Discord documents that only moderators (Manage Threads, which the bot does not ask for) may add people to a
+    private thread closed to invitations, and does not say whether its creator may: so ``start_thread`` starts
+    it open, the members are added, and only then is it closed, which works whichever way. Who is in is read
+    from the adds' answers (no call more): a member Discord refused (403) is not, and is for the caller to
+    introduce by DM; a 404 is a member who left. A 5xx after discord.py's own retries stands, for the caller's
+    job to be retried: adding someone already in changes nothing. A thread found again closed (an earlier
+    attempt closed it) is not opened again: whom it refuses goes by DM."""
+    added: list[discord.Member] = []
+    refused: list[discord.Member] = []
+    gone: list[discord.Member] = []
+    for member in members:
+        try:
+            await thread.add_user(member)
+        except discord.NotFound:
+            gone.append(member)
+        except discord.Forbidden as exc:
+            log.warning("Could not add member %s to thread %s in guild %s (%s); they are introduced by DM",
+                        member.id, thread.id, thread.guild.id, exc.code)
+            refused.append(member)
+        else:
+            added.append(member)
+    await close_invitations(bot, thread)
+    return Joined(thread, added, refused, gone)
+
+
+async def close_invitations(bot: KakehashiBot, thread: discord.Thread) -> None:
+    """Close a private thread the bot started to invitations, its members in: from then on a member cannot
+    bring someone else into their introduction. Its creator may, without Manage Threads. When Discord refuses
+    anyway, the thread stays as it is (a colleague added is a small matter next to an empty thread) and the
+    introduction goes ahead; the bot says so once per server and asks no more there until it restarts, since
+    every refusal would count towards Discord's limit on invalid requests (10,000 401, 403 and 429 answers in
+    10 minutes close the API to the bot's address for a while). A 5xx is only logged: the thread stays open."""
+    guild = thread.guild
+    if not thread.invitable or thread.owner_id != guild.me.id or guild.id in bot.invitations_refused:
+        return
+    try:
+        await thread.edit(invitable=False)
+    except discord.HTTPException as exc:
+        if exc.status >= 500:
+            log.info("Could not close thread %s in guild %s to invitations (%s); it stays open", thread.id,
+                     guild.id, exc.status)
+            return
+        bot.invitations_refused.add(guild.id)
+        log.warning("Discord refused to close private thread %s in guild %s to invitations (%s %s): its members "
+                    "may add others to it; this server's threads stay open to invitations until the bot restarts",
+                    thread.id, guild.id, exc.status, exc.code)
+
+
+async def open_thread(bot: KakehashiBot, guild: discord.Guild, channel: discord.TextChannel, marker: str,
+                      members: list[discord.Member], known: int | None, *, retry: bool) -> Joined:
     """The private thread for ``marker``: the one known, or (on a retry) one an earlier attempt started, or
-    started now; with ``members`` in."""
+    started now; with ``members`` added (``add_members``: whom Discord refused is for the caller to reach
+    another way)."""
     thread = await known_thread(guild, known) if known is not None else None
     if thread is None and retry:
         thread = await find_thread(guild, channel, marker)
     if thread is None:
         thread = await start_thread(channel, marker, members)
-    for member in members:
-        await thread.add_user(member)
-    return thread
+    return await add_members(bot, thread, members)
 
 
 def _custom_ids(message: discord.Message) -> set[str]:
@@ -154,15 +217,17 @@ async def tell(bot: KakehashiBot, guild: discord.Guild, user_id: int, text: Text
 
 
 async def introduce(bot: KakehashiBot, guild: discord.Guild, thread: discord.Thread,
-                    members: list[discord.Member], *, seed: int, retry: bool) -> None:
-    """Open the thread with one message: the members' cards, and a question to start (once: a retry first
-    reads the thread for a message of the bot's, which a first attempt need not)."""
+                    members: list[discord.Member], *, seed: int, retry: bool,
+                    cards: list[discord.Member] | None = None) -> None:
+    """Open the thread with one message: the members' cards (or those of ``cards``, when some of the people
+    introduced are not in the thread), and a question to start (once: a retry first reads the thread for a
+    message of the bot's, which a first attempt need not)."""
     if retry and await posted_in(thread, guild.me.id):
         return
     settings = await bot.guild_config.settings(guild.id)
     localize = server_localizer(bot, guild, settings)
     embeds = []
-    for member in members:
+    for member in cards if cards is not None else members:
         profile = await bot.intros.profile(guild.id, member.id)
         if profile is not None:
             # Introduced people see each other's company, whoever else it is hidden from.
@@ -173,3 +238,33 @@ async def introduce(bot: KakehashiBot, guild: discord.Guild, thread: discord.Thr
         lines.append(localize(Text("match.intro.starter", question=starter)))
     await thread.send("\n\n".join(lines), embeds=embeds[:10],
                       allowed_mentions=discord.AllowedMentions(users=members))
+
+
+async def introduce_by_dm(bot: KakehashiBot, guild: discord.Guild, member: discord.Member,
+                          others: list[discord.Member], *, hello: str, seed: int, marker: str, retry: bool) -> bool:
+    """The introduction by DM, in the member's language: ``hello`` (a key given ``server`` and ``members``),
+    the others' cards, their mentions (so the member can write to them; in a DM they ping nobody) and a question
+    to start, ending with ``marker``, by which a retry finds it. False when Discord refuses the DM (closed
+    DMs)."""
+    settings = await bot.guild_config.settings(guild.id)
+    localize = await member_localizer(bot, guild, settings, member.id)
+    embeds = []
+    for other in others:
+        profile = await bot.intros.profile(guild.id, other.id)
+        if profile is not None:
+            embeds.append(card_embed(localize, profile, viewer_id=None, introduced=True))
+    lines = [localize(Text(hello, server=shorten(guild.name, 60),
+                           members=[f"{o.mention} ({shorten(o.display_name, 60)})" for o in others]))]
+    starter = bot.prompts.starter(localize.language, seed)
+    if starter:
+        lines.append(localize(Text("match.intro.starter", question=starter)))
+    lines.append(f"-# Kakehashi {marker}")
+    try:
+        dm = await member.create_dm()
+        if retry and await sent_marked(dm, guild.me.id, marker):
+            return True
+        await dm.send("\n\n".join(lines), embeds=embeds[:10], allowed_mentions=discord.AllowedMentions.none())
+    except discord.Forbidden as exc:
+        log.info("Could not DM member %s in guild %s an introduction (%s)", member.id, guild.id, exc.code)
+        return False
+    return True

@@ -38,7 +38,7 @@ from bot.matching.model import (
 from bot.matching.service import COMPANY_MAX, NOTE_MAX
 from bot.outbox.model import Job, RetryLater
 from bot.posting import card_embed, member_localizer, server_localizer
-from bot.threads import EMBED_COLOR, introduce, matches_channel, open_thread, sent_with, tell
+from bot.threads import EMBED_COLOR, introduce, introduce_by_dm, matches_channel, open_thread, sent_with, tell
 from bot.translator import described
 from bot.ui import Form, RoutedItem
 
@@ -404,8 +404,13 @@ class Matching(commands.Cog):
         known = request.channel_id if request.channel_id not in (None, dm.id) else None
         try:
             channel = await matches_channel(self.bot, guild)
-            thread = await open_thread(guild, channel, ASK_MARKER.format(id=request.id), [target], known,
-                                       retry=job.attempts > 1)
+            joined = await open_thread(self.bot, guild, channel, ASK_MARKER.format(id=request.id), [target],
+                                       known, retry=job.attempts > 1)
+            if not joined.members:
+                # Discord would not add them (or they left): the thread does not reach them either.
+                await self._undeliverable(guild, request, "match.request.unreachable")
+                return
+            thread = joined.thread
             await self.bot.matching.delivering(request.id, thread.id)
             message = await sent_with(thread, guild.me.id, accept)
             if message is None:
@@ -438,10 +443,22 @@ class Matching(commands.Cog):
         except UserError as exc:
             raise RetryLater(exc.key, **exc.params) from None
         marker = REQUEST_MARKER.format(id=request.id)
-        thread = await open_thread(guild, channel, marker, members, request.thread_id, retry=job.attempts > 1)
-        if request.thread_id != thread.id:
-            await self.bot.matching.introduced(request.id, thread.id)
-        await introduce(self.bot, guild, thread, members, seed=request.id, retry=job.attempts > 1)
+        retry = job.attempts > 1
+        joined = await open_thread(self.bot, guild, channel, marker, members, request.thread_id, retry=retry)
+        if request.thread_id != joined.thread.id:
+            await self.bot.matching.introduced(request.id, joined.thread.id)
+        if joined.members:
+            # Those in the thread see the cards of both, whoever of them Discord would not add.
+            await introduce(self.bot, guild, joined.thread, joined.members, seed=request.id, retry=retry,
+                            cards=[m for m in members if m not in joined.gone])
+        for member in joined.refused:
+            # Nobody waits for a thread they are not in: the introduction comes by DM instead.
+            others = [m for m in members if m.id != member.id]
+            if not await introduce_by_dm(self.bot, guild, member, others, hello="match.request.introduced_dm",
+                                         seed=request.id, marker=marker, retry=retry):
+                for other in others:
+                    await tell(self.bot, guild, other.id,
+                               Text("match.delivery.partner_unreached", names=[member.mention]))
 
     async def expire_request(self, job: Job) -> None:
         request = await self.bot.matching.expire(int(job.payload["request"]))

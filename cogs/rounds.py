@@ -51,6 +51,7 @@ from bot.outbox.model import Job, RetryLater
 from bot.posting import card_embed, discord_error, member_localizer, post_to_log, server_localizer
 from bot.threads import (
     EMBED_COLOR,
+    add_members,
     archive_thread,
     find_thread,
     introduce,
@@ -340,7 +341,7 @@ class Rounds(commands.Cog):
     async def _by_thread(self, guild: discord.Guild, group: GroupRecord, members: list[discord.Member], *,
                          retry: bool) -> bool:
         """The group's private thread: started, the members added, one message. On a first attempt that is
-        all (members + 2 calls); only a retry looks for what an earlier attempt left. False when Discord
+        all (members + 3 calls); only a retry looks for what an earlier attempt left. False when Discord
         will not have the thread (its cap, a permission): the group goes by DM, and so do the round's
         other groups still waiting for a thread."""
         channel: discord.abc.GuildChannel | None
@@ -387,20 +388,11 @@ class Rounds(commands.Cog):
                 return False
         if group.thread_id != thread.id:
             await self.bot.matching.group_thread(group.id, thread.id)
-        added: list[discord.Member] = []
-        outside: list[discord.Member] = []
-        for member in members:
-            # Adding a member already in the thread (on a retry) changes nothing on Discord's side.
-            try:
-                await thread.add_user(member)
-            except discord.NotFound:
-                await self.bot.matching.unreached(guild.id, group.id, member.id, Unreached.LEFT)
-            except discord.Forbidden as exc:
-                log.warning("Could not add member %s to thread %s (%s); introducing them by DM", member.id,
-                            thread.id, exc.code)
-                outside.append(member)
-            else:
-                added.append(member)
+        # Added, then the thread closed to invitations; whom Discord refused is introduced by DM below.
+        joined = await add_members(self.bot, thread, members)
+        for member in joined.gone:
+            await self.bot.matching.unreached(guild.id, group.id, member.id, Unreached.LEFT)
+        added, outside = joined.members, joined.refused
         if outside and not added:
             # Discord lets the bot start threads here but not add members to them: no thread will serve.
             await self._problem(guild, group.round_id, "match.delivery.add_forbidden", channel=channel.mention)

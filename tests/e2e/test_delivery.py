@@ -290,8 +290,9 @@ async def test_config_show_warns_about_each_permission_the_matches_channel_lacks
 
 async def test_when_discord_refuses_to_add_members_to_the_bots_threads_the_groups_go_by_dm(
         discord_server: FakeDiscord, world: World, bot_runner: BotRunner) -> None:
-    """Discord's stricter reading: a non-moderator may not add members to a private thread closed to
-    invitations. Nobody waits in an empty thread."""
+    """Discord starts the bot's threads but refuses every add (403/50013; the bot starts them open to
+    invitations, so not for the reason of tests/e2e/test_thread_invitations.py). Nobody waits in an empty
+    thread."""
     discord_server.strict_invitable = True
     bot_role = world.guild.role_named("Kakehashi")
     bot_role.permissions &= ~Perm.MANAGE_THREADS   # the invite link does not ask for it
@@ -301,6 +302,7 @@ async def test_when_discord_refuses_to_add_members_to_the_bots_threads_the_group
     log = await use_channel(discord_server, world, "log", "mod-log")
     await profiles_and_join(discord_server, members)
     discord_server.expected_pings.update(m.id for m in members)
+    discord_server.fault("PUT", r"/channels/\d+/thread-members/\d+", 403, times=100)
     await ask(discord_server, world.admin, "rounds run")
     everyone = {m.id for m in members}
     await discord_server.wait_until(
