@@ -46,10 +46,17 @@ SELECT guild_id FROM (
 ) AS due GROUP BY guild_id ORDER BY MIN(due_at), guild_id
 """
 _CLAIMABLE = "((state = 'pending' AND due_at <= ?) OR (state = 'running' AND lease_until < ?))"
+# The earliest of two candidates, each the first of its kind in its index's order: a server's earliest due job
+# (outbox_guild_due, read in order: no sort) and its earliest job whose lease ran out. (One query with the two
+# conditions OR-ed sorted all the server's due jobs for each claim: 8 ms a claim with a round's 46,000 waiting.)
 CLAIM_NEXT = f"""
 UPDATE outbox SET state = 'running', claimed_by = ?, lease_until = ?, attempts = attempts + 1
-WHERE id = (SELECT id FROM outbox WHERE guild_id = ? AND {_CLAIMABLE}
-            ORDER BY due_at, id LIMIT 1{{skip_locked}})
+WHERE id = (SELECT id FROM outbox WHERE id IN (
+                (SELECT id FROM outbox WHERE state = 'pending' AND guild_id = ? AND due_at <= ?
+                 ORDER BY due_at, id LIMIT 1{{skip_locked}}),
+                (SELECT id FROM outbox WHERE state = 'running' AND guild_id = ? AND lease_until < ?
+                 ORDER BY due_at, id LIMIT 1{{skip_locked}}))
+            ORDER BY due_at, id LIMIT 1)
   AND {_CLAIMABLE}
 RETURNING {_COLUMNS}
 """
@@ -142,7 +149,8 @@ class OutboxStore:
         lapsed = to_text(expired) if expired is not None else _NEVER
         until = to_text(lease) if lease is not None else None
         async with self._storage.transaction() as tx:
-            row = await tx.fetch_one(self._claim, (owner, until, guild_id, to_text(now), lapsed, to_text(now), lapsed))
+            row = await tx.fetch_one(self._claim, (owner, until, guild_id, to_text(now), guild_id, lapsed,
+                                                   to_text(now), lapsed))
         return None if row is None else _job(row)
 
     async def renew(self, owner: str, job_ids: Iterable[int], lease: datetime) -> set[int]:

@@ -54,6 +54,23 @@ async def test_a_claim_takes_one_servers_earliest_due_job(storage: Storage) -> N
     assert mine is not None and mine.id == other.id
 
 
+async def test_a_claim_takes_a_lapsed_job_and_a_due_one_in_due_order(storage: Storage) -> None:
+    store = OutboxStore(storage)
+    real = NOW + timedelta(days=3)
+    lease = real + timedelta(seconds=60)
+    early = await enqueue(storage, "early", NOW - timedelta(minutes=3))
+    held = await enqueue(storage, "held", NOW - timedelta(minutes=2))
+    late = await enqueue(storage, "late", NOW - timedelta(minutes=1))
+    # Another owner holds the two earliest and dies; its leases run out.
+    assert [job.id for job in [await store.claim_next("dead", NOW, 1, lease=lease, expired=real)
+                               for _ in range(2)] if job] == [early.id, held.id]
+    assert await store.complete(early.id, NOW, "dead")
+    lapsed = lease + timedelta(seconds=1)
+    taken = [await store.claim_next("b", NOW, 1, lease=lapsed + timedelta(seconds=60), expired=lapsed)
+             for _ in range(3)]
+    assert [job.id if job else None for job in taken] == [held.id, late.id, None]
+
+
 async def test_the_servers_with_due_work_longest_waiting_first(storage: Storage) -> None:
     store = OutboxStore(storage)
     await enqueue(storage, "a:1", NOW - timedelta(minutes=1), guild=1)
