@@ -50,6 +50,14 @@ class Job:
     created_at: datetime
 
 
+@dataclass(frozen=True)
+class Claim:
+    """A job just claimed, and whether its server had another job due then (so its turn comes round again)."""
+
+    job: Job
+    more_due: bool
+
+
 class RetryLater(Exception):
     """Raised by a handler when the work cannot be done now for a reason admins can fix
     (a channel gone, a permission missing): the job is kept and tried again later."""

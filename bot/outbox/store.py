@@ -23,7 +23,7 @@ from types import MappingProxyType
 from typing import Any
 
 from bot.clock import from_text, to_text
-from bot.outbox.model import Failure, Job, JobState, NewJob
+from bot.outbox.model import Claim, Failure, Job, JobState, NewJob
 from bot.shards import EVERY, Shards
 from bot.storage import Row, Storage, Transaction
 
@@ -58,7 +58,9 @@ WHERE id = (SELECT id FROM outbox WHERE id IN (
                  ORDER BY due_at, id LIMIT 1{{skip_locked}}))
             ORDER BY due_at, id LIMIT 1)
   AND {_CLAIMABLE}
-RETURNING {_COLUMNS}
+RETURNING {_COLUMNS},
+    EXISTS (SELECT 1 FROM outbox AS later WHERE later.state = 'pending' AND later.guild_id = outbox.guild_id
+                                            AND later.due_at <= ? AND later.id <> outbox.id) AS more_due
 """
 RENEW = """
 UPDATE outbox SET lease_until = ? WHERE state = 'running' AND claimed_by = ? AND id IN ({ids}) RETURNING id
@@ -146,12 +148,18 @@ class OutboxStore:
         """A server's earliest claimable job (by due time, then id): due and waiting, or running with a lease
         that ran out before ``expired`` (real time). Now held by ``owner`` until ``lease``; None when there is
         none."""
+        claim = await self.claim(owner, now, guild_id, lease=lease, expired=expired)
+        return None if claim is None else claim.job
+
+    async def claim(self, owner: str, now: datetime, guild_id: int, *, lease: datetime | None = None,
+                    expired: datetime | None = None) -> Claim | None:
+        """``claim_next``, and whether the server had another job due and waiting then."""
         lapsed = to_text(expired) if expired is not None else _NEVER
         until = to_text(lease) if lease is not None else None
         async with self._storage.transaction() as tx:
             row = await tx.fetch_one(self._claim, (owner, until, guild_id, to_text(now), guild_id, lapsed,
-                                                   to_text(now), lapsed))
-        return None if row is None else _job(row)
+                                                   to_text(now), lapsed, to_text(now)))
+        return None if row is None else Claim(_job(row), bool(row["more_due"]))
 
     async def renew(self, owner: str, job_ids: Iterable[int], lease: datetime) -> set[int]:
         """Hold ``owner``'s running jobs until ``lease``; the ids it still holds (one missing was taken by

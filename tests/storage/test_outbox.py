@@ -71,6 +71,18 @@ async def test_a_claim_takes_a_lapsed_job_and_a_due_one_in_due_order(storage: St
     assert [job.id if job else None for job in taken] == [held.id, late.id, None]
 
 
+async def test_a_claim_says_whether_its_server_has_another_job_due(storage: Storage) -> None:
+    store = OutboxStore(storage)
+    await enqueue(storage, "a:1", NOW - timedelta(minutes=2), guild=1)
+    await enqueue(storage, "a:2", NOW - timedelta(minutes=1), guild=1)
+    await enqueue(storage, "a:later", NOW + timedelta(minutes=1), guild=1)
+    await enqueue(storage, "b:1", NOW, guild=2)
+    claims = [await store.claim("main", NOW, 1) for _ in range(3)]
+    assert [(c.job.dedupe_key, c.more_due) if c else None for c in claims] == [("a:1", True), ("a:2", False), None]
+    claim = await store.claim("main", NOW, 2)
+    assert claim is not None and (claim.job.dedupe_key, claim.more_due) == ("b:1", False)
+
+
 async def test_the_servers_with_due_work_longest_waiting_first(storage: Storage) -> None:
     store = OutboxStore(storage)
     await enqueue(storage, "a:1", NOW - timedelta(minutes=1), guild=1)
