@@ -301,8 +301,8 @@ class Rounds(commands.Cog):
             # The threads the bot sees (those it cannot see only make Discord refuse sooner: 160006).
             active = len(await guild.active_threads())
             log.debug("Round %s: %d active threads seen in guild %s (%s)", round_id, active, guild.id, channel.id)
-        started = await self.bot.matching.begin_delivery(guild.id, round_id,
-                                                         frozenset(member.id for member in guild.members), active)
+        started = await self.bot.matching.begin_delivery(guild.id, round_id, (member.id for member in guild.members),
+                                                         active)
         if started is not None:
             log.info("Round %s in guild %s: room for %d threads; %d groups by thread, %d by DM; %d ended, "
                      "%d moved, %d alone after departures", round_id, guild.id, started.room, started.threads,

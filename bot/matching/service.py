@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from array import array
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Coroutine, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
@@ -222,7 +223,7 @@ class DeliveryOrder:
     guild_id: int
     round_id: int
     now: datetime
-    present: frozenset[int]      # the server's members now
+    present: array[int]   # the server's members now, 8 bytes each (a frozenset of 100,000 ids is 4 MB, pickled too)
     active_threads: int | None
 
 
@@ -280,7 +281,8 @@ def _pauses(pool: Pool, now: datetime) -> dict[int, datetime]:
 async def begin_delivery(order: DeliveryOrder) -> DeliveryStart | None:
     """In the round worker's process: ``MatchService.begin_delivery`` on a connection of its own."""
     async with _working(order.database, order.now) as service:
-        return await service._begin_delivery(order.guild_id, order.round_id, order.present, order.active_threads)
+        return await service._begin_delivery(order.guild_id, order.round_id, frozenset(order.present),
+                                             order.active_threads)
 
 
 @asynccontextmanager
@@ -1127,7 +1129,7 @@ class MatchService:
 
     # -- delivering a round (decisions in bot/matching/delivery.py; the cog carries them out)
 
-    async def begin_delivery(self, guild_id: int, round_id: int, present: Collection[int],
+    async def begin_delivery(self, guild_id: int, round_id: int, present: Iterable[int],
                              active_threads: int | None) -> DeliveryStart | None:
         """Choose how each group of the round is introduced, once, and queue the groups' jobs (in the
         worker when there is one: a round of 100,000 members has some 50,000 groups to read and write).
@@ -1137,10 +1139,11 @@ class MatchService:
         out; a member left alone joins another pair of the round where the rule allows, else is told. None
         when the round's delivery had begun already."""
         if self._worker is None:
-            started = await self._begin_delivery(guild_id, round_id, present, active_threads)
+            started = await self._begin_delivery(guild_id, round_id, frozenset(present), active_threads)
         else:
+            # The set the round's members are looked up in is made in the worker: here, the ids are only read.
             order = DeliveryOrder(self.store.storage.target, guild_id, round_id, self._clock.now(),
-                                  frozenset(present), active_threads)
+                                  array("q", present), active_threads)
             started = await self._worker.run(begin_delivery, order)
         if started is not None and (started.moved or started.left):
             self.history_changed(guild_id)
