@@ -54,6 +54,7 @@ from bot.threads import (
     add_members,
     archive_thread,
     find_thread,
+    forget_rate_limits,
     introduce,
     matches_channel,
     sent_marked,
@@ -483,6 +484,7 @@ class Rounds(commands.Cog):
         except discord.Forbidden as exc:
             log.info("Could not DM member %s of group %s (%s)", member.id, group.id, exc.code)
             return False
+        forget_rate_limits(self.bot, dm.id)
         return True
 
     async def _problem(self, guild: discord.Guild, round_id: int, key: str, **params: Any) -> None:
@@ -546,6 +548,7 @@ class Rounds(commands.Cog):
                 if not (retry and await sent_with(dm, guild.me.id, button)):
                     await dm.send(mine(Text("match.follow_up.question_dm", server=shorten(guild.name, 60))),
                                   view=_follow_up_view(mine, group.id))
+                    forget_rate_limits(self.bot, dm.id)
             except discord.Forbidden as exc:
                 log.info("Could not DM the follow-up to member %s (%s)", user_id, exc.code)
         await self.bot.matching.followed_up(group.id)

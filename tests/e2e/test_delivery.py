@@ -114,6 +114,11 @@ async def test_with_room_for_three_threads_the_other_pairs_are_introduced_by_dm_
         return [m for m in discord_server.dms(member.user) if any(":met" in c for c in m.custom_ids)]
 
     await discord_server.wait_until(lambda: all(asked(m) for m in by_dm), 20, "the follow-ups by DM")
+    # Neither the introductions nor the follow-ups by DM leave discord.py holding a rate limit for each
+    # member's DM channel (for five minutes each, all looked through for each new one: forget_rate_limits).
+    dm_channels = {str(channel.id) for channel in bot_runner.bot.private_channels}
+    assert len(dm_channels) >= 10
+    assert not [key for key in bot_runner.bot.http._buckets if key.rpartition(":")[2] in dm_channels]
     question = asked(by_dm[0])[0]
     thanks = await (await discord_server.click(by_dm[0], question, question.custom_ids[0])).reply()
     assert thanks.ephemeral
