@@ -70,7 +70,6 @@ from bot.matching.model import (
     StoredSnapshot,
     Suggestion,
 )
-from bot.matching.pairing import plan_round
 from bot.matching.score import in_own_words, reasons
 from bot.matching.store import MatchStore
 from bot.matching.terms import phrases
@@ -128,6 +127,7 @@ Planner = Callable[[Sequence[Candidate], History], Awaitable[RoundPlan]]
 
 async def plan_in_thread(candidates: Sequence[Candidate], history: History) -> RoundPlan:
     """The round planned in a thread of this process (tests of the service, benchmarks of the store)."""
+    from bot.matching.pairing import plan_round  # numba with it: see bot/matching/worker.py, _planned
     return await asyncio.to_thread(plan_round, candidates, history)
 
 
@@ -299,6 +299,7 @@ async def _working(database: str | Path, now: datetime) -> AsyncIterator[MatchSe
 async def plan_here(candidates: Sequence[Candidate], history: History) -> RoundPlan:
     """The round planned right here, holding the event loop: only where nothing else waits on that loop
     (the round worker's process)."""
+    from bot.matching.pairing import plan_round  # numba with it: see bot/matching/worker.py, _planned
     return plan_round(candidates, history)
 
 

@@ -54,7 +54,6 @@ import numpy as np
 
 from bot.matching.index import MatchIndex
 from bot.matching.model import Candidate, Group, History, LeftOut, RoundPlan
-from bot.matching.pairing import plan_round
 from bot.matching.slots import Links, history_links, linked_history
 
 log = logging.getLogger(__name__)
@@ -393,6 +392,9 @@ def _plan_in_worker(packed: PackedPool) -> _Plan:
 
 
 def _planned(packed: PackedPool) -> _Plan:
+    # Imported where rounds are planned, not where this module is: the pairing's kernels bring numba and
+    # LLVM, 58 MB of the bot's memory and a second of its start, which the bot's own process never uses.
+    from bot.matching.pairing import plan_round
     plan = plan_round(*unpack_pool(packed))
     names = [each.name for each in fields(Group)]
     return _Plan(groups=_pickled(tuple(getattr(group, name) for name in names) for group in plan.groups),

@@ -8,6 +8,8 @@ from __future__ import annotations
 import ast
 import importlib
 import pkgutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -63,3 +65,14 @@ def test_a_cog_never_imports_another_cog(path: Path) -> None:
         elif isinstance(node, ast.ImportFrom) and (node.level > 0 or (node.module or "").split(".")[0] == "cogs"):
             cogs.add("." * node.level + (node.module or ""))
     assert cogs == set(), f"{path.name} imports {sorted(cogs)}"
+
+
+def test_the_bots_own_process_never_loads_numba() -> None:
+    """Rounds are planned in the round worker's process (bot/matching/worker.py): the bot and its cogs import
+    the pairing, and with it numba and LLVM (58 MB of the bot's memory), only where a round is planned."""
+    modules = ["bot.__main__", "bot.client", *(f"cogs.{path.stem}" for path in sorted(COGS.glob("*.py")))]
+    code = (f"import importlib, sys\nfor name in {modules!r}: importlib.import_module(name)\n"
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'numba', 'llvmlite'}))")
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           cwd=BOT.parent)
+    assert found.stdout.strip() == "[]", found.stdout
