@@ -291,4 +291,5 @@ async def introduce_by_dm(bot: KakehashiBot, guild: discord.Guild, member: disco
     except discord.Forbidden as exc:
         log.info("Could not DM member %s in guild %s an introduction (%s)", member.id, guild.id, exc.code)
         return False
+    forget_rate_limits(bot, dm.id)
     return True

@@ -48,7 +48,7 @@ from bot.matching.model import (
     LeftOut,
 )
 from bot.outbox.model import Job, RetryLater
-from bot.posting import card_embed, discord_error, member_localizer, post_to_log, server_localizer
+from bot.posting import discord_error, member_localizer, post_to_log, server_localizer
 from bot.threads import (
     EMBED_COLOR,
     add_members,
@@ -56,8 +56,8 @@ from bot.threads import (
     find_thread,
     forget_rate_limits,
     introduce,
+    introduce_by_dm,
     matches_channel,
-    sent_marked,
     sent_with,
     start_thread,
     tell,
@@ -457,35 +457,11 @@ class Rounds(commands.Cog):
 
     async def _dm_intro(self, guild: discord.Guild, group: GroupRecord, member: discord.Member,
                         members: list[discord.Member], *, retry: bool) -> bool:
-        """The introduction by DM: the others' cards, their mentions (so the member can write to them) and a
-        question to start, ending with the group's marker, by which a retry finds it. False when Discord
-        refuses the DM (closed DMs)."""
-        settings = await self.bot.guild_config.settings(guild.id)
-        localize = await member_localizer(self.bot, guild, settings, member.id)
+        """The group's introduction by DM (``introduce_by_dm``), ending with the group's marker, by which a
+        retry finds it. False when Discord refuses the DM (closed DMs)."""
         others = [m for m in members if m.id != member.id]
-        embeds = []
-        for other in others:
-            profile = await self.bot.intros.profile(guild.id, other.id)
-            if profile is not None:
-                embeds.append(card_embed(localize, profile, viewer_id=None, introduced=True))
-        marker = GROUP_MARKER.format(id=group.id)
-        lines = [localize(Text("match.delivery.dm_hello", server=shorten(guild.name, 60),
-                               members=[f"{o.mention} ({shorten(o.display_name, 60)})" for o in others]))]
-        starter = self.bot.prompts.starter(localize.language, group.id)
-        if starter:
-            lines.append(localize(Text("match.intro.starter", question=starter)))
-        lines.append(f"-# Kakehashi {marker}")
-        try:
-            dm = await member.create_dm()
-            if retry and await sent_marked(dm, guild.me.id, marker):
-                return True
-            # Mentions show who the others are; in a DM they ping nobody.
-            await dm.send("\n\n".join(lines), embeds=embeds[:10], allowed_mentions=discord.AllowedMentions.none())
-        except discord.Forbidden as exc:
-            log.info("Could not DM member %s of group %s (%s)", member.id, group.id, exc.code)
-            return False
-        forget_rate_limits(self.bot, dm.id)
-        return True
+        return await introduce_by_dm(self.bot, guild, member, others, hello="match.delivery.dm_hello", seed=group.id,
+                                     marker=GROUP_MARKER.format(id=group.id), retry=retry)
 
     async def _problem(self, guild: discord.Guild, round_id: int, key: str, **params: Any) -> None:
         """Tell the server's admins in the log channel what stops delivery and how to fix it, once a round."""
