@@ -610,10 +610,13 @@ class MatchService:
         return built
 
     async def keep_snapshots(self, every: float = 300.0) -> None:
-        """``renew_snapshots`` every ``every`` seconds, forever."""
+        """``renew_snapshots`` every ``every`` seconds, forever (a failure is logged, and tried again then)."""
         while True:
             await asyncio.sleep(every)
-            await self.renew_snapshots()
+            try:
+                await self.renew_snapshots()
+            except Exception:
+                log.exception("Could not look at the stored suggestion indexes; trying again in %.0f s", every)
 
     async def renew_snapshots(self) -> int:
         """Build again in the worker (and so store again) the index of each large server held whose stored one
