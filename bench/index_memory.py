@@ -41,7 +41,7 @@ from types import MappingProxyType
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.matching import community
+from bench.matching import community, latency
 from bot.matching.index import MatchIndex, PreparedHistory
 from bot.matching.model import Candidate, History
 from bot.matching.worker import PackedIndex, pack_index, pack_pool, unpack_index, unpack_pool
@@ -92,20 +92,6 @@ def longest_hold(work: threading.Thread) -> float:
         worst = max(worst, time.perf_counter() - before - 0.001)
     work.join()
     return worst
-
-
-def latency(index: MatchIndex, users: list[int], queries: int, seed: int) -> tuple[float, float]:
-    rng = random.Random(seed)
-    askers = [rng.choice(users) for _ in range(queries + 200)]
-    for user in askers[:200]:
-        index.suggest(user)
-    times = []
-    for user in askers[200:]:
-        started = time.perf_counter()
-        index.suggest(user)
-        times.append(time.perf_counter() - started)
-    times.sort()
-    return times[len(times) // 2], times[min(len(times) - 1, int(len(times) * 0.99))]
 
 
 def edits(index: MatchIndex, n: int, seed: int, count: int = 2000) -> tuple[float, float]:

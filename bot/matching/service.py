@@ -602,6 +602,9 @@ class MatchService:
         bot is not in are let go. Smaller servers are built on their first use, at once. How many were built."""
         for guild_id in [guild for guild in self._indexes if not present(guild)]:
             del self._indexes[guild_id]
+            self._pauses.pop(guild_id, None)
+            self._history_stale.discard(guild_id)
+            self._history_due.pop(guild_id, None)
         built = 0
         for guild_id in await self._intros.large_servers(READ_IN_WORKER_FROM, shards):
             if present(guild_id) and guild_id not in self._indexes:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 import pytest
 
@@ -45,9 +46,12 @@ def closed_after_adds(server: FakeDiscord, thread: Channel) -> bool:
     return bool(adds) and len(closes) == 1 and max(adds) < closes[0]
 
 
-async def round_of_six(server: FakeDiscord, world: World, bot_runner: BotRunner) -> tuple[list[Member], Channel]:
-    """Six members of six companies in the rounds, a round run, and every one of them introduced."""
+async def round_of_six(server: FakeDiscord, world: World, bot_runner: BotRunner,
+                       prepare: Callable[[list[Member]], None] = lambda _: None) -> tuple[list[Member], Channel]:
+    """Six members of six companies in the rounds (``prepare`` sees them before the bot starts), a round run,
+    and every one of them introduced."""
     members = await joined_community(server, world, 6)
+    prepare(members)
     await bot_runner.start()
     matches = await use_channel(server, world, "matches", "matches")
     await profiles_and_join(server, members)
@@ -142,19 +146,10 @@ async def test_a_refused_close_leaves_the_threads_open_is_logged_once_for_the_se
 async def test_a_member_discord_will_not_add_to_a_round_thread_is_introduced_by_dm(
         discord_server: FakeDiscord, world: World, bot_runner: BotRunner) -> None:
     as_invited(discord_server, world, strict=True)
-    members = await joined_community(discord_server, world, 6)
+    members, matches = await round_of_six(
+        discord_server, world, bot_runner,
+        lambda members: discord_server.fault("PUT", rf"/channels/\d+/thread-members/{members[0].id}", 403, times=10))
     outsider = members[0]
-    discord_server.fault("PUT", rf"/channels/\d+/thread-members/{outsider.id}", 403, times=10)
-    await bot_runner.start()
-    matches = await use_channel(discord_server, world, "matches", "matches")
-    await profiles_and_join(discord_server, members)
-    discord_server.expected_pings.update(m.id for m in members)
-    await ask(discord_server, world.admin, "rounds run")
-    everyone = {m.id for m in members}
-    await discord_server.wait_until(
-        lambda: {u for u, got in introduced(discord_server, matches, members).items() if got} == everyone, 30,
-        "every member introduced")
-    await asyncio.sleep(0.5)
     got = introduced(discord_server, matches, members)
     assert all(len(ways) == 1 for ways in got.values()), got
     assert got[outsider.id][0].startswith("dm:")
