@@ -164,8 +164,11 @@ class Outbox:
             lapse = await self.store.next_lapse(self._owner, shards=self._shards)
             if lapse is not None:
                 delay = max(0.0, min(delay, (lapse - self._lease_clock.now()).total_seconds() + 0.05))
+        # asyncio.timeout, not wait_for: on Python 3.11, wait_for swallows a cancellation that comes as the
+        # event is set, and this loop would then never end (a bot closing waited for it forever).
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), delay)
+            async with asyncio.timeout(delay):
+                await self._wake.wait()
 
     async def run_due(self) -> int:
         """One pass: the tickers, then the due jobs, server by server in turn, until none is due and none is
@@ -344,4 +347,5 @@ class Outbox:
                 return job
             async with self._finished:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._finished.wait(), min(remaining, 0.5))
+                    async with asyncio.timeout(min(remaining, 0.5)):   # not wait_for: see _sleep
+                        await self._finished.wait()

@@ -276,3 +276,18 @@ def test_retry_delays_grow_to_six_hours() -> None:
     assert [retry_delay(n) for n in (1, 2, 3)] == [timedelta(minutes=1), timedelta(minutes=5),
                                                   timedelta(minutes=25)]
     assert retry_delay(50) == timedelta(hours=6)
+
+
+async def test_the_runner_stops_when_cancelled_as_it_is_woken(storage: Storage) -> None:
+    """A bot closing cancels the runner; a kick that comes at the same moment (a job added) must not swallow
+    the cancellation. (With asyncio.wait_for on Python 3.11 it did, and the runner polled on forever: the
+    teardown hang tests/conftest.py's watchdog caught in test_departures.)"""
+    outbox = Outbox(FakeClock(NOW), poll_seconds=30.0)
+    await outbox.start(OutboxStore(storage))
+    for _ in range(20):
+        runner = asyncio.create_task(outbox.run_forever())
+        await asyncio.sleep(0.05)   # asleep, waiting for work
+        outbox.kick()
+        runner.cancel()
+        done, _ = await asyncio.wait({runner}, timeout=2.0)
+        assert done == {runner} and runner.cancelled()
